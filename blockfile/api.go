@@ -77,6 +77,9 @@ type Options struct {
 	// after the first unflushed write (the tail of a growing log), so a crash
 	// of the process loses at most that much unsynced data.
 	FlushInterval time.Duration
+	// Workers bounds how many blocks this File compresses or inflates at
+	// once (0: runtime.GOMAXPROCS).
+	Workers int
 	// Logger receives index rebuilds, journal replays and corrupt blocks.
 	// Nil: slog.Default().
 	Logger *slog.Logger
