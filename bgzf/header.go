@@ -1,0 +1,86 @@
+package bgzf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Sizes of the fixed parts of a member.
+const (
+	HeaderSize    = 18    // header with XLEN 6 and the BC subfield, as written here
+	TrailerSize   = 8     // CRC32 and ISIZE
+	MinMemberSize = 28    // an empty member with a 2-byte terminator
+	MaxMemberSize = 65536 // BSIZE is a uint16 holding size-1
+	MaxBlockData  = 65536 // the most uncompressed bytes one member may hold
+	minTerminator = 2
+)
+
+// ErrFormat is wrapped by every error about malformed member bytes.
+var ErrFormat = errors.New("bgzf: malformed member")
+
+// EOFMember is the empty member htslib appends to mark the end of a file.
+var EOFMember = []byte{
+	0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff, 0x06, 0, 0x42, 0x43, 0x02, 0,
+	0x1b, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+}
+
+// Header is what the fixed-size start of a member tells without inflating.
+type Header struct {
+	Size       int // whole member size in bytes (BSIZE+1)
+	HeaderSize int // bytes before the deflate data (12 + XLEN)
+}
+
+// ParseHeader parses the member header at the start of b. b must hold the
+// whole header (HeaderSize bytes suffice for members with XLEN 6; callers
+// with a longer XLEN get an error asking for more via NeedHeaderBytes).
+func ParseHeader(b []byte) (Header, error) {
+	if len(b) < 12 {
+		return Header{}, fmt.Errorf("%w: short header (%d bytes)", ErrFormat, len(b))
+	}
+	if b[0] != 0x1f || b[1] != 0x8b {
+		return Header{}, fmt.Errorf("%w: not gzip (magic %02x %02x)", ErrFormat, b[0], b[1])
+	}
+	if b[2] != 8 {
+		return Header{}, fmt.Errorf("%w: compression method %d is not deflate", ErrFormat, b[2])
+	}
+	if b[3]&4 == 0 {
+		return Header{}, fmt.Errorf("%w: gzip member without extra field (not BGZF)", ErrFormat)
+	}
+	xlen := int(binary.LittleEndian.Uint16(b[10:12]))
+	hsize := 12 + xlen
+	if len(b) < hsize {
+		return Header{}, fmt.Errorf("%w: header needs %d bytes, have %d", ErrFormat, hsize, len(b))
+	}
+	extra := b[12:hsize]
+	for len(extra) >= 4 {
+		slen := int(binary.LittleEndian.Uint16(extra[2:4]))
+		if 4+slen > len(extra) {
+			break
+		}
+		if extra[0] == 'B' && extra[1] == 'C' && slen == 2 {
+			size := int(binary.LittleEndian.Uint16(extra[4:6])) + 1
+			if size < hsize+TrailerSize {
+				return Header{}, fmt.Errorf("%w: BSIZE %d too small", ErrFormat, size-1)
+			}
+			return Header{Size: size, HeaderSize: hsize}, nil
+		}
+		extra = extra[4+slen:]
+	}
+	return Header{}, fmt.Errorf("%w: no BC subfield (not BGZF)", ErrFormat)
+}
+
+// IsGzip reports whether b starts with the gzip magic.
+func IsGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
+
+// putHeader writes the 18-byte BGZF header for a member of size bytes.
+func putHeader(dst []byte, size int) {
+	copy(dst, []byte{0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff, 0x06, 0, 'B', 'C', 0x02, 0})
+	binary.LittleEndian.PutUint16(dst[16:18], uint16(size-1))
+}
+
+// Trailer returns the CRC32 and ISIZE of a whole member.
+func Trailer(member []byte) (crc uint32, isize uint32) {
+	n := len(member)
+	return binary.LittleEndian.Uint32(member[n-8:]), binary.LittleEndian.Uint32(member[n-4:])
+}
