@@ -1,0 +1,376 @@
+// Package blockindex is the seek index of one gzfs file: a small sidecar
+// file, mapped into memory with mmap, that maps a block number to where its
+// member lives in the backing file and which uncompressed bytes it holds.
+//
+// Layout (little-endian), format version 1:
+//
+//	header, 128 bytes:
+//	  0  magic "GZFSIDX1"
+//	  8  version uint32 (1)
+//	 12  record size uint32 (32)
+//	 16  block size uint32: uncompressed bytes of every block but the last
+//	 20  flags uint32: bit 0 = uniform (block i starts at i*block size)
+//	 24  record count uint64
+//	 32  logical (uncompressed) size uint64
+//	 40  backing file size uint64
+//	 48  tail check uint64: the last 8 bytes (CRC32, ISIZE) of the backing file
+//	 56  backing inode uint64
+//	 64  reserved
+//	124  CRC32 of bytes 0..123
+//	record i at 128 + 32*i:
+//	  0  backing offset uint64
+//	  8  logical offset uint64
+//	 16  member size uint32
+//	 20  uncompressed length uint32
+//	 24  terminator length uint32 (0: unknown)
+//	 28  CRC32 of bytes 0..27 of the record and of i
+//
+// Lookup is O(1) arithmetic for uniform files and a binary search over the
+// mapped records otherwise; nothing on the Go heap grows with the file. The
+// index is a cache: Open refuses anything that does not check out, and the
+// caller rebuilds it from the BGZF headers.
+//
+// An Index is not safe for concurrent use: callers serialize mutations with
+// reads (gzfs's engine holds its file lock in write mode to mutate).
+package blockindex
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Format constants.
+const (
+	Magic      = "GZFSIDX1"
+	Version    = 1
+	HeaderSize = 128
+	RecordSize = 32
+	minRecords = 1024    // first mapping: 32 KiB of records
+	maxGrowth  = 1 << 21 // grow by at most this many records (64 MiB) at once
+	flagUnif   = 1 << 0
+	crcOffset  = 124
+)
+
+// ErrInvalid is wrapped by every reason Open refuses an index file.
+var ErrInvalid = errors.New("index invalid")
+
+// Record describes one block.
+type Record struct {
+	Offset  int64  // where the member starts in the backing file
+	Logical int64  // first uncompressed byte of the block
+	Size    uint32 // member size in bytes
+	Length  uint32 // uncompressed bytes in the block
+	TermLen uint32 // length of the member's terminator; 0 if unknown
+}
+
+// End returns the backing offset just past the member.
+func (r Record) End() int64 { return r.Offset + int64(r.Size) }
+
+// LogicalEnd returns the logical offset just past the block.
+func (r Record) LogicalEnd() int64 { return r.Logical + int64(r.Length) }
+
+// Index is an open, mapped index file.
+type Index struct {
+	f   *os.File
+	mem []byte
+}
+
+// Create makes a new empty index at path (replacing any file there) for the
+// backing inode ino with the given block size.
+func Create(path string, ino uint64, blockSize int) (*Index, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create index: %w", err)
+	}
+	x := &Index{f: f}
+	if err := x.remap(minRecords); err != nil {
+		f.Close()
+		return nil, err
+	}
+	copy(x.mem, Magic)
+	x.put32(8, Version)
+	x.put32(12, RecordSize)
+	x.put32(16, uint32(blockSize))
+	x.put32(20, flagUnif)
+	x.put64(56, ino)
+	x.seal()
+	return x, nil
+}
+
+// Open maps the index at path and checks its header against the backing
+// inode ino. Any mismatch gives an error wrapping ErrInvalid (or
+// os.ErrNotExist): the caller rebuilds the index.
+func Open(path string, ino uint64, readOnly bool) (*Index, error) {
+	flag := os.O_RDWR
+	if readOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	x, err := openFile(f, ino, readOnly)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return x, nil
+}
+
+func openFile(f *os.File, ino uint64, readOnly bool) (*Index, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat index: %w", err)
+	}
+	if st.Size() < HeaderSize || (st.Size()-HeaderSize)%RecordSize != 0 {
+		return nil, fmt.Errorf("%w: size %d", ErrInvalid, st.Size())
+	}
+	prot := unix.PROT_READ
+	if !readOnly {
+		prot |= unix.PROT_WRITE
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), prot, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap index: %w", err)
+	}
+	x := &Index{f: f, mem: mem}
+	if err := x.check(ino); err != nil {
+		unix.Munmap(mem)
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *Index) check(ino uint64) error {
+	switch {
+	case string(x.mem[:8]) != Magic:
+		return fmt.Errorf("%w: bad magic", ErrInvalid)
+	case x.get32(8) != Version:
+		return fmt.Errorf("%w: version %d", ErrInvalid, x.get32(8))
+	case x.get32(12) != RecordSize:
+		return fmt.Errorf("%w: record size %d", ErrInvalid, x.get32(12))
+	case crc32.ChecksumIEEE(x.mem[:crcOffset]) != x.get32(crcOffset):
+		return fmt.Errorf("%w: header checksum", ErrInvalid)
+	case x.get64(56) != ino:
+		return fmt.Errorf("%w: made for inode %d, not %d", ErrInvalid, x.get64(56), ino)
+	case x.get32(16) == 0:
+		return fmt.Errorf("%w: block size 0", ErrInvalid)
+	case x.Len() > x.capacity():
+		return fmt.Errorf("%w: %d records in room for %d", ErrInvalid, x.Len(), x.capacity())
+	}
+	return nil
+}
+
+func (x *Index) get32(off int) uint32    { return binary.LittleEndian.Uint32(x.mem[off:]) }
+func (x *Index) get64(off int) uint64    { return binary.LittleEndian.Uint64(x.mem[off:]) }
+func (x *Index) put32(off int, v uint32) { binary.LittleEndian.PutUint32(x.mem[off:], v) }
+func (x *Index) put64(off int, v uint64) { binary.LittleEndian.PutUint64(x.mem[off:], v) }
+
+// seal recomputes the header checksum after a header change.
+func (x *Index) seal() { x.put32(crcOffset, crc32.ChecksumIEEE(x.mem[:crcOffset])) }
+
+func (x *Index) capacity() int64 { return int64(len(x.mem)-HeaderSize) / RecordSize }
+
+// remap grows the file to hold n records and maps it again.
+func (x *Index) remap(n int64) error {
+	size := HeaderSize + n*RecordSize
+	if err := x.f.Truncate(size); err != nil {
+		return fmt.Errorf("grow index: %w", err)
+	}
+	if x.mem != nil {
+		if err := unix.Munmap(x.mem); err != nil {
+			return fmt.Errorf("unmap index: %w", err)
+		}
+		x.mem = nil
+	}
+	mem, err := unix.Mmap(int(x.f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap index: %w", err)
+	}
+	x.mem = mem
+	return nil
+}
+
+// BlockSize returns the nominal uncompressed size of a block.
+func (x *Index) BlockSize() int { return int(x.get32(16)) }
+
+// SetBlockSize changes the block size; only valid while the index is empty.
+func (x *Index) SetBlockSize(b int) {
+	x.put32(16, uint32(b))
+	x.seal()
+}
+
+// Uniform reports whether every block but the last holds BlockSize bytes, so
+// that block i starts at i*BlockSize.
+func (x *Index) Uniform() bool { return x.get32(20)&flagUnif != 0 }
+
+// Len returns the number of records.
+func (x *Index) Len() int64 { return int64(x.get64(24)) }
+
+// LogicalSize returns the uncompressed size recorded in the header.
+func (x *Index) LogicalSize() int64 { return int64(x.get64(32)) }
+
+// BackingSize returns the backing file size recorded in the header.
+func (x *Index) BackingSize() int64 { return int64(x.get64(40)) }
+
+// Tail returns the tail check recorded in the header.
+func (x *Index) Tail() uint64 { return x.get64(48) }
+
+// SetState records the sizes and tail check after a change of the backing
+// file. Write the records first.
+func (x *Index) SetState(logical, backing int64, tail uint64) {
+	x.put64(32, uint64(logical))
+	x.put64(40, uint64(backing))
+	x.put64(48, tail)
+	x.seal()
+}
+
+// At returns record i. A record whose checksum fails gives ErrInvalid.
+func (x *Index) At(i int64) (Record, error) {
+	if i < 0 || i >= x.Len() {
+		return Record{}, fmt.Errorf("index record %d of %d: out of range", i, x.Len())
+	}
+	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
+	if recordCRC(p, i) != binary.LittleEndian.Uint32(p[28:]) {
+		return Record{}, fmt.Errorf("%w: record %d checksum", ErrInvalid, i)
+	}
+	return Record{
+		Offset:  int64(binary.LittleEndian.Uint64(p[0:])),
+		Logical: int64(binary.LittleEndian.Uint64(p[8:])),
+		Size:    binary.LittleEndian.Uint32(p[16:]),
+		Length:  binary.LittleEndian.Uint32(p[20:]),
+		TermLen: binary.LittleEndian.Uint32(p[24:]),
+	}, nil
+}
+
+func recordCRC(p []byte, i int64) uint32 {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(i))
+	return crc32.Update(crc32.ChecksumIEEE(p[:28]), crc32.IEEETable, n[:])
+}
+
+// Set writes record i; i == Len() appends. It keeps the uniform flag true
+// only while every block but the last holds BlockSize bytes.
+func (x *Index) Set(i int64, r Record) error {
+	n := x.Len()
+	if i < 0 || i > n {
+		return fmt.Errorf("index record %d of %d: out of range", i, n)
+	}
+	if i == n && n >= x.capacity() {
+		grow := min(max(n, minRecords), maxGrowth)
+		if err := x.remap(n + grow); err != nil {
+			return err
+		}
+	}
+	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
+	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
+	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
+	binary.LittleEndian.PutUint32(p[16:], r.Size)
+	binary.LittleEndian.PutUint32(p[20:], r.Length)
+	binary.LittleEndian.PutUint32(p[24:], r.TermLen)
+	binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
+	b := int64(x.BlockSize())
+	uniform := x.Uniform() && r.Logical == i*b
+	if i == n {
+		x.put64(24, uint64(n+1))
+		if i > 0 {
+			prev, err := x.At(i - 1)
+			uniform = uniform && err == nil && int64(prev.Length) == b
+		}
+	} else if i < n-1 {
+		uniform = uniform && int64(r.Length) == b
+	}
+	if !uniform && x.Uniform() {
+		x.put32(20, x.get32(20)&^flagUnif)
+	}
+	x.seal()
+	return nil
+}
+
+// Truncate keeps the first n records.
+func (x *Index) Truncate(n int64) {
+	if n < x.Len() {
+		x.put64(24, uint64(n))
+		x.seal()
+	}
+}
+
+// Find returns the number of the block holding logical offset off, which
+// must be below the logical size.
+func (x *Index) Find(off int64) (int64, error) {
+	n := x.Len()
+	if n == 0 || off < 0 {
+		return 0, fmt.Errorf("find offset %d in empty index", off)
+	}
+	if x.Uniform() {
+		return min(off/int64(x.BlockSize()), n-1), nil
+	}
+	lo, hi := int64(0), n-1 // invariant: answer in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		r, err := x.At(mid)
+		if err != nil {
+			return 0, err
+		}
+		if r.Logical <= off {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo, nil
+}
+
+// ExportGZI writes the index in htslib's .gzi layout: the number of entries,
+// then a (compressed offset, uncompressed offset) pair for every block but
+// the first, all uint64 little-endian.
+func (x *Index) ExportGZI(w io.Writer) error {
+	n := x.Len()
+	var buf [16]byte
+	binary.LittleEndian.PutUint64(buf[:8], uint64(max(n-1, 0)))
+	if _, err := w.Write(buf[:8]); err != nil {
+		return fmt.Errorf("write gzi: %w", err)
+	}
+	for i := int64(1); i < n; i++ {
+		r, err := x.At(i)
+		if err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint64(buf[:8], uint64(r.Offset))
+		binary.LittleEndian.PutUint64(buf[8:], uint64(r.Logical))
+		if _, err := w.Write(buf[:]); err != nil {
+			return fmt.Errorf("write gzi: %w", err)
+		}
+	}
+	return nil
+}
+
+// Sync makes the mapped index durable.
+func (x *Index) Sync() error {
+	if err := unix.Msync(x.mem, unix.MS_SYNC); err != nil {
+		return fmt.Errorf("msync index: %w", err)
+	}
+	if err := x.f.Sync(); err != nil {
+		return fmt.Errorf("fsync index: %w", err)
+	}
+	return nil
+}
+
+// Close unmaps and closes the index.
+func (x *Index) Close() error {
+	var err error
+	if x.mem != nil {
+		err = unix.Munmap(x.mem)
+		x.mem = nil
+	}
+	if cerr := x.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,174 @@
+package blockindex
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func fill(t testing.TB, x *Index, n int64, b int64) {
+	t.Helper()
+	for i := int64(0); i < n; i++ {
+		if err := x.Set(i, Record{Offset: i * 1000, Logical: i * b, Size: 1000, Length: uint32(b), TermLen: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCreateSetReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.idx")
+	x, err := Create(path, 42, 61440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, x, 5000, 61440) // forces several remaps
+	x.SetState(5000*61440, 5000*1000, 7)
+	if !x.Uniform() {
+		t.Fatal("uniform index lost its flag")
+	}
+	if err := x.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	y, err := Open(path, 42, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if y.Len() != 5000 || y.LogicalSize() != 5000*61440 || y.BackingSize() != 5000000 || y.Tail() != 7 {
+		t.Fatalf("reopened header: len %d logical %d backing %d tail %d", y.Len(), y.LogicalSize(), y.BackingSize(), y.Tail())
+	}
+	for _, off := range []int64{0, 61439, 61440, 123456789, 5000*61440 - 1} {
+		i, err := y.Find(off)
+		if err != nil || i != off/61440 {
+			t.Fatalf("Find(%d) = %d, %v", off, i, err)
+		}
+		r, err := y.At(i)
+		if err != nil || r.Logical > off || r.LogicalEnd() <= off {
+			t.Fatalf("record %d = %+v, %v", i, r, err)
+		}
+	}
+}
+
+func TestNonUniformBinarySearch(t *testing.T) {
+	x, err := Create(filepath.Join(t.TempDir(), "x.idx"), 1, 65280)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var logical int64
+	lengths := []uint32{100, 65280, 0, 5, 65280, 7}
+	for i, l := range lengths {
+		if err := x.Set(int64(i), Record{Offset: int64(i) * 10, Logical: logical, Size: 10, Length: l}); err != nil {
+			t.Fatal(err)
+		}
+		logical += int64(l)
+	}
+	if x.Uniform() {
+		t.Fatal("irregular blocks marked uniform")
+	}
+	want := map[int64]int64{0: 0, 99: 0, 100: 1, 65379: 1, 65380: 3, 65384: 3, 65385: 4, 130665: 5, 130671: 5}
+	for off, blk := range want {
+		got, err := x.Find(off)
+		if err != nil || got != blk {
+			t.Errorf("Find(%d) = %d, %v; want %d", off, got, err, blk)
+		}
+	}
+}
+
+func TestOpenRejectsDamage(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.idx")
+	x, err := Create(path, 9, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, x, 10, 4096)
+	x.SetState(40960, 10000, 1)
+	x.Close()
+	good, _ := os.ReadFile(path)
+
+	damage := map[string]func([]byte) []byte{
+		"truncated":   func(b []byte) []byte { return b[:HeaderSize+5] },
+		"short":       func(b []byte) []byte { return b[:20] },
+		"magic":       func(b []byte) []byte { b[0] = 'X'; return b },
+		"header byte": func(b []byte) []byte { b[33] ^= 1; return b },
+		"version":     func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 99); return b },
+	}
+	for name, f := range damage {
+		os.WriteFile(path, f(bytes.Clone(good)), 0o644)
+		if y, err := Open(path, 9, false); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Open gave %v", name, err)
+			if y != nil {
+				y.Close()
+			}
+		}
+	}
+	os.WriteFile(path, good, 0o644)
+	if _, err := Open(path, 10, false); !errors.Is(err, ErrInvalid) {
+		t.Errorf("index of another inode accepted: %v", err)
+	}
+	// A garbled record is caught when read.
+	bad := bytes.Clone(good)
+	bad[HeaderSize+3*RecordSize+2] ^= 0xff
+	os.WriteFile(path, bad, 0o644)
+	y, err := Open(path, 9, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if _, err := y.At(3); !errors.Is(err, ErrInvalid) {
+		t.Errorf("garbled record read: %v", err)
+	}
+}
+
+func TestExportGZI(t *testing.T) {
+	x, _ := Create(filepath.Join(t.TempDir(), "x.idx"), 1, 100)
+	defer x.Close()
+	fill(t, x, 3, 100)
+	var buf bytes.Buffer
+	if err := x.ExportGZI(&buf); err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{2, 1000, 100, 2000, 200}
+	for i, w := range want {
+		if got := binary.LittleEndian.Uint64(buf.Bytes()[8*i:]); got != w {
+			t.Fatalf("gzi word %d = %d, want %d", i, got, w)
+		}
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	dir := f.TempDir()
+	seed := filepath.Join(dir, "seed.idx")
+	x, _ := Create(seed, 1, 61440)
+	fill(f, x, 3, 61440)
+	x.SetState(3*61440, 3000, 5)
+	x.Close()
+	b, _ := os.ReadFile(seed)
+	f.Add(b)
+	f.Add(b[:HeaderSize])
+	f.Add([]byte("GZFSIDX1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "f.idx")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		y, err := Open(path, 1, true)
+		if err != nil {
+			return
+		}
+		defer y.Close()
+		for i := int64(0); i < y.Len() && i < 100; i++ {
+			y.At(i) // must not panic
+		}
+		if y.LogicalSize() > 0 && y.Len() > 0 {
+			y.Find(y.LogicalSize() - 1)
+		}
+	})
+}
