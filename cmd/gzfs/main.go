@@ -23,7 +23,13 @@ Run 'gzfs COMMAND --help' for the options of a command.
 
 // commands maps a subcommand name to its entry point; each returns the exit code.
 var commands = map[string]func(args []string) int{
-	"mount": runMount,
+	"mount":  runMount,
+	"pack":   runPack,
+	"unpack": runUnpack,
+	"cat":    runCat,
+	"fsck":   runFsck,
+	"stats":  runStats,
+	"index":  runIndex,
 }
 
 func main() {
@@ -41,5 +47,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gzfs: unknown command %q (try 'gzfs --help')\n", name)
 		os.Exit(2)
 	}
+	handleInterrupts()
 	os.Exit(run(os.Args[2:]))
 }

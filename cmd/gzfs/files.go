@@ -1,0 +1,197 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/gzfs/gzfs/blockfile"
+	"golang.org/x/sys/unix"
+)
+
+// stdio is the operand that means stdin (input) or stdout (output).
+const stdio = "-"
+
+// ioChunk is the size of the reads and writes of the streaming commands.
+const ioChunk = 1 << 20
+
+// checkNoClobber refuses to replace an existing dst unless force is set.
+func checkNoClobber(dst string, force bool) error {
+	if dst == stdio || force {
+		return nil
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("%s already exists (use -f to overwrite)", dst)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("check destination: %w", err)
+	}
+	return nil
+}
+
+// tempName reserves a new, unique file name next to dst (same directory, so
+// that the final rename is atomic) and returns it. The file exists, empty,
+// with mode 0600.
+func tempName(dst string) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".gzfs-tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("create temporary file: %w", err)
+	}
+	name := f.Name()
+	if err := f.Close(); err != nil {
+		os.Remove(name)
+		return "", fmt.Errorf("create temporary file: %w", err)
+	}
+	return name, nil
+}
+
+// commitRename renames the complete, synced file tmp to dst with mode perm
+// and syncs the directory so that the rename itself is durable. Unless
+// replace is set, an existing dst (even one created since checkNoClobber) is
+// never replaced.
+func commitRename(tmp, dst string, perm fs.FileMode, replace bool) error {
+	if err := os.Chmod(tmp, perm); err != nil {
+		return fmt.Errorf("set mode of %s: %w", dst, err)
+	}
+	if err := rename(tmp, dst, replace); err != nil {
+		return fmt.Errorf("rename to %s: %w", dst, err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return fmt.Errorf("sync directory of %s: %w", dst, err)
+	}
+	return nil
+}
+
+// rename renames oldpath to newpath, atomically refusing to replace an
+// existing newpath unless replace is set (where the filesystem supports it).
+func rename(oldpath, newpath string, replace bool) error {
+	if !replace {
+		err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("%s already exists (use -f to overwrite)", newpath)
+		}
+		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+			return err
+		}
+	}
+	return os.Rename(oldpath, newpath)
+}
+
+// syncDir fsyncs a directory (after a rename in it).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+// outputPerm is the mode a new output file gets: that of its input when it
+// has one (as gzip does), else 0666 minus the umask.
+func outputPerm(src string) fs.FileMode {
+	if src != stdio {
+		if st, err := os.Stat(src); err == nil {
+			return st.Mode().Perm()
+		}
+	}
+	mask := syscall.Umask(0)
+	syscall.Umask(mask)
+	return fs.FileMode(0o666 &^ mask)
+}
+
+// inodeOf returns the inode number of path, or 0 when it cannot be read.
+func inodeOf(path string) (ino uint64, nlink uint64) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return 0, 0
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return sys.Ino, uint64(sys.Nlink)
+	}
+	return 0, 0
+}
+
+// forgetSidecars drops the index and journal the store keeps for the inode
+// of path (before the file is removed or replaced). Errors are ignored: a
+// stale sidecar is validated on open and rebuilt if it does not match.
+func forgetSidecars(path string) {
+	ino, nlink := inodeOf(path)
+	if ino == 0 || nlink > 1 {
+		return
+	}
+	if st, err := blockfile.FindStore(path); err == nil {
+		st.Forget(ino)
+	}
+}
+
+// engineLogger returns the logger given to the engine: warnings and worse on
+// stderr, prefixed by the command, or info too when verbose.
+func engineLogger(cmd string, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})
+	return slog.New(h).With("cmd", "gzfs "+cmd)
+}
+
+// openStore returns the sidecar store for the file at path. When the usual
+// place cannot be used (a read-only directory, say), it falls back to a
+// private store in a temporary directory that cleanup removes: the index is
+// then rebuilt on every open, which costs a walk over the member headers.
+func openStore(path string) (store *blockfile.Store, cleanup func(), err error) {
+	if st, err := blockfile.FindStore(path); err == nil {
+		return st, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "gzfs-store-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("create temporary index store: %w", err)
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	st, err := blockfile.OpenStore(filepath.Join(dir, blockfile.StoreDirName))
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("open temporary index store: %w", err)
+	}
+	return st, cleanup, nil
+}
+
+// openFile opens an existing compressed file with the engine. close releases
+// both the file and any temporary store.
+func openFile(cmd, path string, readOnly, verbose bool) (f *blockfile.File, closeFn func() error, err error) {
+	store, cleanup, err := openStore(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err = blockfile.Open(path, blockfile.Options{
+		ReadOnly: readOnly,
+		Store:    store,
+		Logger:   engineLogger(cmd, verbose),
+	})
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return f, func() error {
+		defer cleanup()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", path, err)
+		}
+		return nil
+	}, nil
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+)
+
+// interrupts runs registered cleanups (removal of temporary files) when the
+// process is interrupted, so that Ctrl-C never leaves litter behind. The
+// destination of a command is only ever replaced by a rename of a complete
+// file, so an interrupt can never leave it half written.
+var interrupts struct {
+	sync.Mutex
+	next int
+	fns  map[int]func()
+}
+
+// atInterrupt registers fn to run if the process receives SIGINT, SIGTERM or
+// SIGHUP, and returns a function that unregisters it.
+func atInterrupt(fn func()) (cancel func()) {
+	interrupts.Lock()
+	defer interrupts.Unlock()
+	if interrupts.fns == nil {
+		interrupts.fns = make(map[int]func())
+	}
+	id := interrupts.next
+	interrupts.next++
+	interrupts.fns[id] = fn
+	return func() {
+		interrupts.Lock()
+		defer interrupts.Unlock()
+		delete(interrupts.fns, id)
+	}
+}
+
+// handleInterrupts starts the goroutine that runs the cleanups and exits with
+// 128+signal, as a shell reports a process killed by that signal.
+func handleInterrupts() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-c
+		interrupts.Lock() // never released: the process ends here
+		for _, fn := range interrupts.fns {
+			fn()
+		}
+		code := 130
+		if n, ok := s.(syscall.Signal); ok {
+			code = 128 + int(n)
+		}
+		os.Exit(code)
+	}()
+}

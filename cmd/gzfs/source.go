@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gzfs/gzfs/blockfile"
+	"github.com/klauspost/compress/gzip"
+)
+
+// sniffSize is how many bytes decide whether a file is BGZF (one member
+// header with its BC extra field).
+const sniffSize = 18
+
+// source is a compressed input opened for reading: with random access
+// through the engine when it is BGZF, else as a decompressing stream (any
+// gzip file, including stdin).
+type source struct {
+	name   string
+	file   *blockfile.File // nil when streaming
+	stream io.Reader       // decompressed bytes when file == nil
+	stored int64           // compressed size when known, else -1
+	closer func() error
+	bar    *progress // advanced by compressed bytes (stream) or output bytes
+}
+
+// openSource opens path ("-": stdin) for reading.
+func openSource(cmd, path string) (*source, error) {
+	if path == stdio {
+		return newStreamSource(path, io.NopCloser(os.Stdin), -1)
+	}
+	raw, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := raw.Stat()
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.IsDir() {
+		raw.Close()
+		return nil, fmt.Errorf("%s is a directory", path)
+	}
+	prefix := make([]byte, sniffSize)
+	n, err := io.ReadFull(raw, prefix)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		raw.Close()
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() || !blockfile.IsBGZF(prefix[:n]) {
+		if _, err := raw.Seek(0, io.SeekStart); err != nil {
+			// A pipe or FIFO: put back what was sniffed.
+			return newStreamSource(path, readCloser{io.MultiReader(bytes.NewReader(prefix[:n]), raw), raw}, -1)
+		}
+		return newStreamSource(path, raw, st.Size())
+	}
+	raw.Close()
+	f, closeFn, err := openFile(cmd, path, true, false)
+	if errors.Is(err, blockfile.ErrNotBGZF) {
+		raw, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return newStreamSource(path, raw, st.Size())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &source{name: path, file: f, stored: st.Size(), closer: closeFn}, nil
+}
+
+// newStreamSource wraps r, which holds gzip data, in a decompressing source.
+func newStreamSource(name string, r io.ReadCloser, stored int64) (*source, error) {
+	s := &source{name: name, stored: stored, closer: r.Close}
+	counted := &countingReader{r: r, bar: &s.bar}
+	zr, err := gzip.NewReader(bufio.NewReaderSize(counted, ioChunk))
+	if err != nil {
+		r.Close()
+		if errors.Is(err, io.EOF) {
+			err = errors.New("empty input")
+		}
+		return nil, fmt.Errorf("%s: not in gzip format: %w", name, err)
+	}
+	s.stream = zr
+	return s, nil
+}
+
+// progressTotal is the total of the progress bar of a full read: the
+// compressed size for a stream (-1 when unknown), else the logical size.
+func (s *source) progressTotal() int64 {
+	if s.file == nil {
+		return s.stored
+	}
+	return s.file.Size()
+}
+
+// close releases the source.
+func (s *source) close() error { return s.closer() }
+
+// readCloser joins a reader and the closer of what it reads from.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// copyRange writes the length bytes at offset off of s to w (length < 0: to
+// the end). Through the engine only the touched blocks are inflated, chunk
+// bytes at a time; a stream is decompressed and skipped up to off.
+func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, error) {
+	if s.file == nil {
+		if _, err := io.CopyN(io.Discard, s.stream, off); err != nil {
+			if err == io.EOF {
+				return 0, nil
+			}
+			return 0, fmt.Errorf("read %s: %w", s.name, err)
+		}
+		r := s.stream
+		if length >= 0 {
+			r = io.LimitReader(r, length)
+		}
+		n, err := io.CopyBuffer(onlyWriter{w}, r, make([]byte, chunk))
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", s.name, err)
+		}
+		return n, nil
+	}
+	end := s.file.Size()
+	if length >= 0 && off+length < end {
+		end = off + length
+	}
+	buf := make([]byte, chunk)
+	var done int64
+	for off < end {
+		want := int(min(int64(len(buf)), end-off))
+		n, err := s.file.ReadAt(buf[:want], off)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return done, fmt.Errorf("write: %w", werr)
+			}
+			done += int64(n)
+			off += int64(n)
+			s.bar.add(int64(n))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return done, fmt.Errorf("read %s: %w", s.name, err)
+		}
+	}
+	return done, nil
+}
+
+// countingReader advances a progress bar (which may be set after the
+// reader is made) as bytes are read.
+type countingReader struct {
+	r   io.Reader
+	bar **progress
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	(*c.bar).add(int64(n))
+	return n, err
+}
+
+// onlyWriter hides any ReadFrom of the destination so io.CopyBuffer uses our
+// buffer (an *os.File ReadFrom would fall back to small copies).
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
