@@ -47,6 +47,5 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gzfs: unknown command %q (try 'gzfs --help')\n", name)
 		os.Exit(2)
 	}
-	handleInterrupts()
 	os.Exit(run(os.Args[2:]))
 }

@@ -13,13 +13,17 @@ import (
 // file, so an interrupt can never leave it half written.
 var interrupts struct {
 	sync.Mutex
+	once sync.Once
 	next int
 	fns  map[int]func()
 }
 
 // atInterrupt registers fn to run if the process receives SIGINT, SIGTERM or
-// SIGHUP, and returns a function that unregisters it.
+// SIGHUP, and returns a function that unregisters it. The first call installs
+// the signal handler, so commands that never call it (mount, with its own
+// handling) keep the default behaviour.
 func atInterrupt(fn func()) (cancel func()) {
+	interrupts.once.Do(handleInterrupts)
 	interrupts.Lock()
 	defer interrupts.Unlock()
 	if interrupts.fns == nil {
