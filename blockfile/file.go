@@ -1,113 +1,265 @@
 package blockfile
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gzfs/gzfs/bgzf"
+	"github.com/gzfs/gzfs/blockindex"
+	"golang.org/x/sys/unix"
 )
 
 // File is one compressed file opened for random access. All methods are safe
 // for concurrent use: reads run in parallel with each other; writes, truncates
 // and flushes are serialized with them.
 type File struct {
-	name string
+	name     string
+	fd       *os.File
+	ino      uint64
+	id       uint64 // cache key of this File
+	store    *Store
+	opts     Options
+	log      *slog.Logger
+	cache    *Cache
+	encoders *bgzf.EncoderPool
+	workers  chan struct{} // bounds concurrent inflate/deflate jobs
+
+	mu        sync.RWMutex
+	idx       *blockindex.Index
+	jnl       *journal // opened on first in-place batch
+	size      int64    // logical size, dirty data included
+	backing   int64    // backing file size
+	blockSize int64
+	dirty     map[int64][]byte // blocks changed in memory, by block number
+	pending   []*job           // full blocks being compressed for appending, in order
+	state     string           // index state for Stats
+	zero      bgzf.Member      // a full block of zeros, compressed once
+	closed    bool
+	bgErr     error       // error of a timer flush, reported by the next Flush/Sync/Close
+	timer     *time.Timer // pending timer flush, when FlushInterval > 0
+
+	readEnd  atomic.Int64 // where the last read ended: sequential-read detection
+	aheadMu  sync.Mutex
+	aheadTo  int64 // read-ahead has been started up to this block
+	inFlight sync.WaitGroup
 }
+
+var defaultWorkers = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// maxDirtyBlocks bounds the blocks held in memory per File before a flush.
+const maxDirtyBlocks = 64
 
 // Open opens the backing file at path (read-write unless opts.ReadOnly).
 // A pending journal is replayed and the index validated or rebuilt first.
 // An empty file is a valid empty gzfs file.
-func Open(path string, opts Options) (*File, error) { panic("todo") }
+func Open(path string, opts Options) (*File, error) {
+	flag := os.O_RDWR
+	if opts.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	fd, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	return openAt(fd, path, path, opts)
+}
 
 // Create creates (or truncates to empty) the backing file at path.
-func Create(path string, perm os.FileMode, opts Options) (*File, error) { panic("todo") }
+func Create(path string, perm os.FileMode, opts Options) (*File, error) {
+	fd, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return nil, err
+	}
+	return openAt(fd, path, path, opts)
+}
 
 // OpenFD makes a File of an already opened backing file (for the mount, which
 // opens files relative to a directory fd). name is used in messages. The File
 // owns fd from now on and closes it in Close. fd must be opened O_RDWR unless
-// opts.ReadOnly.
-func OpenFD(fd *os.File, name string, opts Options) (*File, error) { panic("todo") }
-
-// ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
-// returns io.EOF when fewer bytes are available. A damaged block gives an
-// error wrapping ErrCorrupt (a *BlockError) and nothing of that block.
-func (f *File) ReadAt(p []byte, off int64) (int, error) { panic("todo") }
-
-// WriteAt writes p at logical offset off, growing the file (with zeros in any
-// gap) when off+len(p) > Size().
-func (f *File) WriteAt(p []byte, off int64) (int, error) { panic("todo") }
-
-// Append writes p at the current end of the file atomically with respect to
-// other writers and returns the offset it was written at (O_APPEND).
-func (f *File) Append(p []byte) (int64, error) { panic("todo") }
-
-// Truncate changes the logical size; growth reads as zeros.
-func (f *File) Truncate(size int64) error { panic("todo") }
-
-// Size returns the logical size in O(1).
-func (f *File) Size() int64 { panic("todo") }
-
-// StoredSize returns the size of the backing file in bytes (after the last flush).
-func (f *File) StoredSize() int64 { panic("todo") }
-
-// Flush compresses and writes all dirty blocks to the backing file without
-// fsync: after it returns the data survives a crash of this process.
-func (f *File) Flush() error { panic("todo") }
-
-// Sync flushes, then makes data and index durable (fsync): after it returns
-// the data survives power loss.
-func (f *File) Sync() error { panic("todo") }
-
-// Close flushes and releases the File. It closes the backing file.
-func (f *File) Close() error { panic("todo") }
-
-// Stats describes the layout of the file.
-func (f *File) Stats() Stats { panic("todo") }
-
-// Check inflates and verifies every block, calling bad for each damaged one.
-// It returns the number of damaged blocks. progress, if not nil, is called
-// with the backing bytes checked so far.
-func (f *File) Check(bad func(*BlockError), progress func(done int64)) (int, error) {
-	panic("todo")
+// opts.ReadOnly. opts.Store must be set.
+func OpenFD(fd *os.File, name string, opts Options) (*File, error) {
+	return openAt(fd, name, "", opts)
 }
 
-// ExportGZI writes the index in htslib's .gzi layout: a uint64 count, then
-// (compressed offset, uncompressed offset) uint64 pairs for every block but
-// the first, all little-endian.
-func (f *File) ExportGZI(w io.Writer) error { panic("todo") }
+func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
+	defer func() {
+		if err != nil {
+			fd.Close()
+			err = fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+	if opts.Level == 0 {
+		opts.Level = DefaultLevel
+	}
+	if opts.BlockSize == 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if opts.BlockSize < MinBlockSize || opts.BlockSize > MaxBlockSize {
+		return nil, fmt.Errorf("block size %d out of range %d..%d", opts.BlockSize, MinBlockSize, MaxBlockSize)
+	}
+	encoders, err := encoderPool(opts.Level)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Cache == nil {
+		opts.Cache = NewCache(8 << 20)
+	}
+	if opts.Store == nil {
+		if path == "" {
+			return nil, errors.New("OpenFD needs Options.Store")
+		}
+		if opts.Store, err = FindStore(path); err != nil {
+			return nil, err
+		}
+	}
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	f = &File{
+		name: name, fd: fd, ino: sys.Ino, id: nextFileID.Add(1),
+		store: opts.Store, opts: opts, log: opts.Logger, cache: opts.Cache,
+		encoders: encoders, workers: defaultWorkers, dirty: make(map[int64][]byte),
+	}
+	if opts.Workers > 0 {
+		f.workers = make(chan struct{}, opts.Workers)
+	}
+	lockHow := unix.LOCK_EX
+	if opts.ReadOnly {
+		lockHow = unix.LOCK_SH
+	}
+	if err := unix.Flock(int(fd.Fd()), lockHow|unix.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("file is in use by another gzfs process: %w", err)
+	}
+	if err := f.recover(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+var (
+	poolsMu sync.Mutex
+	pools   = map[int]*bgzf.EncoderPool{}
+)
+
+// encoderPool returns the shared encoder pool of a level.
+func encoderPool(level int) (*bgzf.EncoderPool, error) {
+	poolsMu.Lock()
+	defer poolsMu.Unlock()
+	if p, ok := pools[level]; ok {
+		return p, nil
+	}
+	if level < 1 || level > 9 {
+		return nil, fmt.Errorf("compression level %d out of range 1..9", level)
+	}
+	p, err := bgzf.NewEncoderPool(level)
+	if err != nil {
+		return nil, err
+	}
+	pools[level] = p
+	return p, nil
+}
+
+// Size returns the logical size in O(1).
+func (f *File) Size() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.size
+}
+
+// StoredSize returns the size of the backing file in bytes (after the last flush).
+func (f *File) StoredSize() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.backing
+}
 
 // Name returns the name given at open, for messages.
 func (f *File) Name() string { return f.name }
 
-// Store locates the sidecar files (seek index and journal) of the backing
-// files on one filesystem: a directory named ".gzfs", keyed by inode number,
-// so that renames and hardlinks keep one index per file.
-type Store struct {
-	dir string
+// Stats describes the layout of the file.
+func (f *File) Stats() Stats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return Stats{
+		Size: f.size, StoredSize: f.backing, BlockSize: int(f.blockSize),
+		Blocks: f.idx.Len(), Uniform: f.idx.Uniform(), IndexState: f.state,
+		Dirty: len(f.dirty) + len(f.pending),
+	}
 }
 
-// StoreDirName is the name of the sidecar directory. The mount hides it.
-const StoreDirName = ".gzfs"
+// ExportGZI writes the index in htslib's .gzi layout: a uint64 count, then
+// (compressed offset, uncompressed offset) uint64 pairs for every block but
+// the first, all little-endian. Dirty data is flushed first.
+func (f *File) ExportGZI(w io.Writer) error {
+	if !f.opts.ReadOnly {
+		if err := f.Flush(); err != nil {
+			return err
+		}
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.idx.ExportGZI(w)
+}
 
-// OpenStore opens (creating if needed) the sidecar directory dir.
-func OpenStore(dir string) (*Store, error) { panic("todo") }
+// Close flushes and releases the File. It closes the backing file.
+func (f *File) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return os.ErrClosed
+	}
+	var err error
+	if !f.opts.ReadOnly {
+		err = f.flushLocked()
+		if err == nil {
+			f.idx.SetDirty(false)
+		}
+	}
+	f.closed = true
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.mu.Unlock()
+	f.inFlight.Wait() // read-ahead jobs
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cache.dropFile(f.id)
+	err = errors.Join(err, f.idx.Close(), f.fd.Close())
+	if f.jnl != nil {
+		err = errors.Join(err, f.jnl.close())
+	}
+	if err != nil {
+		return fmt.Errorf("%s: close: %w", f.name, err)
+	}
+	return nil
+}
 
-// FindStore returns the store of the file at path: the nearest ".gzfs"
-// directory in the file's directory or its ancestors on the same filesystem,
-// or a new one in the file's directory when there is none.
-func FindStore(path string) (*Store, error) { panic("todo") }
-
-// Forget removes the sidecars kept for the backing inode ino (call it when
-// the last link of a file is removed).
-func (s *Store) Forget(ino uint64) error { panic("todo") }
-
-// Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
-
-// Cache is a bounded LRU of inflated blocks, shareable between Files.
-type Cache struct{}
-
-// NewCache returns a cache holding at most maxBytes of inflated blocks.
-func NewCache(maxBytes int64) *Cache { panic("todo") }
-
-// IsBGZF reports whether the first bytes of a file (at least 18) are a BGZF
-// member header; an empty prefix (empty file) counts as BGZF.
-func IsBGZF(prefix []byte) bool { panic("todo") }
+// tailCheck is the index's check of the backing file's end: its last 8
+// bytes (the final member's CRC32 and ISIZE).
+func (f *File) tailCheck(size int64) (uint64, error) {
+	if size < 8 {
+		return 0, nil
+	}
+	var b [8]byte
+	if _, err := f.fd.ReadAt(b[:], size-8); err != nil {
+		return 0, fmt.Errorf("read tail: %w", err)
+	}
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56, nil
+}

@@ -9,7 +9,8 @@
 //	  8  version uint32 (1)
 //	 12  record size uint32 (32)
 //	 16  block size uint32: uncompressed bytes of every block but the last
-//	 20  flags uint32: bit 0 = uniform (block i starts at i*block size)
+//	 20  flags uint32: bit 0 = uniform (block i starts at i*block size),
+//	     bit 1 = dirty (the backing file is being changed; rebuild if found set)
 //	 24  record count uint64
 //	 32  logical (uncompressed) size uint64
 //	 40  backing file size uint64
@@ -54,6 +55,7 @@ const (
 	minRecords = 1024    // first mapping: 32 KiB of records
 	maxGrowth  = 1 << 21 // grow by at most this many records (64 MiB) at once
 	flagUnif   = 1 << 0
+	flagDirty  = 1 << 1
 	crcOffset  = 124
 )
 
@@ -209,6 +211,23 @@ func (x *Index) SetBlockSize(b int) {
 // Uniform reports whether every block but the last holds BlockSize bytes, so
 // that block i starts at i*BlockSize.
 func (x *Index) Uniform() bool { return x.get32(20)&flagUnif != 0 }
+
+// Dirty reports whether the index was left marked as being changed.
+func (x *Index) Dirty() bool { return x.get32(20)&flagDirty != 0 }
+
+// SetDirty marks the index as (not) being changed. An index found dirty at
+// open is not trusted.
+func (x *Index) SetDirty(dirty bool) {
+	if dirty == x.Dirty() {
+		return
+	}
+	flags := x.get32(20) &^ flagDirty
+	if dirty {
+		flags |= flagDirty
+	}
+	x.put32(20, flags)
+	x.seal()
+}
 
 // Len returns the number of records.
 func (x *Index) Len() int64 { return int64(x.get64(24)) }

@@ -1,0 +1,101 @@
+package blockfile
+
+import (
+	"container/list"
+	"sync"
+	"sync/atomic"
+)
+
+// Cache is a bounded LRU of inflated blocks, shareable between Files.
+type Cache struct {
+	mu    sync.Mutex
+	max   int64
+	used  int64
+	order list.List // front: most recently used; values are *cacheEntry
+	byKey map[cacheKey]*list.Element
+}
+
+type cacheKey struct {
+	file  uint64 // File.id: unique per open File
+	block int64
+}
+
+type cacheEntry struct {
+	key  cacheKey
+	data []byte
+}
+
+var nextFileID atomic.Uint64
+
+// NewCache returns a cache holding at most maxBytes of inflated blocks.
+func NewCache(maxBytes int64) *Cache {
+	return &Cache{max: maxBytes, byKey: make(map[cacheKey]*list.Element)}
+}
+
+// get returns the cached block or nil. The returned slice must not be modified.
+func (c *Cache) get(k cacheKey) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byKey[k]; ok {
+		c.order.MoveToFront(e)
+		return e.Value.(*cacheEntry).data
+	}
+	return nil
+}
+
+// has reports whether a block is cached without touching its recency.
+func (c *Cache) has(k cacheKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.byKey[k]
+	return ok
+}
+
+// put stores a block; data must not be modified afterwards.
+func (c *Cache) put(k cacheKey, data []byte) {
+	size := int64(cap(data))
+	if size > c.max {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byKey[k]; ok {
+		c.used -= int64(cap(e.Value.(*cacheEntry).data))
+		c.order.Remove(e)
+	}
+	c.byKey[k] = c.order.PushFront(&cacheEntry{key: k, data: data})
+	c.used += size
+	for c.used > c.max {
+		e := c.order.Back()
+		c.removeLocked(e)
+	}
+}
+
+func (c *Cache) removeLocked(e *list.Element) {
+	ce := e.Value.(*cacheEntry)
+	c.order.Remove(e)
+	delete(c.byKey, ce.key)
+	c.used -= int64(cap(ce.data))
+}
+
+// drop forgets one block.
+func (c *Cache) drop(k cacheKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byKey[k]; ok {
+		c.removeLocked(e)
+	}
+}
+
+// dropFile forgets every block of one File.
+func (c *Cache) dropFile(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.order.Front(); e != nil; {
+		next := e.Next()
+		if e.Value.(*cacheEntry).key.file == id {
+			c.removeLocked(e)
+		}
+		e = next
+	}
+}

@@ -1,0 +1,370 @@
+package blockfile
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/gzfs/gzfs/bgzf"
+	"github.com/gzfs/gzfs/blockindex"
+)
+
+// slackRound rounds the members gzfs writes up to a multiple of this many
+// bytes: the padding (about 0.2% on text) lets a rewritten neighbour grow
+// without moving the rest of the file.
+const slackRound = 64
+
+// rewriteSlack is the extra room, as a fraction 1/rewriteSlack of its size,
+// given to a block that had to move because it outgrew its slot.
+const rewriteSlack = 16
+
+// appendBatch bounds the bytes gathered before one append write.
+const appendBatch = 1 << 20
+
+// Flush compresses and writes all dirty blocks to the backing file without
+// fsync: after it returns the data survives a crash of this process.
+func (f *File) Flush() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	if f.opts.ReadOnly {
+		return nil
+	}
+	return f.flushLocked()
+}
+
+// Sync flushes, then makes data and index durable (fsync): after it returns
+// the data survives power loss.
+func (f *File) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.opts.ReadOnly {
+		return nil
+	}
+	if err := f.flushLocked(); err != nil {
+		return err
+	}
+	if err := f.fd.Sync(); err != nil {
+		return fmt.Errorf("%s: fsync: %w", f.name, err)
+	}
+	f.idx.SetDirty(false)
+	if err := f.idx.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	return nil
+}
+
+// flushLocked writes every pending and dirty block. Callers hold f.mu for
+// writing.
+func (f *File) flushLocked() error {
+	if err := f.bgErr; err != nil {
+		f.bgErr = nil
+		return err
+	}
+	if err := f.drain(len(f.pending)); err != nil {
+		return err
+	}
+	stored := f.idx.Len()
+	g := f.geom()
+	last, err := g.lastBlock(f.idx.Find)
+	if err != nil {
+		return &BlockError{File: f.name, Block: -1, Err: err}
+	}
+	if debugFlush != nil {
+		debugFlush(fmt.Sprintf("flush: stored %d last %d dirty %d size %d storedLogical %d backing %d", stored, last, len(f.dirty), f.size, f.storedLogical(), f.backing))
+	}
+	if len(f.dirty) == 0 && last < stored && f.storedLogical() == f.size && f.backing > 0 {
+		return nil
+	}
+	// The last stored block, if partial, grows with zeros when the file grew.
+	if stored > 0 && f.size > f.storedLogical() {
+		if _, ok := f.dirty[stored-1]; !ok {
+			if r, err := f.record(stored - 1); err != nil {
+				return err
+			} else if int64(r.Length) < f.blockSize {
+				d, err := f.dirtyBlock(stored - 1)
+				if err != nil {
+					return err
+				}
+				f.dirty[stored-1] = d
+			}
+		}
+	}
+	// Every dirty block covers its whole range (holes become zeros).
+	for k, d := range f.dirty {
+		start, end, err := f.blockRange(g, k)
+		if err != nil {
+			return &BlockError{File: f.name, Block: k, Err: err}
+		}
+		if int64(len(d)) < end-start {
+			f.dirty[k] = append(d, make([]byte, end-start-int64(len(d)))...)
+		}
+	}
+	members, err := f.compressDirty()
+	if err != nil {
+		return err
+	}
+	var rewrites []int64
+	for k := range members {
+		if k < stored {
+			rewrites = append(rewrites, k)
+		}
+	}
+	slices.Sort(rewrites)
+	if len(rewrites) > 0 {
+		if err := f.rewrite(rewrites, members); err != nil {
+			return err
+		}
+	}
+	if err := f.appendRange(stored, last, members); err != nil {
+		return err
+	}
+	clear(f.dirty)
+	if f.backing == 0 {
+		// An empty file is one empty member, so that gzip tools accept it.
+		return f.appendMembers([]bgzf.Member{{Bytes: bgzf.EOFMember, TermLen: 2}}, []int{0})
+	}
+	return nil
+}
+
+// storedLogical is the logical size the stored blocks hold.
+func (f *File) storedLogical() int64 {
+	n := f.idx.Len()
+	if n == 0 {
+		return 0
+	}
+	r, err := f.idx.At(n - 1)
+	if err != nil {
+		return -1
+	}
+	return r.LogicalEnd()
+}
+
+// compressDirty compresses every dirty block in parallel.
+func (f *File) compressDirty() (map[int64]bgzf.Member, error) {
+	out := make(map[int64]bgzf.Member, len(f.dirty))
+	jobs := make([]*job, 0, len(f.dirty))
+	for k, d := range f.dirty {
+		jobs = append(jobs, f.startJob(k, d, slackRound))
+	}
+	var errs []error
+	for _, j := range jobs {
+		<-j.done
+		if j.err != nil {
+			errs = append(errs, fmt.Errorf("%s: compress block %d: %w", f.name, j.block, j.err))
+		}
+		out[j.block] = j.m
+	}
+	return out, errors.Join(errs...)
+}
+
+// appendRange writes blocks from..to after the stored ones: their members
+// from members, or zero blocks for the holes in between.
+func (f *File) appendRange(from, to int64, members map[int64]bgzf.Member) error {
+	var batch []bgzf.Member
+	var lengths []int
+	var bytes int
+	g := f.geom()
+	for k := from; k <= to; k++ {
+		start, end, _ := f.blockRange(g, k)
+		m, ok := members[k]
+		if !ok {
+			var err error
+			if m, err = f.zeroMember(int(end - start)); err != nil {
+				return err
+			}
+		}
+		batch = append(batch, m)
+		lengths = append(lengths, int(end-start))
+		bytes += len(m.Bytes)
+		if bytes >= appendBatch || k == to {
+			if err := f.appendMembers(batch, lengths); err != nil {
+				return err
+			}
+			batch, lengths, bytes = batch[:0], lengths[:0], 0
+		}
+	}
+	return nil
+}
+
+// zeroMember returns a member of n zero bytes (cached for full blocks).
+func (f *File) zeroMember(n int) (bgzf.Member, error) {
+	if n == int(f.blockSize) && f.zero.Bytes != nil {
+		return f.zero, nil
+	}
+	e := f.encoders.Get()
+	defer f.encoders.Put(e)
+	m, err := e.Encode(nil, make([]byte, n), 0, 0)
+	if err != nil {
+		return m, fmt.Errorf("%s: compress zeros: %w", f.name, err)
+	}
+	if n == int(f.blockSize) {
+		f.zero = m
+	}
+	return m, nil
+}
+
+// appendMembers writes members past the end of the backing file (no journal
+// needed: a torn tail is cut back at the next open) and records them.
+func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
+	buf := make([]byte, 0, appendBatch+bgzf.MaxMemberSize)
+	for _, m := range ms {
+		buf = append(buf, m.Bytes...)
+	}
+	f.idx.SetDirty(true)
+	if _, err := f.fd.WriteAt(buf, f.backing); err != nil {
+		return fmt.Errorf("%s: append: %w", f.name, err)
+	}
+	logical := f.storedLogical()
+	off := f.backing
+	for i, m := range ms {
+		rec := blockindex.Record{Offset: off, Logical: logical, Size: uint32(len(m.Bytes)),
+			Length: uint32(lengths[i]), TermLen: uint32(m.TermLen)}
+		if err := f.idx.Set(f.idx.Len(), rec); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		off += int64(len(m.Bytes))
+		logical += int64(lengths[i])
+	}
+	f.backing = off
+	return f.saveState()
+}
+
+// saveState records the backing size, logical size and tail in the index.
+func (f *File) saveState() error {
+	tail, err := f.tailCheck(f.backing)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	f.idx.SetState(f.storedLogical(), f.backing, tail)
+	return nil
+}
+
+// rewrite replaces the stored blocks ks (ascending) with new members. A
+// member that fits its old slot is padded to fill it exactly; one that does
+// not pushes the members after it, which give up their padding until the
+// growth is absorbed (or the file end is reached). The whole batch goes
+// through the journal, so a crash leaves either the old or the new bytes.
+func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
+	stored := f.idx.Len()
+	var writes []extent
+	var recs []blockindex.Record
+	var recNums []int64
+	shift := int64(0)
+	i := 0
+	for k := ks[0]; k < stored; k++ {
+		r, err := f.record(k)
+		if err != nil {
+			return err
+		}
+		start := r.Offset + shift
+		var out bgzf.Member
+		switch {
+		case i < len(ks) && ks[i] == k:
+			m := members[k]
+			avail := r.End() - start
+			size := int64(len(m.Bytes))
+			switch {
+			case k == stored-1: // the end of the file moves freely
+			case size <= avail:
+				size = avail // fill the old slot: nothing after it moves
+			default:
+				size = min(size+size/rewriteSlack+slackRound-1, bgzf.MaxMemberSize) / slackRound * slackRound
+				size = max(size, int64(len(m.Bytes)))
+			}
+			if out, err = bgzf.Repad(nil, m, int(size)); err != nil {
+				return fmt.Errorf("%s: pad block %d: %w", f.name, k, err)
+			}
+			shift = start + size - r.End()
+			i++
+		case shift > 0:
+			if out, err = f.moveMember(k, r, shift); err != nil {
+				return err
+			}
+			shift -= int64(r.Size) - int64(len(out.Bytes))
+		default:
+			k = ks[i] - 1 // nothing moves here: skip to the next rewritten block
+			continue
+		}
+		writes = append(writes, extent{off: start, data: out.Bytes})
+		_, isize := bgzf.Trailer(out.Bytes)
+		recs = append(recs, blockindex.Record{Offset: start, Logical: r.Logical,
+			Size: uint32(len(out.Bytes)), Length: isize, TermLen: uint32(out.TermLen)})
+		recNums = append(recNums, k)
+		if shift == 0 && i == len(ks) {
+			break
+		}
+	}
+	finalSize := f.backing + shift
+	if err := f.commitBatch(finalSize, writes); err != nil {
+		return err
+	}
+	for n, k := range recNums {
+		if err := f.idx.Set(k, recs[n]); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		f.cache.drop(cacheKey{f.id, k})
+	}
+	f.backing = finalSize
+	if err := f.saveState(); err != nil {
+		return err
+	}
+	return f.retire()
+}
+
+// moveMember reads stored block k to move it by shift bytes, shrinking its
+// padding by up to shift bytes.
+func (f *File) moveMember(k int64, r blockindex.Record, shift int64) (bgzf.Member, error) {
+	b := make([]byte, r.Size)
+	if _, err := f.fd.ReadAt(b, r.Offset); err != nil {
+		return bgzf.Member{}, fmt.Errorf("%s: read block %d to move it: %w", f.name, k, err)
+	}
+	if h, err := bgzf.ParseHeader(b); err != nil || h.Size != int(r.Size) {
+		if err == nil {
+			err = fmt.Errorf("member size %d, index says %d", h.Size, r.Size)
+		}
+		return bgzf.Member{}, &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
+			LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
+	}
+	m := bgzf.Member{Bytes: b, TermLen: int(r.TermLen)}
+	take := min(int64(bgzf.Slack(m)), shift)
+	if take == 0 {
+		return m, nil
+	}
+	out, err := bgzf.Repad(nil, m, int(int64(r.Size)-take))
+	if err != nil {
+		return m, nil // keep it as it is; the shift goes on
+	}
+	return out, nil
+}
+
+// commitBatch writes a batch of in-place writes through the journal.
+func (f *File) commitBatch(finalSize int64, writes []extent) error {
+	f.idx.SetDirty(true)
+	if f.jnl == nil {
+		j, err := openJournal(f.store.journalPath(f.ino))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		f.jnl = j
+	}
+	if err := f.jnl.commit(f.ino, finalSize, writes); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	if err := applyBatch(f.fd, finalSize, writes); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	return nil
+}
+
+// retire empties the journal after its batch is applied and recorded.
+func (f *File) retire() error {
+	if err := f.jnl.retire(); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	return nil
+}
+
+var debugFlush func(string)

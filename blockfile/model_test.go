@@ -1,0 +1,177 @@
+package blockfile
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// textish returns compressible bytes.
+func textish(r *rand.Rand, n int) []byte {
+	words := []string{"alpha ", "beta ", "gamma\n", "GET /x ", "200 ", "delta ", "0123456789 "}
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[r.IntN(len(words))])
+	}
+	return b.Bytes()[:n]
+}
+
+func randomBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// checkSame compares the whole file with the model.
+func checkSame(t *testing.T, f *File, model []byte, step string) {
+	t.Helper()
+	if f.Size() != int64(len(model)) {
+		t.Fatalf("%s: size %d, model %d", step, f.Size(), len(model))
+	}
+	got := make([]byte, len(model)+10)
+	n, err := f.ReadAt(got, 0)
+	if err != io.EOF && !(err == nil && n == len(got)) {
+		t.Fatalf("%s: ReadAt: %v", step, err)
+	}
+	if n != len(model) || !bytes.Equal(got[:n], model) {
+		for i := 0; i < min(n, len(model)); i++ {
+			if got[i] != model[i] {
+				t.Fatalf("%s: first difference at %d (n=%d, model %d)", step, i, n, len(model))
+			}
+		}
+		t.Fatalf("%s: read %d bytes, model %d", step, n, len(model))
+	}
+}
+
+// gzipOK checks the backing file with gzip -t and zcat.
+func gzipOK(t *testing.T, path string, model []byte) {
+	t.Helper()
+	if _, err := exec.LookPath("gzip"); err != nil {
+		return
+	}
+	out, err := exec.Command("gzip", "-dc", path).Output()
+	if err != nil {
+		t.Fatalf("gzip -dc %s: %v", path, err)
+	}
+	if !bytes.Equal(out, model) {
+		t.Fatalf("gzip -dc gives %d bytes, model %d", len(out), len(model))
+	}
+}
+
+func testOpts(bs int) Options {
+	return Options{BlockSize: bs, Level: 1, Cache: NewCache(1 << 20)}
+}
+
+func TestModelRandomOps(t *testing.T) {
+	for seed := uint64(1); seed <= 12; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 99))
+			if testing.Verbose() {
+				debugFlush = func(s string) { t.Log(s) }
+			}
+			dir := t.TempDir()
+			path := filepath.Join(dir, "m.gz")
+			bs := MinBlockSize * (1 + r.IntN(3))
+			f, err := Create(path, 0o644, testOpts(bs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var model []byte
+			for step := 0; step < 300; step++ {
+				var desc string
+				switch op := r.IntN(100); {
+				case op < 45: // write
+					off := r.Int64N(int64(len(model)) + int64(bs))
+					n := 1 + r.IntN(3*bs)
+					var data []byte
+					if r.IntN(4) == 0 {
+						data = randomBytes(r, n)
+					} else {
+						data = textish(r, n)
+					}
+					if _, err := f.WriteAt(data, off); err != nil {
+						t.Fatalf("step %d WriteAt(%d, %d): %v", step, off, n, err)
+					}
+					if end := int(off) + n; end > len(model) {
+						model = append(model, make([]byte, end-len(model))...)
+					}
+					copy(model[off:], data)
+					desc = fmt.Sprintf("write %d@%d", n, off)
+				case op < 55: // append
+					data := textish(r, 1+r.IntN(200))
+					off, err := f.Append(data)
+					if err != nil || off != int64(len(model)) {
+						t.Fatalf("step %d Append: off %d, %v", step, off, err)
+					}
+					model = append(model, data...)
+					desc = "append"
+				case op < 65: // truncate
+					size := r.Int64N(int64(len(model)) + int64(2*bs) + 1)
+					if err := f.Truncate(size); err != nil {
+						t.Fatalf("step %d Truncate(%d): %v", step, size, err)
+					}
+					if int(size) <= len(model) {
+						model = model[:size]
+					} else {
+						model = append(model, make([]byte, int(size)-len(model))...)
+					}
+					desc = fmt.Sprintf("truncate %d", size)
+				case op < 75:
+					if err := f.Flush(); err != nil {
+						t.Fatalf("step %d Flush: %v", step, err)
+					}
+					desc = "flush"
+					gzipOK(t, path, model)
+				case op < 80: // reopen
+					if err := f.Close(); err != nil {
+						t.Fatalf("step %d Close: %v", step, err)
+					}
+					gzipOK(t, path, model)
+					if f, err = Open(path, testOpts(bs)); err != nil {
+						t.Fatalf("step %d reopen: %v", step, err)
+					}
+					desc = "reopen"
+				default: // read a random range
+					if len(model) == 0 {
+						continue
+					}
+					off := r.IntN(len(model))
+					n := 1 + r.IntN(2*bs)
+					buf := make([]byte, n)
+					got, err := f.ReadAt(buf, int64(off))
+					want := min(n, len(model)-off)
+					if got != want || (err != nil && err != io.EOF) || !bytes.Equal(buf[:got], model[off:off+want]) {
+						t.Fatalf("step %d ReadAt(%d, %d) = %d, %v", step, off, n, got, err)
+					}
+					continue
+				}
+				if testing.Verbose() {
+					t.Logf("step %d: %s size %d", step, desc, len(model))
+				}
+				checkSame(t, f, model, fmt.Sprintf("step %d (%s)", step, desc))
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			gzipOK(t, path, model)
+			// The index is rebuilt from scratch and gives the same bytes.
+			st, _ := os.Stat(path)
+			_ = st
+			store, _ := FindStore(path)
+			os.RemoveAll(store.Dir())
+			f, err = Open(path, testOpts(bs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSame(t, f, model, "after index rebuild")
+			f.Close()
+		})
+	}
+}

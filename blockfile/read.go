@@ -1,0 +1,209 @@
+package blockfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/gzfs/gzfs/bgzf"
+	"golang.org/x/sync/errgroup"
+)
+
+// readAheadBlocks is how many blocks past a sequential reader are inflated
+// before they are asked for.
+const readAheadBlocks = 8
+
+var memberBufs = sync.Pool{New: func() any { b := make([]byte, bgzf.MaxMemberSize); return &b }}
+
+// ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
+// returns io.EOF when fewer bytes are available. A damaged block gives an
+// error wrapping ErrCorrupt (a *BlockError) and nothing of that block.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", f.name, off)
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		return 0, os.ErrClosed
+	}
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), f.size-off))
+	g := f.geom()
+	k0, err := g.blockOf(off, f.idx.Find)
+	if err != nil {
+		return 0, &BlockError{File: f.name, Block: -1, Err: err}
+	}
+	k1, err := g.blockOf(off+int64(n)-1, f.idx.Find)
+	if err != nil {
+		return 0, &BlockError{File: f.name, Block: -1, Err: err}
+	}
+	// Inflate the stored blocks this read needs in parallel.
+	if err := f.loadBlocks(k0, k1); err != nil {
+		return 0, err
+	}
+	done := 0
+	for k := k0; k <= k1; k++ {
+		start, end, err := f.blockRange(g, k)
+		if err != nil {
+			return done, &BlockError{File: f.name, Block: k, Err: err}
+		}
+		data, err := f.blockData(k)
+		if err != nil {
+			return done, err
+		}
+		from := max(off+int64(done), start)
+		to := min(off+int64(n), end)
+		seg := p[from-off : to-off]
+		i := from - start
+		c := 0
+		if i < int64(len(data)) {
+			c = copy(seg, data[i:])
+		}
+		clear(seg[c:]) // beyond the block's stored bytes: a hole
+		done = int(to - off)
+	}
+	f.readAhead(g, off, int64(n), k1)
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// blockData returns the current bytes of block k (shorter than its range
+// when the rest is a hole of zeros). Callers hold f.mu in either mode, after
+// loadBlocks for stored blocks.
+func (f *File) blockData(k int64) ([]byte, error) {
+	if d, ok := f.dirty[k]; ok {
+		return d, nil
+	}
+	for _, j := range f.pending {
+		if j.block == k {
+			return j.data, nil
+		}
+	}
+	if k >= f.idx.Len() {
+		return nil, nil
+	}
+	if d := f.cache.get(cacheKey{f.id, k}); d != nil {
+		return d, nil
+	}
+	return f.inflate(k)
+}
+
+// needsInflate reports whether block k must be read from the backing file.
+func (f *File) needsInflate(k int64) bool {
+	if k >= f.idx.Len() {
+		return false
+	}
+	if _, ok := f.dirty[k]; ok {
+		return false
+	}
+	for _, j := range f.pending {
+		if j.block == k {
+			return false
+		}
+	}
+	return !f.cache.has(cacheKey{f.id, k})
+}
+
+// loadBlocks inflates the uncached stored blocks of k0..k1 into the cache,
+// in parallel. Callers hold f.mu.
+func (f *File) loadBlocks(k0, k1 int64) error {
+	var todo []int64
+	for k := k0; k <= k1; k++ {
+		if f.needsInflate(k) {
+			todo = append(todo, k)
+		}
+	}
+	if len(todo) <= 1 {
+		return nil // blockData inflates a single block inline
+	}
+	var g errgroup.Group
+	for _, k := range todo {
+		f.workers <- struct{}{}
+		g.Go(func() error {
+			defer func() { <-f.workers }()
+			_, err := f.inflate(k)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// inflate reads and decodes stored block k and caches it. Callers hold f.mu.
+func (f *File) inflate(k int64) ([]byte, error) {
+	r, err := f.record(k)
+	if err != nil {
+		return nil, err
+	}
+	bp := memberBufs.Get().(*[]byte)
+	defer memberBufs.Put(bp)
+	member := (*bp)[:r.Size]
+	blockErr := func(err error) error {
+		e := &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
+			LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
+		f.log.Error("corrupt block", "file", f.name, "block", k, "offset", r.Offset, "err", err)
+		return e
+	}
+	if _, err := f.fd.ReadAt(member, r.Offset); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, blockErr(fmt.Errorf("member extends past the end of the backing file"))
+		}
+		return nil, fmt.Errorf("%s: read block %d: %w", f.name, k, err)
+	}
+	data, err := bgzf.Decode(make([]byte, 0, r.Length), member)
+	if err != nil {
+		return nil, blockErr(err)
+	}
+	if len(data) != int(r.Length) {
+		return nil, blockErr(fmt.Errorf("holds %d bytes, index says %d", len(data), r.Length))
+	}
+	f.cache.put(cacheKey{f.id, k}, data)
+	return data, nil
+}
+
+// readAhead inflates the blocks after a sequential reader in the background.
+// Callers hold f.mu in read mode.
+func (f *File) readAhead(g geometry, off, n, last int64) {
+	if prev := f.readEnd.Swap(off + n); prev != off {
+		return
+	}
+	stored := f.idx.Len()
+	f.aheadMu.Lock()
+	from := last + 1
+	if f.aheadTo > from && f.aheadTo <= last+readAheadBlocks {
+		from = f.aheadTo // the blocks before were started by an earlier read
+	}
+	to := min(last+readAheadBlocks, stored-1)
+	if from > to {
+		f.aheadMu.Unlock()
+		return
+	}
+	f.aheadTo = to + 1
+	f.aheadMu.Unlock()
+	for k := from; k <= to; k++ {
+		if !f.needsInflate(k) {
+			continue
+		}
+		select {
+		case f.workers <- struct{}{}:
+		default:
+			return // all workers busy: the reader will inflate on demand
+		}
+		f.inFlight.Add(1)
+		go func() {
+			defer f.inFlight.Done()
+			defer func() { <-f.workers }()
+			f.mu.RLock()
+			defer f.mu.RUnlock()
+			if !f.closed && k < f.idx.Len() && f.needsInflate(k) {
+				f.inflate(k) // errors surface when the block is read
+			}
+		}()
+	}
+}

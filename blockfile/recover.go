@@ -1,0 +1,195 @@
+package blockfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/gzfs/gzfs/bgzf"
+	"github.com/gzfs/gzfs/blockindex"
+)
+
+// recover brings a freshly opened File to a consistent state: it replays a
+// pending journal, then opens the index, or rebuilds it when it is missing,
+// damaged or does not match the backing file.
+func (f *File) recover() error {
+	if err := f.replayJournal(); err != nil {
+		return err
+	}
+	st, err := f.fd.Stat()
+	if err != nil {
+		return err
+	}
+	f.backing = st.Size()
+	reason := f.openIndex()
+	if reason != "" {
+		if err := f.rebuildIndex(); err != nil {
+			return err
+		}
+		f.state = "rebuilt (" + reason + ")"
+		if f.idx.Len() > 0 {
+			f.log.Info("index rebuilt from block headers", "file", f.name, "reason", reason, "blocks", f.idx.Len())
+		}
+	} else {
+		f.state = "valid"
+	}
+	f.size = f.idx.LogicalSize()
+	f.blockSize = int64(f.idx.BlockSize())
+	return nil
+}
+
+// replayJournal applies a batch left by a crash between journal commit and
+// retirement.
+func (f *File) replayJournal() error {
+	path := f.store.journalPath(f.ino)
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	j, err := openJournal(path)
+	if err != nil {
+		if f.opts.ReadOnly {
+			return nil
+		}
+		return err
+	}
+	finalSize, writes, ok, err := j.pending(f.ino)
+	if err != nil || !ok {
+		j.close()
+		return err
+	}
+	if f.opts.ReadOnly {
+		j.close()
+		return fmt.Errorf("an interrupted write must be replayed first: open it read-write (gzfs fsck --repair)")
+	}
+	if err := applyBatch(f.fd, finalSize, writes); err != nil {
+		j.close()
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	if err := j.retire(); err != nil {
+		j.close()
+		return err
+	}
+	f.jnl = j
+	// The index may describe the state before the batch.
+	os.Remove(f.store.indexPath(f.ino))
+	f.log.Warn("replayed write journal after a crash", "file", f.name, "writes", len(writes))
+	return nil
+}
+
+// openIndex maps the stored index and checks it against the backing file.
+// It returns why the index cannot be used, or "" when it can.
+func (f *File) openIndex() string {
+	x, err := blockindex.Open(f.store.indexPath(f.ino), f.ino, f.opts.ReadOnly)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "missing"
+		}
+		return err.Error()
+	}
+	why := ""
+	switch tail, err := f.tailCheck(f.backing); {
+	case err != nil:
+		why = err.Error()
+	case x.Dirty():
+		why = "left dirty by an interrupted writer"
+	case x.BackingSize() != f.backing:
+		why = fmt.Sprintf("stale: backing size %d, index says %d", f.backing, x.BackingSize())
+	case x.Tail() != tail:
+		why = "stale: backing file tail changed"
+	case x.Len() == 0 && x.LogicalSize() != 0:
+		why = "inconsistent logical size"
+	case x.Len() > 0:
+		last, err := x.At(x.Len() - 1)
+		if err != nil {
+			why = err.Error()
+		} else if last.LogicalEnd() != x.LogicalSize() || last.End() != f.backing {
+			why = "inconsistent last record"
+		}
+	}
+	if why != "" {
+		x.Close()
+		return why
+	}
+	f.idx = x
+	return ""
+}
+
+// rebuildIndex walks the member headers of the backing file and writes a
+// new index. A torn last member (a crash while appending) is cut off.
+func (f *File) rebuildIndex() error {
+	path := f.store.indexPath(f.ino)
+	tmp := path + ".tmp"
+	x, err := blockindex.Create(tmp, f.ino, f.opts.BlockSize)
+	if err != nil && f.opts.ReadOnly {
+		// A read-only store: keep the rebuilt index in an unlinked temp file.
+		tf, terr := os.CreateTemp("", "gzfs-index-*")
+		if terr != nil {
+			return fmt.Errorf("rebuild index: %w", err)
+		}
+		tmp = tf.Name()
+		tf.Close()
+		x, err = blockindex.Create(tmp, f.ino, f.opts.BlockSize)
+		defer os.Remove(tmp)
+		path = ""
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	var logical int64
+	var i int64
+	var firstLen uint32
+	end, werr := bgzf.Walk(f.fd, f.backing, func(off int64, size int, isize uint32) error {
+		if i == 0 {
+			firstLen = isize
+		}
+		if i == 1 && int(firstLen) >= MinBlockSize {
+			x.SetBlockSize(int(firstLen))
+		}
+		rec := blockindex.Record{Offset: off, Logical: logical, Size: uint32(size), Length: isize}
+		if err := x.Set(i, rec); err != nil {
+			return err
+		}
+		i++
+		logical += int64(isize)
+		return nil
+	})
+	switch {
+	case werr == nil:
+	case errors.Is(werr, bgzf.ErrTornTail):
+		if f.opts.ReadOnly {
+			f.log.Warn("backing file ends with an incomplete member; ignoring it", "file", f.name, "at", end, "err", werr)
+		} else {
+			f.log.Warn("cutting incomplete last member left by a crash", "file", f.name, "at", end, "bytes", f.backing-end)
+			if err := f.fd.Truncate(end); err != nil {
+				x.Close()
+				return fmt.Errorf("cut torn tail: %w", err)
+			}
+		}
+		f.backing = end
+	case errors.Is(werr, bgzf.ErrFormat):
+		x.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("%w: %v", ErrNotBGZF, werr)
+	default:
+		x.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("rebuild index: %w", werr)
+	}
+	if i == 1 && int(firstLen) > f.opts.BlockSize && int(firstLen) <= bgzf.MaxBlockData {
+		x.SetBlockSize(int(firstLen))
+	}
+	tail, err := f.tailCheck(f.backing)
+	if err != nil {
+		x.Close()
+		return err
+	}
+	x.SetState(logical, f.backing, tail)
+	if path != "" {
+		if err := os.Rename(tmp, path); err != nil {
+			x.Close()
+			return fmt.Errorf("rebuild index: %w", err)
+		}
+	}
+	f.idx = x
+	return nil
+}

@@ -1,0 +1,99 @@
+package blockfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// OpenStore opens (creating if needed) the sidecar directory dir.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("sidecar store: %w", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar store: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("sidecar store %s: not a directory", dir)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// FindStore returns the store of the file at path: the nearest ".gzfs"
+// directory in the file's directory or its ancestors on the same filesystem,
+// or a new one in the file's directory when there is none.
+func FindStore(path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("find sidecar store: %w", err)
+	}
+	first := filepath.Dir(abs)
+	dev, ok := deviceOf(first)
+	for dir := first; ok; {
+		cand := filepath.Join(dir, StoreDirName)
+		if st, err := os.Stat(cand); err == nil && st.IsDir() {
+			if d, ok := deviceOf(cand); ok && d == dev {
+				return &Store{dir: cand}, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		if d, ok := deviceOf(parent); !ok || d != dev {
+			break
+		}
+		dir = parent
+	}
+	return OpenStore(filepath.Join(first, StoreDirName))
+}
+
+func deviceOf(path string) (uint64, bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(sys.Dev), true
+}
+
+func (s *Store) indexPath(ino uint64) string {
+	return filepath.Join(s.dir, strconv.FormatUint(ino, 10)+".idx")
+}
+
+func (s *Store) journalPath(ino uint64) string {
+	return filepath.Join(s.dir, strconv.FormatUint(ino, 10)+".jnl")
+}
+
+// Forget removes the sidecars kept for the backing inode ino (call it when
+// the last link of a file is removed).
+func (s *Store) Forget(ino uint64) error {
+	var errs []error
+	for _, p := range []string{s.indexPath(ino), s.journalPath(ino)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Store locates the sidecar files (seek index and journal) of the backing
+// files on one filesystem: a directory named ".gzfs", keyed by inode number,
+// so that renames and hardlinks keep one index per file.
+type Store struct {
+	dir string
+}
+
+// StoreDirName is the name of the sidecar directory. The mount hides it.
+const StoreDirName = ".gzfs"

@@ -1,0 +1,300 @@
+package blockfile
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/gzfs/gzfs/bgzf"
+)
+
+// job compresses one block in the background.
+type job struct {
+	block int64
+	data  []byte
+	done  chan struct{}
+	m     bgzf.Member
+	err   error
+}
+
+// startJob compresses data on the worker pool. roundTo > 1 leaves slack.
+func (f *File) startJob(k int64, data []byte, roundTo int) *job {
+	j := &job{block: k, data: data, done: make(chan struct{})}
+	f.workers <- struct{}{}
+	go func() {
+		defer close(j.done)
+		defer func() { <-f.workers }()
+		e := f.encoders.Get()
+		defer f.encoders.Put(e)
+		j.m, j.err = e.Encode(nil, data, 0, roundTo)
+	}()
+	return j
+}
+
+// WriteAt writes p at logical offset off, growing the file (with zeros in any
+// gap) when off+len(p) > Size().
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", f.name, off)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.writable(); err != nil {
+		return 0, err
+	}
+	if err := f.writeLocked(p, off); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Append writes p at the current end of the file atomically with respect to
+// other writers and returns the offset it was written at (O_APPEND).
+func (f *File) Append(p []byte) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.writable(); err != nil {
+		return 0, err
+	}
+	off := f.size
+	return off, f.writeLocked(p, off)
+}
+
+func (f *File) writable() error {
+	if f.closed {
+		return os.ErrClosed
+	}
+	if f.opts.ReadOnly {
+		return fmt.Errorf("%s: %w", f.name, ErrReadOnly)
+	}
+	return nil
+}
+
+func (f *File) writeLocked(p []byte, off int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	end := off + int64(len(p))
+	g := f.geom()
+	g.size = max(f.size, end)
+	k0, err := g.blockOf(off, f.idx.Find)
+	if err != nil {
+		return &BlockError{File: f.name, Block: -1, Err: err}
+	}
+	k1, err := g.blockOf(end-1, f.idx.Find)
+	if err != nil {
+		return &BlockError{File: f.name, Block: -1, Err: err}
+	}
+	for k := k0; k <= k1; k++ {
+		start, bend, err := f.blockRange(g, k)
+		if err != nil {
+			return &BlockError{File: f.name, Block: k, Err: err}
+		}
+		buf, err := f.dirtyBlock(k)
+		if err != nil {
+			return err
+		}
+		from, to := max(off, start), min(end, bend)
+		if need := int(to - start); len(buf) < need {
+			buf = append(buf, make([]byte, need-len(buf))...)
+		}
+		copy(buf[from-start:], p[from-off:to-off])
+		f.dirty[k] = buf
+	}
+	f.size = max(f.size, end)
+	if err := f.queueFullBlocks(); err != nil {
+		return err
+	}
+	if len(f.dirty) > maxDirtyBlocks {
+		if err := f.flushLocked(); err != nil {
+			return err
+		}
+	}
+	f.armTimer()
+	return nil
+}
+
+// dirtyBlock returns the in-memory copy of block k to modify, loading it
+// from the backing file if needed. Callers hold f.mu for writing.
+func (f *File) dirtyBlock(k int64) ([]byte, error) {
+	if d, ok := f.dirty[k]; ok {
+		return d, nil
+	}
+	if slices.ContainsFunc(f.pending, func(j *job) bool { return j.block == k }) {
+		if err := f.drain(len(f.pending)); err != nil {
+			return nil, err
+		}
+	}
+	buf := make([]byte, 0, max(f.blockSize, 1))
+	if k < f.idx.Len() {
+		data, err := f.blockData(k)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, data...)
+	}
+	f.idx.SetDirty(true)
+	return buf, nil
+}
+
+// appendBase is the first block that is not stored full: the next one the
+// pipeline may compress. Callers hold f.mu.
+func (f *File) appendBase() int64 {
+	n := f.idx.Len()
+	if n > 0 {
+		if r, err := f.idx.At(n - 1); err == nil && int64(r.Length) < f.blockSize {
+			return n - 1
+		}
+	}
+	return n
+}
+
+// queueFullBlocks hands full blocks at the end of the file to the
+// compression pool as soon as they are complete (pigz-style pipelining), and
+// writes finished ones in order. Callers hold f.mu for writing.
+func (f *File) queueFullBlocks() error {
+	for {
+		k := f.appendBase() + int64(len(f.pending))
+		buf, ok := f.dirty[k]
+		if !ok || int64(len(buf)) < f.blockSize {
+			return nil
+		}
+		delete(f.dirty, k)
+		f.pending = append(f.pending, f.startJob(k, buf, slackRound))
+		if len(f.pending) > 2*cap(f.workers) {
+			if err := f.drain(1); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// drain waits for the first n pending jobs and writes their members.
+func (f *File) drain(n int) error {
+	for ; n > 0 && len(f.pending) > 0; n-- {
+		j := f.pending[0]
+		<-j.done
+		if j.err != nil {
+			return fmt.Errorf("%s: compress block %d: %w", f.name, j.block, j.err)
+		}
+		var err error
+		if j.block < f.idx.Len() {
+			err = f.rewrite([]int64{j.block}, map[int64]bgzf.Member{j.block: j.m})
+		} else {
+			err = f.appendMembers([]bgzf.Member{j.m}, []int{len(j.data)})
+		}
+		f.pending = f.pending[1:]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// armTimer schedules a background flush of the growing tail.
+func (f *File) armTimer() {
+	if f.opts.FlushInterval <= 0 || f.timer != nil {
+		return
+	}
+	f.timer = time.AfterFunc(f.opts.FlushInterval, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.timer = nil
+		if f.closed {
+			return
+		}
+		if err := f.flushLocked(); err != nil {
+			f.bgErr = err
+			f.log.Error("background flush failed", "file", f.name, "err", err)
+		}
+	})
+}
+
+// Truncate changes the logical size; growth reads as zeros.
+func (f *File) Truncate(size int64) error {
+	if size < 0 {
+		return fmt.Errorf("%s: negative size %d", f.name, size)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.writable(); err != nil {
+		return err
+	}
+	if size >= f.size {
+		f.size = size
+		f.idx.SetDirty(true)
+		f.armTimer()
+		return nil
+	}
+	if err := f.drain(len(f.pending)); err != nil {
+		return err
+	}
+	f.idx.SetDirty(true)
+	g := f.geom()
+	g.size = size
+	last := int64(-1)
+	if size > 0 {
+		var err error
+		if last, err = g.blockOf(size-1, f.idx.Find); err != nil {
+			return &BlockError{File: f.name, Block: -1, Err: err}
+		}
+	}
+	for k, d := range f.dirty {
+		start, _, err := f.blockRange(g, k)
+		switch {
+		case err != nil:
+			return &BlockError{File: f.name, Block: k, Err: err}
+		case k > last:
+			delete(f.dirty, k)
+		case k == last && int64(len(d)) > size-start:
+			f.dirty[k] = d[:size-start]
+		}
+	}
+	stored := f.idx.Len()
+	if last >= stored-1 {
+		f.size = size
+		if last == stored-1 {
+			if r, err := f.record(last); err != nil {
+				return err
+			} else if r.LogicalEnd() > size {
+				return f.cutStored(last, size)
+			}
+		}
+		return nil
+	}
+	return f.cutStored(last, size)
+}
+
+// cutStored drops the stored blocks after last and cuts block last at the
+// logical size, rewriting it. Callers hold f.mu for writing.
+func (f *File) cutStored(last, size int64) error {
+	if last >= 0 {
+		r, err := f.record(last)
+		if err != nil {
+			return err
+		}
+		if _, ok := f.dirty[last]; !ok && r.LogicalEnd() > size {
+			data, err := f.blockData(last)
+			if err != nil {
+				return err
+			}
+			f.dirty[last] = append(make([]byte, 0, f.blockSize), data[:size-r.Logical]...)
+		}
+		f.backing = r.End()
+	} else {
+		f.backing = 0
+	}
+	for k := last + 1; k < f.idx.Len(); k++ {
+		f.cache.drop(cacheKey{f.id, k})
+	}
+	f.idx.Truncate(last + 1)
+	f.size = size
+	if _, ok := f.dirty[last]; ok {
+		return f.flushLocked() // rewrites the cut block and sets the file size, journaled
+	}
+	if err := f.fd.Truncate(f.backing); err != nil {
+		return fmt.Errorf("%s: truncate: %w", f.name, err)
+	}
+	return f.saveState()
+}
