@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFsckNamesCorruptBlock(t *testing.T) {
+	t.Parallel()
+	dir := testDir(t)
+	const bs = 61440
+	data := randData(bs*10 + 100) // incompressible: a flipped byte breaks the CRC
+	gz := packed(t, dir, "data", data)
+	clean := packed(t, dir, "clean", textData(200000))
+	mustGzfs(t, nil, "cat", "--offset", "0", "--length", "1", gz) // index written
+
+	raw := readFile(t, gz)
+	offs := members(t, raw)
+	const bad = 5
+	if len(offs) < 10 {
+		t.Fatalf("only %d members", len(offs))
+	}
+	at := offs[bad] + 1000
+	f, err := os.OpenFile(gz, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0x55}, 16), at); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	r := gzfs(t, nil, "fsck", gz)
+	if r.code != 1 {
+		t.Fatalf("fsck of a damaged file: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	out := string(r.stdout)
+	for _, want := range []string{
+		fmt.Sprintf("block %d ", bad),
+		fmt.Sprintf("backing offset %d", offs[bad]),
+		fmt.Sprintf("%d-%d", bad*bs, (bad+1)*bs),
+		"1 of",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fsck output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, fmt.Sprintf("block %d ", bad+1)) {
+		t.Errorf("fsck blames a sound block:\n%s", out)
+	}
+
+	// Other blocks still read; the damaged one is an error.
+	got := mustGzfs(t, nil, "cat", "--offset", fmt.Sprint(bs*7+10), "--length", "5000", gz)
+	sameBytes(t, "cat of a sound range", got, data[bs*7+10:bs*7+5010])
+	got = mustGzfs(t, nil, "cat", "--length", fmt.Sprint(bs*bad), gz)
+	sameBytes(t, "cat of the sound prefix", got, data[:bs*bad])
+	if r := gzfs(t, nil, "cat", "--offset", fmt.Sprint(bs*bad+10), "--length", "10", gz); r.code != 1 {
+		t.Errorf("cat of the damaged block: exit %d, want 1", r.code)
+	}
+
+	if r := gzfs(t, nil, "fsck", "-q", clean); r.code != 0 || len(r.stdout) != 0 {
+		t.Errorf("fsck -q of a clean file: exit %d, stdout %q", r.code, r.stdout)
+	}
+	if r := gzfs(t, nil, "fsck", clean, gz); r.code != 1 {
+		t.Errorf("fsck of a clean and a damaged file: exit %d, want 1", r.code)
+	}
+}
+
+// sidecars lists the files of the sidecar store of dir.
+func sidecars(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(filepath.Join(dir, ".gzfs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func TestIndexSidecarRebuilt(t *testing.T) {
+	t.Parallel()
+	data := textData(61440*25 + 99)
+	for _, damage := range []string{"deleted", "garbled", "truncated", "repair"} {
+		t.Run(damage, func(t *testing.T) {
+			t.Parallel()
+			dir := testDir(t)
+			gz := packed(t, dir, "data", data)
+			want := data[61440*3+5 : 61440*9]
+			get := func() []byte {
+				return mustGzfs(t, nil, "cat", "--offset", fmt.Sprint(61440*3+5), "--length", fmt.Sprint(len(want)), gz)
+			}
+			sameBytes(t, "before", get(), want)
+			files := sidecars(t, dir)
+			if len(files) == 0 {
+				t.Fatal("no index sidecar in .gzfs after pack and cat")
+			}
+			for _, p := range files {
+				var err error
+				switch damage {
+				case "deleted":
+					err = os.Remove(p)
+				case "garbled":
+					b := readFile(t, p)
+					for i := range b {
+						b[i] ^= 0xa5
+					}
+					err = os.WriteFile(p, b, 0o644)
+				case "truncated":
+					err = os.Truncate(p, 10)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if damage == "repair" {
+				r := gzfs(t, nil, "fsck", "--repair", gz)
+				if r.code != 0 || !strings.Contains(string(r.stdout), "rebuilt") {
+					t.Errorf("fsck --repair: exit %d, want 0 and an index 'rebuilt':\n%s%s", r.code, r.stdout, r.stderr)
+				}
+			}
+			sameBytes(t, "after the index was "+damage, get(), want)
+			sameBytes(t, "whole file", mustGzfs(t, nil, "cat", gz), data)
+			if r := gzfs(t, nil, "fsck", "-q", gz); r.code != 0 {
+				t.Errorf("fsck after rebuild: exit %d: %s%s", r.code, r.stdout, r.stderr)
+			}
+			stats := string(mustGzfs(t, nil, "stats", gz))
+			if !strings.Contains(stats, fmt.Sprintf("logical size  %d ", len(data))) {
+				t.Errorf("stats after rebuild:\n%s", stats)
+			}
+		})
+	}
+}
