@@ -1,12 +1,546 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"log/syslog"
 	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/gzfs/gzfs/blockfile"
+	gzfs "github.com/gzfs/gzfs/fs"
 )
+
+const mountUsage = `Usage: gzfs mount [-f] [-o OPTIONS] [--log FILE] BACKING MNT
+       gzfs BACKING MNT [-o OPTIONS]           (the form mount.fuse3 runs)
+
+Mounts BACKING at MNT: every regular file P of MNT is stored as BACKING/P.gz,
+a block-gzip (BGZF) file any gzip tool reads. Returns once the mount answers;
+the daemon keeps serving in the background. Unmount with 'umount MNT' or
+'fusermount3 -u MNT'.
+
+  -f            stay in the foreground (logs to stderr; Ctrl-C unmounts)
+  -o OPTIONS    comma-separated mount options (below)
+  --log FILE    log to FILE (default in the background: syslog)
+  -d            debug: log every FUSE request (implies -f)
+
+Options:
+  level=N       deflate level 1-9 for new blocks (default 6)
+  blocksize=N   block size of new files, 4096-65280 (default 61440)
+  cache=MiB     memory for inflated blocks shared by all files (default 64)
+  flush=DUR     write the growing tail of a file after DUR (default 3s; 0: only
+                at close/fsync)
+  ro            read-only mount
+  allow_other   let other users access the mount (off by default)
+  nonempty      allow mounting over a non-empty directory
+  nosuid,nodev,noexec,noatime,nodiratime,sync,dirsync: passed to the kernel
+  rw,defaults,auto,noauto,user,nouser,users,_netdev,nofail,suid,dev,exec,
+  atime,relatime,async,x-*,comment=*: accepted and ignored (fstab)
+`
+
+// init turns the command lines of mount helpers into 'gzfs mount ...':
+// mount.fuse3 runs "gzfs BACKING MNT -o OPTS" for type fuse.gzfs, and
+// mount(8) runs "/sbin/mount.fuse.gzfs BACKING MNT [-sfnv] -o OPTS" when
+// that symlink to gzfs exists. The main dispatch is left as it is.
+func init() {
+	base := filepath.Base(os.Args[0])
+	if strings.HasPrefix(base, "mount.") {
+		os.Args = append([]string{os.Args[0], "mount", "--helper"}, os.Args[1:]...)
+		return
+	}
+	if len(os.Args) >= 3 && !strings.HasPrefix(os.Args[1], "-") && os.Args[1] != "help" {
+		if _, isCommand := commands[os.Args[1]]; !isCommand {
+			os.Args = append([]string{os.Args[0], "mount"}, os.Args[1:]...)
+		}
+	}
+}
+
+// mountConfig is the parsed command line of 'gzfs mount'.
+type mountConfig struct {
+	backing, mnt string
+	foreground   bool
+	helper       bool // called as mount.fuse.gzfs: -f means "fake"
+	fake         bool
+	debug        bool
+	logFile      string
+	notifyFd     int // internal: the daemon reports readiness here
+	allowOther   bool
+	nonempty     bool
+	kernelOpts   []string
+	rawOpts      []string // as given, for the daemon's command line
+	fs           gzfs.Options
+}
 
 // runMount implements 'gzfs mount'.
 func runMount(args []string) int {
-	fmt.Fprintln(os.Stderr, "gzfs mount: not implemented yet")
+	cfg, err := parseMountArgs(args)
+	if errors.Is(err, errHelp) {
+		fmt.Print(mountUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gzfs mount: %v\n", err)
+		return 2
+	}
+	if cfg.fake {
+		return 0
+	}
+	if err := checkMount(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "gzfs mount: %v\n", err)
+		reportNotify(cfg, err)
+		return 1
+	}
+	if !cfg.foreground {
+		return startDaemon(cfg)
+	}
+	return serve(cfg)
+}
+
+var errHelp = errors.New("help")
+
+// parseMountArgs accepts flags before, between and after the two operands.
+func parseMountArgs(args []string) (*mountConfig, error) {
+	cfg := &mountConfig{notifyFd: -1}
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() (string, error) {
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("option %s needs an argument", a)
+			}
+			i++
+			return args[i], nil
+		}
+		switch {
+		case a == "-h" || a == "--help":
+			return nil, errHelp
+		case a == "--helper":
+			cfg.helper = true
+		case a == "-f" && cfg.helper:
+			cfg.fake = true
+		case a == "-f" || a == "--foreground":
+			cfg.foreground = true
+		case a == "-d" || a == "--debug":
+			cfg.debug, cfg.foreground = true, true
+		case cfg.helper && (a == "-s" || a == "-n" || a == "-v"):
+		case a == "-t" && cfg.helper:
+			if _, err := next(); err != nil {
+				return nil, err
+			}
+		case a == "-o":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			cfg.rawOpts = append(cfg.rawOpts, v)
+		case strings.HasPrefix(a, "-o"):
+			cfg.rawOpts = append(cfg.rawOpts, a[2:])
+		case a == "--log":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			cfg.logFile = v
+		case strings.HasPrefix(a, "--log="):
+			cfg.logFile = strings.TrimPrefix(a, "--log=")
+		case a == "--notify-fd":
+			v, err := next()
+			if err != nil {
+				return nil, err
+			}
+			fd, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("--notify-fd: %w", err)
+			}
+			cfg.notifyFd = fd
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-") && a != "-":
+			return nil, fmt.Errorf("unknown flag %s (try 'gzfs mount --help')", a)
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) != 2 {
+		return nil, fmt.Errorf("need BACKING and MNT, got %d operands (try 'gzfs mount --help')", len(pos))
+	}
+	cfg.backing, cfg.mnt = pos[0], pos[1]
+	for _, o := range cfg.rawOpts {
+		if err := cfg.parseOptions(o); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// kernelOptions are passed on to the kernel mount.
+var kernelOptions = map[string]bool{
+	"nosuid": true, "nodev": true, "noexec": true, "noatime": true, "nodiratime": true,
+	"sync": true, "dirsync": true,
+}
+
+// ignoredOptions are fstab and mount(8) options that mean nothing to gzfs.
+var ignoredOptions = map[string]bool{
+	"rw": true, "defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
+	"users": true, "_netdev": true, "nofail": true, "suid": true, "dev": true, "exec": true,
+	"atime": true, "diratime": true, "relatime": true, "strictatime": true, "async": true,
+	"owner": true, "group": true, "default_permissions": true,
+}
+
+// parseOptions parses one comma-separated -o list.
+func (cfg *mountConfig) parseOptions(list string) error {
+	for _, o := range strings.Split(list, ",") {
+		key, val, hasVal := strings.Cut(strings.TrimSpace(o), "=")
+		var err error
+		switch {
+		case key == "":
+		case key == "level" && hasVal:
+			cfg.fs.Level, err = strconv.Atoi(val)
+			if err == nil && (cfg.fs.Level < 1 || cfg.fs.Level > 9) {
+				err = errors.New("must be 1-9")
+			}
+		case key == "blocksize" && hasVal:
+			cfg.fs.BlockSize, err = strconv.Atoi(val)
+			if err == nil && (cfg.fs.BlockSize < blockfile.MinBlockSize || cfg.fs.BlockSize > blockfile.MaxBlockSize) {
+				err = fmt.Errorf("must be %d-%d", blockfile.MinBlockSize, blockfile.MaxBlockSize)
+			}
+		case key == "cache" && hasVal:
+			var mib int64
+			mib, err = strconv.ParseInt(val, 10, 64)
+			if err == nil && mib < 1 {
+				err = errors.New("must be at least 1 (MiB)")
+			}
+			cfg.fs.CacheBytes = mib << 20
+		case key == "flush" && hasVal:
+			cfg.fs.FlushInterval, err = parseInterval(val)
+		case key == "ro" && !hasVal:
+			cfg.fs.ReadOnly = true
+		case key == "allow_other" && !hasVal:
+			cfg.allowOther = true
+		case key == "nonempty" && !hasVal:
+			cfg.nonempty = true
+		case key == "debug" && !hasVal:
+			cfg.debug, cfg.foreground = true, true
+		case kernelOptions[key] && !hasVal:
+			cfg.kernelOpts = append(cfg.kernelOpts, key)
+		case ignoredOptions[key], strings.HasPrefix(key, "x-"), key == "comment":
+		default:
+			return fmt.Errorf("unknown mount option %q (try 'gzfs mount --help')", o)
+		}
+		if err != nil {
+			return fmt.Errorf("mount option %q: %v", o, err)
+		}
+	}
+	return nil
+}
+
+// parseInterval reads a duration ("2s", "500ms"; a bare number is seconds;
+// 0 or "off" disables the timer).
+func parseInterval(s string) (time.Duration, error) {
+	if s == "off" || s == "0" {
+		return -1, nil
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n <= 0 {
+			return -1, nil
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return -1, nil
+	}
+	return d, nil
+}
+
+// checkMount refuses bad input before anything is mounted.
+func checkMount(cfg *mountConfig) error {
+	var err error
+	if cfg.backing, err = filepath.Abs(cfg.backing); err != nil {
+		return err
+	}
+	if cfg.mnt, err = filepath.Abs(cfg.mnt); err != nil {
+		return err
+	}
+	st, err := os.Stat(cfg.backing)
+	switch {
+	case err != nil:
+		return fmt.Errorf("backing directory %s: %w", cfg.backing, unwrapPath(err))
+	case !st.IsDir():
+		return fmt.Errorf("backing directory %s: not a directory", cfg.backing)
+	}
+	st, err = os.Stat(cfg.mnt)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("mount point %s: a dead mount is left there (Transport endpoint is not connected; the daemon was killed); clean it with: fusermount3 -u %s", cfg.mnt, cfg.mnt)
+	case err != nil:
+		return fmt.Errorf("mount point %s: %w", cfg.mnt, unwrapPath(err))
+	case !st.IsDir():
+		return fmt.Errorf("mount point %s: not a directory", cfg.mnt)
+	}
+	rb, _ := filepath.EvalSymlinks(cfg.backing)
+	rm, _ := filepath.EvalSymlinks(cfg.mnt)
+	if rb != "" && rm != "" && (rm == rb || strings.HasPrefix(rm, rb+"/")) {
+		return fmt.Errorf("mount point %s is inside the backing directory %s", cfg.mnt, cfg.backing)
+	}
+	if mounted, err := isMountPoint(rm); err == nil && mounted {
+		return fmt.Errorf("mount point %s: already mounted (unmount it first: umount %s)", cfg.mnt, cfg.mnt)
+	}
+	if !cfg.nonempty {
+		f, err := os.Open(cfg.mnt)
+		if err != nil {
+			return fmt.Errorf("mount point %s: %w", cfg.mnt, unwrapPath(err))
+		}
+		names, _ := f.Readdirnames(1)
+		f.Close()
+		if len(names) > 0 {
+			return fmt.Errorf("mount point %s is not empty (use -o nonempty to mount over it)", cfg.mnt)
+		}
+	}
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("/dev/fuse is not usable (%v): load the fuse module or give the container the device", unwrapPath(err))
+	}
+	f.Close()
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// isMountPoint reports whether dir is a mount point in /proc/self/mountinfo.
+func isMountPoint(dir string) (bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountinfo(fields[4]) == dir {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// startDaemon re-executes gzfs in the foreground in a new session and waits
+// until it reports that the mount answers (or why it failed).
+func startDaemon(cfg *mountConfig) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gzfs mount: cannot find my executable: %v\n", err)
+		return 1
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gzfs mount: %v\n", err)
+		return 1
+	}
+	args := []string{"mount", "-f", "--notify-fd", "3"}
+	for _, o := range cfg.rawOpts {
+		args = append(args, "-o", o)
+	}
+	if cfg.logFile != "" {
+		lf, err := filepath.Abs(cfg.logFile)
+		if err == nil {
+			cfg.logFile = lf
+		}
+		args = append(args, "--log", cfg.logFile)
+	}
+	args = append(args, "--", cfg.backing, cfg.mnt)
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = append(os.Environ(), "GZFS_DAEMON=1")
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "gzfs mount: starting the daemon: %v\n", err)
+		return 1
+	}
+	w.Close()
+	msg, _ := io.ReadAll(r)
+	r.Close()
+	if s := strings.TrimSpace(string(msg)); s == "ok" {
+		cmd.Process.Release()
+		return 0
+	} else if s != "" {
+		fmt.Fprintf(os.Stderr, "gzfs mount: %s\n", s)
+		cmd.Wait()
+		return 1
+	}
+	err = cmd.Wait()
+	fmt.Fprintf(os.Stderr, "gzfs mount: the daemon exited before the mount was ready (%v); see its log\n", err)
 	return 1
+}
+
+// reportNotify tells the waiting parent why the daemon failed.
+func reportNotify(cfg *mountConfig, err error) {
+	if cfg.notifyFd < 0 {
+		return
+	}
+	f := os.NewFile(uintptr(cfg.notifyFd), "notify")
+	fmt.Fprintln(f, err)
+	f.Close()
+	cfg.notifyFd = -1
+}
+
+// openLog returns the logger of the daemon.
+func openLog(cfg *mountConfig) (*slog.Logger, io.Writer, error) {
+	var w io.Writer = os.Stderr
+	switch {
+	case cfg.logFile != "":
+		f, err := os.OpenFile(cfg.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		w = f
+	case cfg.notifyFd >= 0:
+		if sw, err := syslog.New(syslog.LOG_INFO|syslog.LOG_DAEMON, "gzfs"); err == nil {
+			w = sw
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, nil)), w, nil
+}
+
+// serve mounts and serves until unmounted or signalled.
+func serve(cfg *mountConfig) int {
+	// The daemon's signals unmount cleanly: drop any handler that would just
+	// exit (main's cleanup of temporary files for the offline commands). A
+	// signal that comes while mounting is handled once the mount is up.
+	signal.Reset(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	logger, logw, err := openLog(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gzfs mount: %v\n", err)
+		reportNotify(cfg, err)
+		return 1
+	}
+	log.SetOutput(logw)
+	cfg.fs.Logger = logger
+	syscall.Umask(0) // the kernel has applied the caller's umask already
+
+	fsys, err := gzfs.New(cfg.backing, cfg.fs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gzfs mount: %v\n", err)
+		reportNotify(cfg, err)
+		return 1
+	}
+	sec := time.Second
+	opts := &fusefs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:           cfg.allowOther,
+			Options:              append([]string{"default_permissions"}, cfg.kernelOpts...),
+			FsName:               cfg.backing,
+			Name:                 "gzfs",
+			MaxWrite:             1 << 20,
+			MaxReadAhead:         1 << 20,
+			MaxBackground:        64,
+			IgnoreSecurityLabels: true,
+			Debug:                cfg.debug,
+			Logger:               log.New(logw, "go-fuse: ", 0),
+		},
+		EntryTimeout:    &sec,
+		AttrTimeout:     &sec,
+		NullPermissions: true,
+		Logger:          log.New(logw, "go-fuse: ", 0),
+	}
+	if cfg.fs.ReadOnly {
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
+	}
+	server, err := fusefs.Mount(cfg.mnt, fsys.Root(), opts)
+	if err != nil {
+		fsys.Close()
+		err = fmt.Errorf("mounting %s: %w", cfg.mnt, err)
+		fmt.Fprintf(os.Stderr, "gzfs mount: %v\n", err)
+		reportNotify(cfg, err)
+		return 1
+	}
+	logger.Info("mounted", "backing", cfg.backing, "mnt", cfg.mnt, "pid", os.Getpid())
+	if cfg.notifyFd >= 0 {
+		f := os.NewFile(uintptr(cfg.notifyFd), "notify")
+		fmt.Fprintln(f, "ok")
+		f.Close()
+	}
+
+	go func() {
+		for sig := range sigs {
+			logger.Info("signal: flushing and unmounting", "signal", sig.String())
+			if err := fsys.FlushAll(); err != nil {
+				logger.Error("flush before unmount", "err", err)
+			}
+			if err := server.Unmount(); err != nil {
+				logger.Warn("mount busy: detaching it; open files keep working until closed", "err", err)
+				if err := lazyUnmount(cfg.mnt); err != nil {
+					logger.Error("lazy unmount", "err", err)
+				}
+			}
+		}
+	}()
+	server.Wait()
+	signal.Stop(sigs)
+	code := 0
+	if err := fsys.Close(); err != nil {
+		logger.Error("closing files after unmount", "err", err)
+		code = 1
+	}
+	logger.Info("unmounted", "mnt", cfg.mnt)
+	return code
+}
+
+// lazyUnmount detaches a busy mount (umount -l).
+func lazyUnmount(mnt string) error {
+	if os.Geteuid() == 0 {
+		return unix.Unmount(mnt, unix.MNT_DETACH)
+	}
+	out, err := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fusermount3 -u -z: %v: %s", err, out)
+	}
+	return nil
 }

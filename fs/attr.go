@@ -1,0 +1,154 @@
+package fs
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/gzfs/gzfs/blockfile"
+)
+
+// sizeCache remembers the logical size of files that are not open, valid as
+// long as the backing file's size, mtime and ctime are unchanged, so that a
+// stat does not open the engine again.
+type sizeCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[uint64]sizeEntry
+}
+
+type sizeEntry struct {
+	st      stamp
+	logical int64
+	foreign bool // gzip but not BGZF: read-only stream
+}
+
+func (c *sizeCache) init(max int) {
+	c.max = max
+	c.m = make(map[uint64]sizeEntry)
+}
+
+func (c *sizeCache) get(key uint64, st *stat) (sizeEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || e.st != stampOf(st) {
+		return sizeEntry{}, false
+	}
+	return e, true
+}
+
+func (c *sizeCache) put(key uint64, st *stat, logical int64, foreign bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[key] = sizeEntry{stampOf(st), logical, foreign}
+}
+
+func (c *sizeCache) drop(key uint64) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+// fillAttr converts a backing stat to mount attributes; for a gzfs file the
+// size is the logical size (from the open engine, the size cache, or a brief
+// open of the engine, which reads the index, never the data) and st_blocks
+// stays the backing file's, so du shows the real disk use.
+func (fsys *FS) fillAttr(k kind, st *stat, dirfd int, bname string, out *fuse.Attr) error {
+	out.FromStat(statT(st))
+	if k != kindGz {
+		return nil
+	}
+	key := fsys.inoOf(st.Dev, st.Ino)
+	if of := fsys.files.get(key); of != nil {
+		fsys.fillOpen(of, out)
+		fsys.files.release(of)
+		return nil
+	}
+	size, _, err := fsys.logicalSize(key, st, dirfd, bname)
+	if err != nil {
+		return err
+	}
+	out.Size = uint64(size)
+	return nil
+}
+
+// fillOpen sets size and times of an open gzfs file: the engine knows the
+// size, and data written but not yet flushed counts for st_mtime.
+func (fsys *FS) fillOpen(of *openFile, out *fuse.Attr) {
+	out.Size = uint64(of.eng.Size())
+	if lw := of.lastWrite.Load(); lw > 0 {
+		if mt := int64(out.Mtime)*1e9 + int64(out.Mtimensec); lw > mt {
+			out.Mtime, out.Mtimensec = uint64(lw/1e9), uint32(lw%1e9)
+			if ct := int64(out.Ctime)*1e9 + int64(out.Ctimensec); lw > ct {
+				out.Ctime, out.Ctimensec = out.Mtime, out.Mtimensec
+			}
+		}
+	}
+}
+
+// logicalSize returns the uncompressed size of the gzfs file bname in dirfd
+// that is not open, and whether it is a foreign (non-BGZF) gzip file.
+func (fsys *FS) logicalSize(key uint64, st *stat, dirfd int, bname string) (int64, bool, error) {
+	if st.Size == 0 {
+		return 0, false, nil
+	}
+	if e, ok := fsys.sizes.get(key, st); ok {
+		return e.logical, e.foreign, nil
+	}
+	of, _, err := fsys.files.acquire(key, bname, func() (int, bool, error) {
+		fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
+		return fd, true, err
+	})
+	if errors.Is(err, blockfile.ErrNotBGZF) {
+		size, serr := gzipISize(dirfd, bname, st.Size)
+		if serr != nil {
+			return 0, true, serr
+		}
+		fsys.sizes.put(key, st, size, true)
+		return size, true, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	size := of.eng.Size()
+	fsys.files.release(of)
+	fsys.sizes.put(key, st, size, false)
+	return size, false, nil
+}
+
+// gzipISize reads the ISIZE trailer of a gzip file (the uncompressed size
+// of its last member modulo 4 GiB, what gzip -l shows).
+func gzipISize(dirfd int, bname string, size int64) (int64, error) {
+	if size < 18 {
+		return 0, nil
+	}
+	fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var b [4]byte
+	if _, err := unix.Pread(fd, b[:], size-4); err != nil {
+		return 0, err
+	}
+	return int64(binary.LittleEndian.Uint32(b[:])), nil
+}
+
+// statT gives go-fuse's FromStat the syscall form of a stat.
+func statT(st *stat) *syscallStat {
+	s := syscallStat{
+		Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
+		Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
+	}
+	s.Atim.Sec, s.Atim.Nsec = st.Atim.Sec, st.Atim.Nsec
+	s.Mtim.Sec, s.Mtim.Nsec = st.Mtim.Sec, st.Mtim.Nsec
+	s.Ctim.Sec, s.Ctim.Nsec = st.Ctim.Sec, st.Ctim.Nsec
+	return &s
+}

@@ -1,0 +1,272 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// checkNew refuses a new mount name that is reserved or taken (in either
+// backing form, "x" or "x.gz").
+func (n *node) checkNew(dirfd int, name string) syscall.Errno {
+	if n.fsys.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if isReserved(name) {
+		return syscall.EPERM
+	}
+	if _, _, _, err := n.fsys.lookupAt(dirfd, name, n.dirName); err == nil {
+		return syscall.EEXIST
+	} else if err != syscall.ENOENT && err != unix.ENOENT {
+		return toErrno(err)
+	}
+	return 0
+}
+
+// chownNew gives a new backing entry the owner of the caller when the daemon
+// runs as root (the group of a setgid directory stays).
+func (fsys *FS) chownNew(ctx context.Context, dirfd int, bname string) error {
+	if !fsys.isRoot {
+		return nil
+	}
+	caller, ok := fuse.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	gid := int(caller.Gid)
+	if st, err := statFd(dirfd); err == nil && st.Mode&unix.S_ISGID != 0 {
+		gid = -1
+	}
+	return unix.Fchownat(dirfd, bname, int(caller.Uid), gid, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// Create creates a gzfs file (backing name+".gz") and opens it; an
+// existing file (created behind the kernel's back) is opened unless O_EXCL.
+func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if n.fsys.opts.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	if isReserved(name) {
+		return nil, nil, 0, syscall.EPERM
+	}
+	dirfd, done, err := n.fsys.openDir(&n.Inode)
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	defer done()
+	if k, bname, st, err := n.fsys.lookupAt(dirfd, name, n.dirName); err == nil {
+		if flags&unix.O_EXCL != 0 {
+			return nil, nil, 0, syscall.EEXIST
+		}
+		return n.createExisting(ctx, k, dirfd, bname, &st, flags, out)
+	}
+	bname := name + gzSuffix
+	fd, err := openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, mode&07777)
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	if err := n.fsys.chownNew(ctx, dirfd, bname); err != nil {
+		n.fsys.log.Warn("chown of new file", "file", bname, "err", err)
+	}
+	st, err := statFd(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, 0, toErrno(err)
+	}
+	key := n.fsys.inoOf(st.Dev, st.Ino)
+	used := false
+	of, shared, err := n.fsys.files.acquire(key, n.backingPath()+"/"+bname, func() (int, bool, error) {
+		used = true
+		return fd, false, nil
+	})
+	if !used {
+		unix.Close(fd)
+	}
+	if err != nil {
+		return nil, nil, 0, n.fsys.errno("create", bname, err)
+	}
+	out.Attr.FromStat(statT(&st))
+	n.fsys.fillOpen(of, &out.Attr)
+	child := n.NewInode(ctx, &node{fsys: n.fsys, kind: kindGz}, n.fsys.stableAttr(&st))
+	fh, fuseFlags, errno := n.fsys.gzHandle(of, shared, flags)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	return child, fh, fuseFlags, 0
+}
+
+// createExisting opens an entry that Create found already there.
+func (n *node) createExisting(ctx context.Context, k kind, dirfd int, bname string, st *stat, flags uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	switch k {
+	case kindDir:
+		return nil, nil, 0, syscall.EISDIR
+	case kindOther:
+		return nil, nil, 0, syscall.EEXIST
+	}
+	child, errno := n.newChild(ctx, k, dirfd, bname, st, out)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	if k == kindPlain {
+		fd, err := openAt(dirfd, bname, int(flags&openFlagsMask), 0)
+		if err != nil {
+			return nil, nil, 0, toErrno(err)
+		}
+		return child, &plainHandle{fsys: n.fsys, fd: fd, name: bname}, 0, 0
+	}
+	key := n.fsys.inoOf(st.Dev, st.Ino)
+	of, shared, err := n.fsys.files.acquire(key, n.backingPath()+"/"+bname, func() (int, bool, error) {
+		fd, err := openAt(dirfd, bname, unix.O_RDWR, 0)
+		return fd, false, err
+	})
+	if err != nil {
+		return nil, nil, 0, n.fsys.errno("open", bname, err)
+	}
+	fh, fuseFlags, errno := n.fsys.gzHandle(of, shared, flags)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	return child, fh, fuseFlags, 0
+}
+
+// Mkdir creates a backing directory.
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return n.makeEntry(ctx, name, out, kindDir, func(dirfd int) (string, error) {
+		return name, unix.Mkdirat(dirfd, name, mode&07777)
+	})
+}
+
+// Mknod creates a fifo, socket or device node as it is, or an empty gzfs
+// file for S_IFREG.
+func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if mode&unix.S_IFMT == unix.S_IFREG || mode&unix.S_IFMT == 0 {
+		return n.makeEntry(ctx, name, out, kindGz, func(dirfd int) (string, error) {
+			fd, err := openAt(dirfd, name+gzSuffix, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, mode&07777)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return name + gzSuffix, err
+		})
+	}
+	return n.makeEntry(ctx, name, out, kindOther, func(dirfd int) (string, error) {
+		return name, unix.Mknodat(dirfd, name, mode, int(rdev))
+	})
+}
+
+// Symlink creates a backing symlink with the target as given.
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return n.makeEntry(ctx, name, out, kindOther, func(dirfd int) (string, error) {
+		return name, unix.Symlinkat(target, dirfd, name)
+	})
+}
+
+// makeEntry checks the name, runs mk in the backing directory, and makes the
+// node of what it created.
+func (n *node) makeEntry(ctx context.Context, name string, out *fuse.EntryOut, k kind, mk func(dirfd int) (string, error)) (*fusefs.Inode, syscall.Errno) {
+	dirfd, done, err := n.fsys.openDir(&n.Inode)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	defer done()
+	if errno := n.checkNew(dirfd, name); errno != 0 {
+		return nil, errno
+	}
+	bname, err := mk(dirfd)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	if err := n.fsys.chownNew(ctx, dirfd, bname); err != nil {
+		n.fsys.log.Warn("chown of new entry", "name", bname, "err", err)
+	}
+	st, err := statAt(dirfd, bname)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return n.newChild(ctx, k, dirfd, bname, &st, out)
+}
+
+// Link makes a hardlink: one backing inode, so one node and one engine.
+func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	t, ok := target.(*node)
+	if !ok || t.fsys != n.fsys {
+		return nil, syscall.EXDEV
+	}
+	tdirfd, tbname, tdone, err := t.where()
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	defer tdone()
+	return n.makeEntry(ctx, name, out, t.kind, func(dirfd int) (string, error) {
+		bname := backingName(name, t.kind)
+		return bname, unix.Linkat(tdirfd, tbname, dirfd, bname, 0)
+	})
+}
+
+// Unlink removes a name; when it was the last link of a gzfs file, its
+// sidecars are forgotten (at the last close if the file is still open).
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.fsys.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	dirfd, done, err := n.fsys.openDir(&n.Inode)
+	if err != nil {
+		return toErrno(err)
+	}
+	defer done()
+	k, bname, st, err := n.fsys.lookupAt(dirfd, name, n.dirName)
+	if err != nil {
+		return toErrno(err)
+	}
+	if k == kindDir {
+		return syscall.EISDIR
+	}
+	if err := unix.Unlinkat(dirfd, bname, 0); err != nil {
+		return toErrno(err)
+	}
+	if k == kindGz && st.Nlink <= 1 {
+		n.fsys.lastLinkGone(&st)
+	}
+	return 0
+}
+
+// Rmdir removes a backing directory.
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.fsys.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if isReserved(name) {
+		return syscall.ENOENT
+	}
+	dirfd, done, err := n.fsys.openDir(&n.Inode)
+	if err != nil {
+		return toErrno(err)
+	}
+	defer done()
+	return toErrno(unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR))
+}
+
+// lastLinkGone forgets what gzfs keeps for a backing inode without links.
+func (fsys *FS) lastLinkGone(st *stat) {
+	key := fsys.inoOf(st.Dev, st.Ino)
+	fsys.sizes.drop(key)
+	fsys.files.dropStamp(key)
+	if of := fsys.files.get(key); of != nil {
+		of.forget.Store(true)
+		fsys.files.release(of)
+		return
+	}
+	fsys.forgetIno(st.Ino)
+}
+
+// forgetIno removes the sidecars of a backing inode.
+func (fsys *FS) forgetIno(ino uint64) {
+	if fsys.store == nil {
+		return
+	}
+	if err := fsys.store.Forget(ino); err != nil {
+		fsys.log.Warn("forget sidecars", "ino", ino, "err", err)
+	}
+}

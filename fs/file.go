@@ -1,0 +1,99 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// gzHandle is one open of a gzfs file; all handles of an inode share the
+// openFile (and its engine).
+type gzHandle struct {
+	fsys   *FS
+	of     *openFile
+	write  bool // opened for writing
+	append bool // O_APPEND: every write goes to the end (File.Append)
+}
+
+// Read reads from the engine; short reads happen only at the end of file.
+func (h *gzHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.of.eng.ReadAt(dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, h.fsys.errno("read", h.of.name, err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Write writes at off, or at the end of the file for an O_APPEND handle, so
+// that appends of several processes never interleave within a write.
+func (h *gzHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if !h.write {
+		return 0, syscall.EBADF
+	}
+	var n int
+	var err error
+	if h.append {
+		_, err = h.of.eng.Append(data)
+		if err == nil {
+			n = len(data)
+		}
+	} else {
+		n, err = h.of.eng.WriteAt(data, off)
+	}
+	h.of.touch()
+	if err != nil {
+		return uint32(n), h.fsys.errno("write", h.of.name, err)
+	}
+	return uint32(n), 0
+}
+
+// Flush runs at every close(2): the data reaches the backing file, and an
+// error such as ENOSPC reaches the program that closes.
+func (h *gzHandle) Flush(ctx context.Context) syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	return h.fsys.errno("flush", h.of.name, h.of.eng.Flush())
+}
+
+// Fsync makes the data and the index durable.
+func (h *gzHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.fsys.errno("fsync", h.of.name, h.of.eng.Sync())
+}
+
+// Release drops the handle's reference; the last one closes the engine.
+func (h *gzHandle) Release(ctx context.Context) syscall.Errno {
+	if err := h.fsys.files.release(h.of); err != nil {
+		h.fsys.errno("release", h.of.name, err)
+	}
+	return 0
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE: a gzfs file is data from 0 to its
+// size (zero blocks are stored, compressed, not as holes).
+func (h *gzHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	size := uint64(h.of.eng.Size())
+	switch whence {
+	case unix.SEEK_DATA:
+		if off >= size {
+			return 0, syscall.ENXIO
+		}
+		return off, 0
+	case unix.SEEK_HOLE:
+		if off >= size {
+			return 0, syscall.ENXIO
+		}
+		return size, 0
+	}
+	return 0, syscall.EINVAL
+}
+
+// Allocate is not supported on gzfs files: compressed space cannot be
+// reserved ahead. posix_fallocate(3) then writes zeros itself.
+func (h *gzHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	return syscall.EOPNOTSUPP
+}

@@ -1,0 +1,152 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+
+	"github.com/gzfs/gzfs/blockfile"
+)
+
+// DefaultFlushInterval is how long written data may stay in memory only when
+// Options.FlushInterval is 0.
+const DefaultFlushInterval = 3 * time.Second
+
+// Options configure a gzfs file system.
+type Options struct {
+	Level         int           // deflate level for new blocks (0: blockfile default)
+	BlockSize     int           // block size of new files (0: blockfile default)
+	CacheBytes    int64         // shared cache of inflated blocks (0: 64 MiB)
+	ReadOnly      bool          // refuse every change
+	FlushInterval time.Duration // tail flush timer (0: DefaultFlushInterval, <0: off)
+	Logger        *slog.Logger  // nil: slog.Default()
+}
+
+// FS is one mounted backing tree: the root directory descriptor, the engine
+// resources shared by all files, and the table of open files.
+type FS struct {
+	backing string
+	rootFd  int
+	rootDev uint64
+	opts    Options
+	log     *slog.Logger
+	store   *blockfile.Store
+	cache   *blockfile.Cache
+	files   openTable
+	sizes   sizeCache
+	clashes sync.Map // backing path -> struct{}: clashes already logged
+	isRoot  bool     // the daemon runs as root: new entries get the caller's owner
+}
+
+// New opens the backing directory and the shared engine resources.
+func New(backing string, opts Options) (*FS, error) {
+	abs, err := filepath.Abs(backing)
+	if err != nil {
+		return nil, fmt.Errorf("backing directory: %w", err)
+	}
+	fd, err := unix.Open(abs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("backing directory %s: %w", abs, err)
+	}
+	st, err := statFd(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("backing directory %s: %w", abs, err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	fsys := &FS{
+		backing: abs,
+		rootFd:  fd,
+		rootDev: st.Dev,
+		opts:    opts,
+		log:     opts.Logger,
+		cache:   blockfile.NewCache(opts.CacheBytes),
+		isRoot:  os.Geteuid() == 0,
+	}
+	store, err := blockfile.OpenStore(filepath.Join(abs, blockfile.StoreDirName))
+	if err != nil {
+		if !opts.ReadOnly {
+			unix.Close(fd)
+			return nil, fmt.Errorf("sidecar store: %w", err)
+		}
+		fsys.log.Warn("no sidecar store on a read-only mount; indexes are rebuilt in memory", "err", err)
+	}
+	fsys.store = store
+	fsys.files.init(fsys)
+	fsys.sizes.init(1 << 16)
+	return fsys, nil
+}
+
+// Root returns the root node to mount.
+func (fsys *FS) Root() fusefs.InodeEmbedder {
+	return &node{fsys: fsys, kind: kindDir}
+}
+
+// Backing returns the absolute path of the backing directory.
+func (fsys *FS) Backing() string { return fsys.backing }
+
+// FlushAll writes the dirty data of every open file to the backing files.
+func (fsys *FS) FlushAll() error { return fsys.files.flushAll() }
+
+// Close flushes and closes every file still open (after the unmount) and the
+// backing directory.
+func (fsys *FS) Close() error {
+	err := fsys.files.closeAll()
+	if cerr := unix.Close(fsys.rootFd); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}
+
+// engineOptions returns the blockfile options for one file.
+func (fsys *FS) engineOptions(readOnly bool) blockfile.Options {
+	fi := fsys.opts.FlushInterval
+	if fi < 0 {
+		fi = 0
+	}
+	return blockfile.Options{
+		Level:         fsys.opts.Level,
+		BlockSize:     fsys.opts.BlockSize,
+		Cache:         fsys.cache,
+		Store:         fsys.store,
+		ReadOnly:      readOnly || fsys.opts.ReadOnly,
+		FlushInterval: fi,
+		Logger:        fsys.log,
+	}
+}
+
+// inoOf maps a backing (dev, ino) to the mount's inode number, as go-fuse's
+// loopback does: the inode number itself on the backing root's device.
+func (fsys *FS) inoOf(dev, ino uint64) uint64 {
+	swapped := (dev << 32) | (dev >> 32)
+	rootSwapped := (fsys.rootDev << 32) | (fsys.rootDev >> 32)
+	return (swapped ^ rootSwapped) ^ ino
+}
+
+// stableAttr is the identity of the node for a backing entry.
+func (fsys *FS) stableAttr(st *stat) fusefs.StableAttr {
+	return fusefs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: fsys.inoOf(st.Dev, st.Ino), Gen: st.gen()}
+}
+
+// logClash logs a name clash once per backing path.
+func (fsys *FS) logClash(dir, name string) {
+	if _, loaded := fsys.clashes.LoadOrStore(dir+"/"+name, struct{}{}); !loaded {
+		fsys.log.Warn("name clash: the plain file is shown, the .gz file is hidden (rename one of them in the backing directory)",
+			"dir", dir, "plain", name, "hidden", name+gzSuffix)
+	}
+}

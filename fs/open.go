@@ -1,0 +1,132 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/gzfs/gzfs/blockfile"
+)
+
+// openFlagsMask are the open(2) flags passed on to a plain backing file.
+const openFlagsMask = unix.O_ACCMODE | unix.O_APPEND | unix.O_TRUNC | unix.O_NONBLOCK |
+	unix.O_SYNC | unix.O_DSYNC | unix.O_NOATIME
+
+func wantsWrite(flags uint32) bool { return flags&unix.O_ACCMODE != unix.O_RDONLY }
+
+// backingPath is the backing path of n for messages.
+func (n *node) backingPath() string {
+	p := n.Path(nil)
+	if n.kind == kindGz {
+		p += gzSuffix
+	}
+	return path.Join(n.fsys.backing, p)
+}
+
+// acquire returns the shared engine instance of the gzfs file n, opening
+// the backing file read-write when possible (read-only on a read-only mount
+// or when the backing file cannot be written).
+func (n *node) acquire() (*openFile, bool, error) {
+	fsys := n.fsys
+	return fsys.files.acquire(n.StableAttr().Ino, n.backingPath(), func() (int, bool, error) {
+		dirfd, bname, done, err := n.where()
+		if err != nil {
+			return -1, false, err
+		}
+		defer done()
+		if !fsys.opts.ReadOnly {
+			fd, err := openAt(dirfd, bname, unix.O_RDWR, 0)
+			if err == nil {
+				return fd, false, nil
+			}
+			if err != unix.EACCES && err != unix.EPERM && err != unix.EROFS && err != unix.ETXTBSY {
+				return -1, false, err
+			}
+		}
+		fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
+		return fd, true, err
+	})
+}
+
+// Open opens a regular file: a gzfs file through the shared engine, a plain
+// file as it is.
+func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if wantsWrite(flags) && n.fsys.opts.ReadOnly {
+		return nil, 0, syscall.EROFS
+	}
+	switch n.kind {
+	case kindGz:
+		return n.openGz(flags)
+	case kindPlain:
+		dirfd, bname, done, err := n.where()
+		if err != nil {
+			return nil, 0, toErrno(err)
+		}
+		defer done()
+		fd, err := openAt(dirfd, bname, int(flags&openFlagsMask), 0)
+		if err != nil {
+			return nil, 0, toErrno(err)
+		}
+		return &plainHandle{fsys: n.fsys, fd: fd, name: bname}, 0, 0
+	case kindDir:
+		return nil, 0, syscall.EISDIR
+	}
+	return nil, 0, syscall.EINVAL
+}
+
+func (n *node) openGz(flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	of, shared, err := n.acquire()
+	if errors.Is(err, blockfile.ErrNotBGZF) {
+		return n.openStream(flags)
+	}
+	if err != nil {
+		return nil, 0, n.fsys.errno("open", n.backingPath(), err)
+	}
+	return n.fsys.gzHandle(of, shared, flags)
+}
+
+// gzHandle makes the handle of an acquired engine instance.
+func (fsys *FS) gzHandle(of *openFile, shared bool, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	write := wantsWrite(flags)
+	if write && of.readOnly {
+		fsys.files.release(of)
+		return nil, 0, syscall.EACCES
+	}
+	var fuseFlags uint32
+	if flags&unix.O_TRUNC != 0 && write {
+		if err := of.eng.Truncate(0); err != nil {
+			fsys.files.release(of)
+			return nil, 0, fsys.errno("truncate", of.name, err)
+		}
+		of.touch()
+	} else if shared {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	} else if st, err := statFd(of.fd); err == nil && fsys.files.unchanged(of.key, &st) {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	return &gzHandle{fsys: fsys, of: of, write: write, append: flags&unix.O_APPEND != 0}, fuseFlags, 0
+}
+
+// openStream opens a foreign gzip file read-only.
+func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if wantsWrite(flags) {
+		return nil, 0, syscall.EROFS
+	}
+	dirfd, bname, done, err := n.where()
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	defer done()
+	fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	name := n.backingPath()
+	return &streamHandle{fsys: n.fsys, f: os.NewFile(uintptr(fd), name), name: name}, fuse.FOPEN_DIRECT_IO, 0
+}

@@ -1,0 +1,72 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// plainHandle is an open backing file shown as it is (no ".gz"): reads and
+// writes go to it unchanged. An O_APPEND handle keeps O_APPEND on the
+// backing descriptor, where pwrite(2) appends atomically.
+type plainHandle struct {
+	fsys *FS
+	fd   int
+	name string
+}
+
+// Read reads from the backing file.
+func (h *plainHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := unix.Pread(h.fd, dest, off)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Write writes to the backing file.
+func (h *plainHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := unix.Pwrite(h.fd, data, off)
+	if err != nil {
+		return uint32(max(n, 0)), toErrno(err)
+	}
+	return uint32(n), 0
+}
+
+// Flush reports errors of delayed writes of the backing file system at close.
+func (h *plainHandle) Flush(ctx context.Context) syscall.Errno {
+	fd, err := unix.Dup(h.fd)
+	if err != nil {
+		return toErrno(err)
+	}
+	return toErrno(unix.Close(fd))
+}
+
+// Fsync syncs the backing file.
+func (h *plainHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if flags&1 != 0 {
+		return toErrno(unix.Fdatasync(h.fd))
+	}
+	return toErrno(unix.Fsync(h.fd))
+}
+
+// Release closes the backing descriptor.
+func (h *plainHandle) Release(ctx context.Context) syscall.Errno {
+	return toErrno(unix.Close(h.fd))
+}
+
+// Lseek passes SEEK_DATA/SEEK_HOLE to the backing file.
+func (h *plainHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	n, err := unix.Seek(h.fd, int64(off), int(whence))
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	return uint64(n), 0
+}
+
+// Allocate passes fallocate(2) to the backing file.
+func (h *plainHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	return toErrno(unix.Fallocate(h.fd, mode, int64(off), int64(size)))
+}

@@ -1,0 +1,303 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	gzfsBin  string // the binary under test
+	binDir   string
+	raceOnce sync.Once
+	raceBin  string
+	raceErr  error
+)
+
+func TestMain(m *testing.M) {
+	if err := fuseUsable(); err != nil {
+		if os.Getenv("CI") != "" {
+			fmt.Fprintf(os.Stderr, "FAIL: integration tests need FUSE: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Printf("skipping integration tests (CI unset): %v\n", err)
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "gzfs-it-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	gzfsBin = filepath.Join(dir, "gzfs")
+	if out, err := exec.Command("go", "build", "-o", gzfsBin, "github.com/gzfs/gzfs/cmd/gzfs").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building gzfs: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fuseUsable reports why FUSE mounts cannot work here.
+func fuseUsable() error {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// raceBinary builds gzfs with -race once (for the concurrency tests).
+func raceBinary(t *testing.T) string {
+	raceOnce.Do(func() {
+		raceBin = filepath.Join(binDir, "gzfs-race")
+		out, err := exec.Command("go", "build", "-race", "-o", raceBin, "github.com/gzfs/gzfs/cmd/gzfs").CombinedOutput()
+		if err != nil {
+			raceErr = fmt.Errorf("go build -race: %v\n%s", err, out)
+		}
+	})
+	if raceErr != nil {
+		t.Fatal(raceErr)
+	}
+	return raceBin
+}
+
+// requireRoot fails (CI) or skips a test that needs root.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("this test needs root")
+	}
+	t.Skip("needs root")
+}
+
+// mountProc is one gzfs daemon serving a mount, run in the foreground (-f)
+// as a child process.
+type mountProc struct {
+	t       testing.TB
+	bin     string
+	backing string
+	dir     string
+	log     string
+	opts    []string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+}
+
+// newMount makes a backing directory and mount point and mounts them.
+func newMount(t testing.TB, opts ...string) *mountProc {
+	t.Helper()
+	root := t.TempDir()
+	m := &mountProc{t: t, bin: gzfsBin, backing: filepath.Join(root, "backing"), dir: filepath.Join(root, "mnt"),
+		log: filepath.Join(root, "gzfs.log"), opts: opts}
+	for _, d := range []string{m.backing, m.dir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.start()
+	t.Cleanup(m.cleanup)
+	return m
+}
+
+// start runs the daemon and waits until the mount answers.
+func (m *mountProc) start() {
+	m.t.Helper()
+	args := []string{"mount", "-f", "--log", m.log}
+	if len(m.opts) > 0 {
+		args = append(args, "-o", strings.Join(m.opts, ","))
+	}
+	args = append(args, m.backing, m.dir)
+	m.cmd = exec.Command(m.bin, args...)
+	var stderr bytes.Buffer
+	m.cmd.Stderr = &stderr
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	m.exited = make(chan struct{})
+	go func() {
+		m.waitErr = m.cmd.Wait()
+		close(m.exited)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if mounted(m.dir) {
+			return
+		}
+		select {
+		case <-m.exited:
+			m.t.Fatalf("gzfs exited before mounting: %v\n%s\nlog:\n%s", m.waitErr, stderr.String(), m.logText())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("mount did not come up\nlog:\n%s", m.logText())
+		}
+	}
+}
+
+func (m *mountProc) logText() string {
+	b, _ := os.ReadFile(m.log)
+	return string(b)
+}
+
+// path returns the mount path of a relative name.
+func (m *mountProc) path(p string) string { return filepath.Join(m.dir, p) }
+
+// bpath returns the backing path of a relative name.
+func (m *mountProc) bpath(p string) string { return filepath.Join(m.backing, p) }
+
+// unmount unmounts with fusermount3 -u and waits for the daemon to exit 0.
+func (m *mountProc) unmount() {
+	m.t.Helper()
+	var out []byte
+	var err error
+	for i := 0; i < 50; i++ {
+		out, err = exec.Command("fusermount3", "-u", m.dir).CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte("busy")) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		m.t.Fatalf("fusermount3 -u: %v: %s", err, out)
+	}
+	m.wait()
+}
+
+// wait waits for the daemon to exit and checks its status.
+func (m *mountProc) wait() {
+	m.t.Helper()
+	select {
+	case <-m.exited:
+	case <-time.After(30 * time.Second):
+		m.cmd.Process.Kill()
+		m.t.Fatalf("gzfs did not exit after unmount\nlog:\n%s", m.logText())
+	}
+	if m.waitErr != nil {
+		m.t.Fatalf("gzfs exited with %v\nlog:\n%s", m.waitErr, m.logText())
+	}
+	m.cmd = nil
+}
+
+// kill SIGKILLs the daemon and cleans the dead mount (fusermount3 -u -z).
+func (m *mountProc) kill() {
+	m.t.Helper()
+	m.cmd.Process.Signal(syscall.SIGKILL)
+	<-m.exited
+	m.cmd = nil
+	if out, err := exec.Command("fusermount3", "-u", "-z", m.dir).CombinedOutput(); err != nil {
+		m.t.Fatalf("fusermount3 -u -z: %v: %s", err, out)
+	}
+}
+
+// remount unmounts (if mounted) and mounts again.
+func (m *mountProc) remount() {
+	m.t.Helper()
+	if m.cmd != nil {
+		m.unmount()
+	}
+	m.start()
+}
+
+func (m *mountProc) cleanup() {
+	if m.cmd == nil {
+		return
+	}
+	if err := exec.Command("fusermount3", "-u", m.dir).Run(); err != nil {
+		exec.Command("fusermount3", "-u", "-z", m.dir).Run()
+	}
+	select {
+	case <-m.exited:
+	case <-time.After(10 * time.Second):
+		m.cmd.Process.Kill()
+		<-m.exited
+	}
+	if strings.Contains(m.logText(), "panic") {
+		m.t.Errorf("gzfs log shows a panic:\n%s", m.logText())
+	}
+}
+
+// mounted reports whether dir is a mount point.
+func mounted(dir string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && fields[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// gzipTest runs gzip -t on a backing file.
+func gzipTest(t testing.TB, path string) {
+	t.Helper()
+	if out, err := exec.Command("gzip", "-t", path).CombinedOutput(); err != nil {
+		t.Errorf("gzip -t %s: %v: %s", path, err, out)
+	}
+}
+
+// zcat returns the decompressed content of a backing file (with gzip -dc).
+func zcat(t testing.TB, path string) []byte {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command("gzip", "-dc", path)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gzip -dc %s: %v: %s", path, err, stderr.String())
+	}
+	return out
+}
+
+// checkBacking checks that the backing file of mount name p is valid gzip
+// holding want.
+func checkBacking(t testing.TB, m *mountProc, p string, want []byte) {
+	t.Helper()
+	bp := m.bpath(p + ".gz")
+	gzipTest(t, bp)
+	if got := zcat(t, bp); !bytes.Equal(got, want) {
+		t.Errorf("zcat %s: %d bytes, want %d (first difference at %d)", bp, len(got), len(want), firstDiff(got, want))
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// errnoOf returns the errno inside err, or 0.
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return 0
+}
