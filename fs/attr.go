@@ -103,8 +103,7 @@ func (fsys *FS) logicalSize(key uint64, st *stat, dirfd int, bname string) (int6
 		return e.logical, e.foreign, nil
 	}
 	of, _, err := fsys.files.acquire(key, bname, func() (int, bool, error) {
-		fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
-		return fd, true, err
+		return openEngineFd(dirfd, bname, fsys.opts.ReadOnly)
 	})
 	if errors.Is(err, blockfile.ErrNotBGZF) {
 		size, serr := gzipISize(dirfd, bname, st.Size)

@@ -119,8 +119,7 @@ func (n *node) createExisting(ctx context.Context, k kind, dirfd int, bname stri
 	}
 	key := n.fsys.inoOf(st.Dev, st.Ino)
 	of, shared, err := n.fsys.files.acquire(key, n.backingPath()+"/"+bname, func() (int, bool, error) {
-		fd, err := openAt(dirfd, bname, unix.O_RDWR, 0)
-		return fd, false, err
+		return openEngineFd(dirfd, bname, n.fsys.opts.ReadOnly)
 	})
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("open", bname, err)

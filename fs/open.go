@@ -40,18 +40,33 @@ func (n *node) acquire() (*openFile, bool, error) {
 			return -1, false, err
 		}
 		defer done()
-		if !fsys.opts.ReadOnly {
-			fd, err := openAt(dirfd, bname, unix.O_RDWR, 0)
-			if err == nil {
-				return fd, false, nil
-			}
-			if err != unix.EACCES && err != unix.EPERM && err != unix.EROFS && err != unix.ETXTBSY {
-				return -1, false, err
-			}
-		}
-		fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
-		return fd, true, err
+		return openEngineFd(dirfd, bname, fsys.opts.ReadOnly)
 	})
+}
+
+// openEngineFd opens a backing file for the engine: read-write unless the
+// mount is read-only or the file cannot be written. O_NOATIME keeps the
+// engine's own reads (index checks at open) from changing st_atime, which
+// then only utimensat(2) changes (where the kernel allows O_NOATIME).
+func openEngineFd(dirfd int, bname string, readOnly bool) (int, bool, error) {
+	try := func(flags int) (int, error) {
+		fd, err := openAt(dirfd, bname, flags|unix.O_NOATIME, 0)
+		if err == unix.EPERM {
+			fd, err = openAt(dirfd, bname, flags, 0)
+		}
+		return fd, err
+	}
+	if !readOnly {
+		fd, err := try(unix.O_RDWR)
+		if err == nil {
+			return fd, false, nil
+		}
+		if err != unix.EACCES && err != unix.EPERM && err != unix.EROFS && err != unix.ETXTBSY {
+			return -1, false, err
+		}
+	}
+	fd, err := try(unix.O_RDONLY)
+	return fd, true, err
 }
 
 // Open opens a regular file: a gzfs file through the shared engine, a plain

@@ -3,6 +3,8 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
+	"io"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -300,4 +304,40 @@ func errnoOf(err error) syscall.Errno {
 		return e
 	}
 	return 0
+}
+
+// readBackingDeep decompresses a backing file whose absolute path may be
+// longer than PATH_MAX, walking to it with openat; it checks CRCs and
+// lengths like gzip -t.
+func readBackingDeep(t testing.TB, root, rel string) []byte {
+	t.Helper()
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(rel, "/")
+	for _, c := range parts[:len(parts)-1] {
+		next, err := unix.Openat(dir, c, unix.O_PATH|unix.O_DIRECTORY, 0)
+		unix.Close(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = next
+	}
+	fd, err := unix.Openat(dir, parts[len(parts)-1], unix.O_RDONLY, 0)
+	unix.Close(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip %s: %v", rel, err)
+	}
+	return b
 }

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gzfs/gzfs/blockfile"
-	gzfs "github.com/gzfs/gzfs/fs"
+	mountfs "github.com/gzfs/gzfs/fs"
 )
 
 const mountUsage = `Usage: gzfs mount [-f] [-o OPTIONS] [--log FILE] BACKING MNT
@@ -82,7 +82,7 @@ type mountConfig struct {
 	nonempty     bool
 	kernelOpts   []string
 	rawOpts      []string // as given, for the daemon's command line
-	fs           gzfs.Options
+	fs           mountfs.Options
 }
 
 // runMount implements 'gzfs mount'.
@@ -465,7 +465,7 @@ func serve(cfg *mountConfig) int {
 	cfg.fs.Logger = logger
 	syscall.Umask(0) // the kernel has applied the caller's umask already
 
-	fsys, err := gzfs.New(cfg.backing, cfg.fs)
+	fsys, err := mountfs.New(cfg.backing, cfg.fs)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gzfs mount: %v\n", err)
 		reportNotify(cfg, err)
