@@ -131,8 +131,12 @@ func (m *mountProc) start() {
 	}
 	args = append(args, m.backing, m.dir)
 	m.cmd = exec.Command(m.bin, args...)
-	var stderr bytes.Buffer
-	m.cmd.Stderr = &stderr
+	stderr, err := os.OpenFile(m.log+".stderr", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer stderr.Close()
+	m.cmd.Stderr = stderr
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatal(err)
 	}
@@ -148,7 +152,7 @@ func (m *mountProc) start() {
 		}
 		select {
 		case <-m.exited:
-			m.t.Fatalf("gzfs exited before mounting: %v\n%s\nlog:\n%s", m.waitErr, stderr.String(), m.logText())
+			m.t.Fatalf("gzfs exited before mounting: %v\nlog:\n%s", m.waitErr, m.logText())
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -157,9 +161,12 @@ func (m *mountProc) start() {
 	}
 }
 
+// logText is the daemon's log file and its stderr (where the race
+// detector and panics write).
 func (m *mountProc) logText() string {
 	b, _ := os.ReadFile(m.log)
-	return string(b)
+	e, _ := os.ReadFile(m.log + ".stderr")
+	return string(b) + string(e)
 }
 
 // path returns the mount path of a relative name.

@@ -47,6 +47,7 @@ Options:
   ro            read-only mount
   allow_other   let other users access the mount (off by default)
   nonempty      allow mounting over a non-empty directory
+  log=FILE      same as --log FILE (for fstab)
   nosuid,nodev,noexec,noatime,nodiratime,sync,dirsync: passed to the kernel
   rw,defaults,auto,noauto,user,nouser,users,_netdev,nofail,suid,dev,exec,
   atime,relatime,async,x-*,comment=*: accepted and ignored (fstab)
@@ -234,6 +235,8 @@ func (cfg *mountConfig) parseOptions(list string) error {
 			cfg.allowOther = true
 		case key == "nonempty" && !hasVal:
 			cfg.nonempty = true
+		case key == "log" && hasVal:
+			cfg.logFile = val
 		case key == "debug" && !hasVal:
 			cfg.debug, cfg.foreground = true, true
 		case kernelOptions[key] && !hasVal:
@@ -279,6 +282,11 @@ func checkMount(cfg *mountConfig) error {
 	}
 	if cfg.mnt, err = filepath.Abs(cfg.mnt); err != nil {
 		return err
+	}
+	// statfs always reaches a FUSE daemon (stat may be answered from cache).
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(cfg.mnt, &sfs); err == unix.ENOTCONN {
+		return fmt.Errorf("mount point %s: a dead mount is left there (Transport endpoint is not connected; the daemon was killed); clean it with: fusermount3 -u %s", cfg.mnt, cfg.mnt)
 	}
 	st, err := os.Stat(cfg.backing)
 	switch {
