@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -194,4 +195,24 @@ func openFile(cmd, path string, readOnly, verbose bool) (f *blockfile.File, clos
 		}
 		return nil
 	}, nil
+}
+
+// openBGZF opens path read-only with the engine after checking that it is
+// BGZF, so that a plain gzip file is refused without creating a sidecar
+// store next to it.
+func openBGZF(cmd, path string) (*blockfile.File, func() error, error) {
+	raw, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	prefix := make([]byte, sniffSize)
+	n, err := io.ReadFull(raw, prefix)
+	raw.Close()
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !blockfile.IsBGZF(prefix[:n]) {
+		return nil, nil, fmt.Errorf("%w (plain gzip has no blocks: repack it with 'gzfs pack')", blockfile.ErrNotBGZF)
+	}
+	return openFile(cmd, path, true, false)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,5 +98,24 @@ func TestRuntimeErrorsAreOneLine(t *testing.T) {
 		if !bytes.HasPrefix(r.stderr, []byte("gzfs "+args[0]+": ")) || strings.Count(string(r.stderr), "\n") != 1 {
 			t.Errorf("gzfs %q: stderr %q, want one line starting 'gzfs %s: '", args, r.stderr, args[0])
 		}
+	}
+}
+
+func TestPlainGzipHasNoLayout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(textData(1000))
+	zw.Close()
+	p := writeFile(t, dir, "plain.gz", b.Bytes())
+	for _, cmd := range [][]string{{"stats", p}, {"index", "--gzi", p}} {
+		r := gzfs(t, nil, cmd...)
+		if r.code != 1 || !bytes.Contains(r.stderr, []byte("not a BGZF")) {
+			t.Errorf("gzfs %q on plain gzip: exit %d, stderr %q", cmd, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".gzfs")); err == nil {
+		t.Error("a sidecar store was created next to a plain gzip file")
 	}
 }

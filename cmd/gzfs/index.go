@@ -45,7 +45,7 @@ func runIndex(args []string) int {
 
 // exportGZI writes path+".gzi" from the engine's index of path.
 func exportGZI(path string) error {
-	f, closeFn, err := openFile("index", path, true, false)
+	f, closeFn, err := openBGZF("index", path)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func runStats(args []string) int {
 
 // statsOne prints the stats of one file.
 func statsOne(w io.Writer, path string) error {
-	f, closeFn, err := openFile("stats", path, true, false)
+	f, closeFn, err := openBGZF("stats", path)
 	if err != nil {
 		return err
 	}
