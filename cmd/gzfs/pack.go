@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/gzfs/gzfs/blockfile"
 	"golang.org/x/term"
@@ -24,6 +25,7 @@ stdout, so $TMPDIR needs room for the compressed output.
 
 Options:
   -l, --level LEVEL       deflate level 1 (fastest) .. 9 (smallest); default 6
+  -1 .. -9                same as -l 1 .. -l 9, as in gzip
   -b, --block-size SIZE   uncompressed bytes per block, 4096..65280 (suffix K
                           allowed, e.g. 32K); default 61440
   -p, --threads N         compress up to N blocks at once; default: all CPUs
@@ -44,6 +46,9 @@ func runPack(args []string) int {
 	c := newCommand("pack", packUsage, packHelp)
 	o := packOptions{level: blockfile.DefaultLevel, blockSize: blockfile.DefaultBlockSize}
 	c.intFlag(&o.level, "l", "level")
+	for l := 1; l <= 9; l++ {
+		c.flags.BoolFunc(strconv.Itoa(l), "", func(string) error { o.level = l; return nil })
+	}
 	c.sizeFlag(&o.blockSize, "b", "block-size")
 	c.intFlag(&o.threads, "p", "threads")
 	c.boolFlag(&o.force, "f", "force")

@@ -27,6 +27,7 @@ var roundTripCases = []struct {
 	{"max-blocks-random", randData(300000), []string{"--block-size", "65280"}},
 	{"level1-threads1", textData(500000), []string{"-l", "1", "-p", "1"}},
 	{"level9", textData(500000), []string{"--level=9", "--threads=2"}},
+	{"gzip-style-level", textData(200000), []string{"-1"}},
 }
 
 func TestRoundTrip(t *testing.T) {
