@@ -1,6 +1,7 @@
 package blockfile
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -229,7 +230,9 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 		logical += int64(lengths[i])
 	}
 	f.backing = off
-	return f.saveState()
+	last := ms[len(ms)-1].Bytes
+	f.idx.SetState(logical, f.backing, binary.LittleEndian.Uint64(last[len(last)-8:]))
+	return nil
 }
 
 // saveState records the backing size, logical size and tail in the index.

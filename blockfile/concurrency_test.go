@@ -1,0 +1,93 @@
+package blockfile
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// word is the 8-byte value stored at word index i by writer version v: any
+// reader can tell whether a word is in the right place.
+func word(i int64, v uint64) uint64 { return uint64(i) | v<<40 }
+
+func fillWords(b []byte, first int64, v uint64) {
+	for j := 0; j+8 <= len(b); j += 8 {
+		binary.LittleEndian.PutUint64(b[j:], word(first+int64(j/8), v))
+	}
+}
+
+// TestConcurrentReadersAndWriter runs readers in parallel with a writer that
+// appends, overwrites in the middle and flushes; every word a reader sees
+// must be one written for that position.
+func TestConcurrentReadersAndWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.gz")
+	f, err := Create(path, 0o644, Options{BlockSize: 8192, Level: 1, Cache: NewCache(64 << 10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 1))
+			buf := make([]byte, 20000)
+			for !stop.Load() {
+				size := f.Size() / 8 * 8
+				if size == 0 {
+					continue
+				}
+				off := rng.Int64N(size) / 8 * 8
+				n, err := f.ReadAt(buf[:8*(1+rng.IntN(len(buf)/8))], off)
+				if err != nil && !errors.Is(err, io.EOF) {
+					errs <- err
+					return
+				}
+				for j := 0; j+8 <= n; j += 8 {
+					w := binary.LittleEndian.Uint64(buf[j:])
+					if want := (off + int64(j)) / 8; w&(1<<40-1) != uint64(want) {
+						errs <- errors.New("reader saw a word out of place")
+						return
+					}
+				}
+			}
+		}(uint64(r))
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for v := uint64(1); v < 400; v++ {
+		size := f.Size()
+		if rng.IntN(3) == 0 || size == 0 {
+			b := make([]byte, 8*(1+rng.IntN(3000)))
+			fillWords(b, size/8, v)
+			if _, err := f.Append(b); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			off := rng.Int64N(size) / 8 * 8
+			b := make([]byte, min(8*int64(1+rng.IntN(2000)), size-off))
+			fillWords(b, off/8, v)
+			if _, err := f.WriteAt(b, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v%10 == 0 {
+			if err := f.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
