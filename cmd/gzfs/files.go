@@ -132,15 +132,16 @@ func forgetSidecars(path string) {
 	}
 }
 
-// engineLogger returns the logger given to the engine: warnings and worse on
-// stderr, prefixed by the command, or info too when verbose.
+// engineLogger returns the logger given to the engine. Errors reach the
+// user as the one-line error of the command, so the engine's own log lines
+// are shown only when verbose (fsck --repair: journal replays and index
+// rebuilds), on stderr, prefixed by the command.
 func engineLogger(cmd string, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
-	if verbose {
-		level = slog.LevelInfo
+	if !verbose {
+		return slog.New(slog.DiscardHandler)
 	}
 	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
-		Level: level,
+		Level: slog.LevelInfo,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}

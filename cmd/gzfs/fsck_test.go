@@ -59,8 +59,9 @@ func TestFsckNamesCorruptBlock(t *testing.T) {
 	sameBytes(t, "cat of a sound range", got, data[bs*7+10:bs*7+5010])
 	got = mustGzfs(t, nil, "cat", "--length", fmt.Sprint(bs*bad), gz)
 	sameBytes(t, "cat of the sound prefix", got, data[:bs*bad])
-	if r := gzfs(t, nil, "cat", "--offset", fmt.Sprint(bs*bad+10), "--length", "10", gz); r.code != 1 {
-		t.Errorf("cat of the damaged block: exit %d, want 1", r.code)
+	r = gzfs(t, nil, "cat", "--offset", fmt.Sprint(bs*bad+10), "--length", "10", gz)
+	if r.code != 1 || strings.Count(string(r.stderr), "\n") != 1 || !strings.Contains(string(r.stderr), fmt.Sprintf("block %d ", bad)) {
+		t.Errorf("cat of the damaged block: exit %d, stderr %q; want 1 and one line naming block %d", r.code, r.stderr, bad)
 	}
 
 	if r := gzfs(t, nil, "fsck", "-q", clean); r.code != 0 || len(r.stdout) != 0 {

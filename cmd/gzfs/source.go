@@ -149,6 +149,10 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 		if err == io.EOF {
 			break
 		}
+		var be *blockfile.BlockError
+		if errors.As(err, &be) {
+			return done, err // names the file, block and offsets already
+		}
 		if err != nil {
 			return done, fmt.Errorf("read %s: %w", s.name, err)
 		}
