@@ -35,18 +35,22 @@ func checkNoClobber(dst string, force bool) error {
 
 // tempName reserves a new, unique file name next to dst (same directory, so
 // that the final rename is atomic) and returns it. The file exists, empty,
-// with mode 0600.
-func tempName(dst string) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".gzfs-tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("create temporary file: %w", err)
-	}
-	name := f.Name()
-	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return "", fmt.Errorf("create temporary file: %w", err)
-	}
-	return name, nil
+// with mode 0600; it is removed if the process is interrupted before release
+// is called.
+func tempName(dst string) (name string, release func(), err error) {
+	release, err = guardCreate(func() (func(), error) {
+		f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".gzfs-tmp-*")
+		if err != nil {
+			return nil, fmt.Errorf("create temporary file: %w", err)
+		}
+		name = f.Name()
+		if err := f.Close(); err != nil {
+			os.Remove(name)
+			return nil, fmt.Errorf("create temporary file: %w", err)
+		}
+		return func() { os.Remove(name) }, nil
+	})
+	return name, release, err
 }
 
 // commitRename renames the complete, synced file tmp to dst with mode perm

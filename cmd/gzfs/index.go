@@ -58,12 +58,11 @@ func exportGZI(path string) error {
 
 // replaceGZI writes the .gzi of f to dst through a temporary file.
 func replaceGZI(dst string, f *blockfile.File, perm os.FileMode) error {
-	tmp, err := tempName(dst)
+	tmp, release, err := tempName(dst)
 	if err != nil {
 		return err
 	}
-	cancel := atInterrupt(func() { os.Remove(tmp) })
-	defer cancel()
+	defer release()
 	if err := writeGZI(tmp, f); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", dst, err)

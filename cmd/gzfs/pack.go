@@ -106,12 +106,11 @@ func pack(src, dst string, o packOptions) error {
 	}
 	defer in.Close()
 
-	out, err := newPackOutput(dst)
+	out, release, err := newPackOutput(dst)
 	if err != nil {
 		return err
 	}
-	cancel := atInterrupt(out.abort)
-	defer cancel()
+	defer release()
 	f, err := blockfile.Create(out.tmp, 0o600, blockfile.Options{
 		Level:     o.level,
 		BlockSize: int(o.blockSize),
@@ -229,23 +228,49 @@ type packOutput struct {
 	store    *blockfile.Store // where the engine keeps the index of tmp
 }
 
-// newPackOutput reserves the temporary file for dst.
-func newPackOutput(dst string) (*packOutput, error) {
-	if dst == stdio {
-		dir, err := os.MkdirTemp("", "gzfs-pack-*")
-		if err != nil {
-			return nil, fmt.Errorf("create temporary directory: %w", err)
+// newPackOutput reserves the temporary file for dst. Until release is
+// called, an interrupt runs abort.
+func newPackOutput(dst string) (o *packOutput, release func(), err error) {
+	release, err = guardCreate(func() (func(), error) {
+		var err error
+		if dst == stdio {
+			o, err = newStdoutOutput()
+		} else {
+			o, err = newFileOutput(dst)
 		}
-		st, err := blockfile.OpenStore(filepath.Join(dir, blockfile.StoreDirName))
 		if err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("open index store: %w", err)
+			return nil, err
 		}
-		return &packOutput{dst: dst, tmp: filepath.Join(dir, "out.gz"), tmpDir: dir, store: st}, nil
-	}
-	tmp, err := tempName(dst)
+		return o.abort, nil
+	})
+	return o, release, err
+}
+
+// newStdoutOutput makes a private directory for the temporary file and its
+// sidecar store.
+func newStdoutOutput() (*packOutput, error) {
+	dir, err := os.MkdirTemp("", "gzfs-pack-*")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("create temporary directory: %w", err)
+	}
+	st, err := blockfile.OpenStore(filepath.Join(dir, blockfile.StoreDirName))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("open index store: %w", err)
+	}
+	return &packOutput{dst: stdio, tmp: filepath.Join(dir, "out.gz"), tmpDir: dir, store: st}, nil
+}
+
+// newFileOutput makes the temporary file next to dst.
+func newFileOutput(dst string) (*packOutput, error) {
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".gzfs-tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file: %w", err)
+	}
+	tmp := f.Name()
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("create temporary file: %w", err)
 	}
 	st, err := blockfile.FindStore(tmp)
 	if err != nil {
@@ -256,7 +281,7 @@ func newPackOutput(dst string) (*packOutput, error) {
 }
 
 // abort removes the temporary file and its sidecars. It is safe to call more
-// than once and after commit.
+// than once and after commit (the temporary name is gone by then).
 func (o *packOutput) abort() {
 	if o.tmpDir != "" {
 		os.RemoveAll(o.tmpDir)

@@ -195,3 +195,42 @@ func TestPackInterrupted(t *testing.T) {
 		t.Errorf("interrupted pack left temporary files: %q", got)
 	}
 }
+
+func TestUnpackInterrupted(t *testing.T) {
+	t.Parallel()
+	dir := testDir(t)
+	dst := filepath.Join(dir, "out")
+	cmd := newGzfsCmd("unpack", "-q", "-", dst)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A gzip stream that never ends: a header and stored deflate blocks.
+	stdin.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
+	block := append([]byte{0, 0xff, 0xff, 0, 0}, randData(0xffff)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(tempLeftovers(t, dir)) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no temporary file appeared")
+		}
+		stdin.Write(block)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	stdin.Close()
+	if code := cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) {
+		t.Errorf("terminated unpack: %v, want exit %d", err, 128+int(syscall.SIGTERM))
+	}
+	if _, err := os.Stat(dst); err == nil {
+		t.Error("interrupted unpack left a destination")
+	}
+	if got := tempLeftovers(t, dir); len(got) > 0 {
+		t.Errorf("interrupted unpack left temporary files: %q", got)
+	}
+}

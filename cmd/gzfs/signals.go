@@ -18,25 +18,31 @@ var interrupts struct {
 	fns  map[int]func()
 }
 
-// atInterrupt registers fn to run if the process receives SIGINT, SIGTERM or
-// SIGHUP, and returns a function that unregisters it. The first call installs
-// the signal handler, so commands that never call it (mount, with its own
-// handling) keep the default behaviour.
-func atInterrupt(fn func()) (cancel func()) {
+// guardCreate runs create, which makes something on disk and returns how to
+// remove it, with interrupts held off, and registers the removal to run if
+// the process receives SIGINT, SIGTERM or SIGHUP before release is called.
+// A signal arriving while create runs waits for it, so nothing created is
+// ever missed. The first call installs the signal handler: commands that
+// never call it (mount, with its own handling) keep the default behaviour.
+func guardCreate(create func() (cleanup func(), err error)) (release func(), err error) {
 	interrupts.once.Do(handleInterrupts)
 	interrupts.Lock()
 	defer interrupts.Unlock()
+	cleanup, err := create()
+	if err != nil {
+		return nil, err
+	}
 	if interrupts.fns == nil {
 		interrupts.fns = make(map[int]func())
 	}
 	id := interrupts.next
 	interrupts.next++
-	interrupts.fns[id] = fn
+	interrupts.fns[id] = cleanup
 	return func() {
 		interrupts.Lock()
 		defer interrupts.Unlock()
 		delete(interrupts.fns, id)
-	}
+	}, nil
 }
 
 // handleInterrupts starts the goroutine that runs the cleanups and exits with

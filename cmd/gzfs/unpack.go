@@ -76,12 +76,11 @@ func unpack(src, dst string, force, quiet bool) error {
 		_, err := in.copyRange(os.Stdout, 0, -1, unpackChunk)
 		return err
 	}
-	tmp, err := tempName(dst)
+	tmp, release, err := tempName(dst)
 	if err != nil {
 		return err
 	}
-	cancel := atInterrupt(func() { os.Remove(tmp) })
-	defer cancel()
+	defer release()
 	if err := writeFileFrom(tmp, in); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("%s -> %s: %w", src, dst, err)
