@@ -89,8 +89,16 @@ func fsckOne(path string, repair, quiet bool) error {
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	if bad > 0 {
-		fmt.Printf("%s: %d of %d blocks damaged\n", path, bad, st.Blocks)
+	if in.torn > 0 {
+		fmt.Printf("%s: incomplete block at backing offset %d (%d bytes, after the last whole block): truncated file or interrupted write; --repair cuts it off\n",
+			path, st.StoredSize, in.torn)
+	}
+	if bad > 0 || in.torn > 0 {
+		tail := ""
+		if in.torn > 0 {
+			tail = ", incomplete tail"
+		}
+		fmt.Printf("%s: %d of %d blocks damaged%s\n", path, bad, st.Blocks, tail)
 		return errDamaged
 	}
 	if !quiet {

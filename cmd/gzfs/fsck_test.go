@@ -141,3 +141,42 @@ func TestIndexSidecarRebuilt(t *testing.T) {
 		})
 	}
 }
+
+func TestTruncatedFile(t *testing.T) {
+	t.Parallel()
+	dir := testDir(t)
+	const bs = 61440
+	data := textData(bs*8 + 500)
+	gz := packed(t, dir, "data", data)
+	offs := members(t, readFile(t, gz))
+	cut := offs[6] + 300 // inside block 6: blocks 0..5 stay whole
+	if err := os.Truncate(gz, cut); err != nil {
+		t.Fatal(err)
+	}
+
+	got := mustGzfs(t, nil, "cat", "--offset", "1000", "--length", "100000", gz)
+	sameBytes(t, "cat of a whole part of a truncated file", got, data[1000:101000])
+	r := gzfs(t, nil, "cat", gz)
+	if r.code != 1 || !strings.Contains(string(r.stderr), "incomplete") {
+		t.Errorf("cat of a truncated file to its end: exit %d, stderr %q; want 1 and 'incomplete'", r.code, r.stderr)
+	}
+	sameBytes(t, "what cat wrote before the error", r.stdout, data[:6*bs])
+	out := filepath.Join(dir, "out")
+	if r := gzfs(t, nil, "unpack", gz, out); r.code != 1 {
+		t.Errorf("unpack of a truncated file: exit %d, want 1", r.code)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("unpack of a truncated file wrote a destination")
+	}
+	r = gzfs(t, nil, "fsck", gz)
+	if r.code != 1 || !strings.Contains(string(r.stdout), fmt.Sprintf("backing offset %d", offs[6])) {
+		t.Errorf("fsck of a truncated file: exit %d, stdout %q; want 1 and the offset of the cut block", r.code, r.stdout)
+	}
+
+	mustGzfs(t, nil, "fsck", "--repair", "-q", gz)
+	if st, err := os.Stat(gz); err != nil || st.Size() != offs[6] {
+		t.Fatalf("after fsck --repair: %v, size %d, want %d", err, st.Size(), offs[6])
+	}
+	mustGzfs(t, nil, "unpack", gz, out)
+	sameBytes(t, "unpack after repair", readFile(t, out), data[:6*bs])
+}

@@ -26,6 +26,7 @@ type source struct {
 	stored int64           // compressed size when known, else -1
 	closer func() error
 	bar    *progress // advanced by compressed bytes (stream) or output bytes
+	torn   int64     // bytes after the last whole member (engine only)
 }
 
 // openSource opens path ("-": stdin) for reading.
@@ -71,7 +72,8 @@ func openSource(cmd, path string) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &source{name: path, file: f, stored: st.Size(), closer: closeFn}, nil
+	return &source{name: path, file: f, stored: st.Size(), closer: closeFn,
+		torn: max(0, st.Size()-f.StoredSize())}, nil
 }
 
 // newStreamSource wraps r, which holds gzip data, in a decompressing source.
@@ -97,6 +99,13 @@ func (s *source) progressTotal() int64 {
 		return s.stored
 	}
 	return s.file.Size()
+}
+
+// tornError describes an incomplete last member: the file was truncated, or
+// a write was interrupted. A read-only open ignores it; it is data lost.
+func (s *source) tornError() error {
+	return fmt.Errorf("%s: the last %d bytes are an incomplete block (file truncated or a write interrupted), their data is lost; 'gzfs fsck --repair %s' cuts them off",
+		s.name, s.torn, s.name)
 }
 
 // close releases the source.
@@ -130,7 +139,8 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 		return n, nil
 	}
 	end := s.file.Size()
-	if length >= 0 && off+length < end {
+	toEnd := length < 0 || off+length > end
+	if !toEnd {
 		end = off + length
 	}
 	buf := make([]byte, chunk)
@@ -156,6 +166,9 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 		if err != nil {
 			return done, fmt.Errorf("read %s: %w", s.name, err)
 		}
+	}
+	if toEnd && s.torn > 0 {
+		return done, s.tornError()
 	}
 	return done, nil
 }
