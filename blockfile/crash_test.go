@@ -54,6 +54,9 @@ func crashOps(seed uint64, n int) []crashOp {
 }
 
 func applyModel(model []byte, op crashOp) []byte {
+	if op.kind == "append" {
+		op.off = int64(len(model)) // appends land at the end the child sees
+	}
 	switch op.kind {
 	case "write", "append":
 		if end := int(op.off) + len(op.data); end > len(model) {
@@ -194,6 +197,12 @@ func TestCrashRecovery(t *testing.T) {
 			if out, err := exec.Command("gzip", "-t", path).CombinedOutput(); err != nil {
 				t.Fatalf("round %d: gzip -t after crash: %v %s", round, err, out)
 			}
+			if testing.Verbose() {
+				for i := synced + 1; i <= started && i < len(ops); i++ {
+					t.Logf("unsynced op %d: %s off %d len %d size %d", i, ops[i].kind, ops[i].off, len(ops[i].data), ops[i].size)
+				}
+				t.Logf("synced state %d bytes, got %d", len(states[0]), len(got))
+			}
 			checkCrashState(t, round, got, states)
 			// Continue the next run of the child from what survived: every
 			// op up to the last started one may be there, so start after it.
@@ -227,7 +236,7 @@ func checkCrashState(t *testing.T, round int, got []byte, states [][]byte) {
 			}
 		}
 		if !ok {
-			t.Fatalf("round %d: byte %d is %d, in no state since the last sync (synced: %d)", round, p, got[p], states[0][p])
+			t.Fatalf("round %d: byte %d is %d, in no state since the last sync (synced: %d; %d states)", round, p, got[p], states[0][p], len(states))
 		}
 	}
 }

@@ -37,7 +37,8 @@ type File struct {
 	idx       *blockindex.Index
 	jnl       *journal // opened on first in-place batch
 	size      int64    // logical size, dirty data included
-	backing   int64    // backing file size
+	backing   int64    // end of the last data member in the backing file
+	eof       bool     // the backing file ends with the BGZF EOF marker after backing
 	blockSize int64
 	dirty     map[int64][]byte // blocks changed in memory, by block number
 	pending   []*job           // full blocks being compressed for appending, in order
@@ -193,6 +194,14 @@ func (f *File) Size() int64 {
 func (f *File) StoredSize() int64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	return f.physical()
+}
+
+// physical is the backing file size: the data members and the EOF marker.
+func (f *File) physical() int64 {
+	if f.eof {
+		return f.backing + int64(len(bgzf.EOFMember))
+	}
 	return f.backing
 }
 
@@ -204,7 +213,7 @@ func (f *File) Stats() Stats {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return Stats{
-		Size: f.size, StoredSize: f.backing, BlockSize: int(f.blockSize),
+		Size: f.size, StoredSize: f.physical(), BlockSize: int(f.blockSize),
 		Blocks: f.idx.Len(), Uniform: f.idx.Uniform(), IndexState: f.state,
 		Dirty: len(f.dirty) + len(f.pending),
 	}
@@ -257,14 +266,14 @@ func (f *File) Close() error {
 	return nil
 }
 
-// tailCheck is the index's check of the backing file's end: its last 8
-// bytes (the final member's CRC32 and ISIZE).
-func (f *File) tailCheck(size int64) (uint64, error) {
-	if size < 8 {
+// tailCheck is the index's check of the backing file's end: the last 8
+// bytes (CRC32 and ISIZE) of the last data member, which ends at dataEnd.
+func (f *File) tailCheck(dataEnd int64) (uint64, error) {
+	if dataEnd < 8 {
 		return 0, nil
 	}
 	var b [8]byte
-	if _, err := f.fd.ReadAt(b[:], size-8); err != nil {
+	if _, err := f.fd.ReadAt(b[:], dataEnd-8); err != nil {
 		return 0, fmt.Errorf("read tail: %w", err)
 	}
 	return binary.LittleEndian.Uint64(b[:]), nil

@@ -73,10 +73,7 @@ func (f *File) flushLocked() error {
 	if err != nil {
 		return &BlockError{File: f.name, Block: -1, Err: err}
 	}
-	if debugFlush != nil {
-		debugFlush(fmt.Sprintf("flush: stored %d last %d dirty %d size %d storedLogical %d backing %d", stored, last, len(f.dirty), f.size, f.storedLogical(), f.backing))
-	}
-	if len(f.dirty) == 0 && last < stored && f.storedLogical() == f.size && f.backing > 0 {
+	if len(f.dirty) == 0 && last < stored && f.storedLogical() == f.size && f.eof {
 		return nil
 	}
 	// The last stored block, if partial, grows with zeros when the file grew.
@@ -123,9 +120,10 @@ func (f *File) flushLocked() error {
 		return err
 	}
 	clear(f.dirty)
-	if f.backing == 0 {
-		// An empty file is one empty member, so that gzip tools accept it.
-		return f.appendMembers([]bgzf.Member{{Bytes: bgzf.EOFMember, TermLen: 2}}, []int{0})
+	if !f.eof {
+		// Files end with the BGZF EOF marker, as bgzip writes them (and an
+		// empty file is just the marker, so gzip tools accept it).
+		return f.appendMembers(nil, nil)
 	}
 	return nil
 }
@@ -207,17 +205,21 @@ func (f *File) zeroMember(n int) (bgzf.Member, error) {
 	return m, nil
 }
 
-// appendMembers writes members past the end of the backing file (no journal
-// needed: a torn tail is cut back at the next open) and records them.
+// appendMembers writes members after the last data member, over the EOF
+// marker, and a new EOF marker after them (no journal needed: the marker
+// holds no data, and a torn tail is cut back at the next open). Then it
+// records them.
 func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 	buf := make([]byte, 0, appendBatch+bgzf.MaxMemberSize)
 	for _, m := range ms {
 		buf = append(buf, m.Bytes...)
 	}
+	buf = append(buf, bgzf.EOFMember...)
 	f.idx.SetDirty(true)
 	if _, err := f.fd.WriteAt(buf, f.backing); err != nil {
 		return fmt.Errorf("%s: append: %w", f.name, err)
 	}
+	f.eof = true
 	logical := f.storedLogical()
 	off := f.backing
 	for i, m := range ms {
@@ -230,8 +232,11 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 		logical += int64(lengths[i])
 	}
 	f.backing = off
+	if len(ms) == 0 {
+		return f.saveState()
+	}
 	last := ms[len(ms)-1].Bytes
-	f.idx.SetState(logical, f.backing, binary.LittleEndian.Uint64(last[len(last)-8:]))
+	f.idx.SetState(logical, f.physical(), binary.LittleEndian.Uint64(last[len(last)-8:]))
 	return nil
 }
 
@@ -241,7 +246,7 @@ func (f *File) saveState() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	f.idx.SetState(f.storedLogical(), f.backing, tail)
+	f.idx.SetState(f.storedLogical(), f.physical(), tail)
 	return nil
 }
 
@@ -300,17 +305,19 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
 			break
 		}
 	}
-	finalSize := f.backing + shift
-	if err := f.commitBatch(finalSize, writes); err != nil {
+	dataEnd := f.backing + shift
+	writes = append(writes, extent{off: dataEnd, data: bgzf.EOFMember})
+	if err := f.commitBatch(dataEnd+int64(len(bgzf.EOFMember)), writes); err != nil {
 		return err
 	}
+	f.eof = true
 	for n, k := range recNums {
 		if err := f.idx.Set(k, recs[n]); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 		f.cache.drop(cacheKey{f.id, k})
 	}
-	f.backing = finalSize
+	f.backing = dataEnd
 	if err := f.saveState(); err != nil {
 		return err
 	}
@@ -369,5 +376,3 @@ func (f *File) retire() error {
 	}
 	return nil
 }
-
-var debugFlush func(string)

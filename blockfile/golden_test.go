@@ -108,4 +108,3 @@ func TestGolden(t *testing.T) {
 		}
 	}
 }
-

@@ -73,9 +73,7 @@ func TestModelRandomOps(t *testing.T) {
 	for seed := uint64(1); seed <= 12; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 99))
-			if testing.Verbose() {
-				debugFlush = func(s string) { t.Log(s) }
-			}
+
 			dir := t.TempDir()
 			path := filepath.Join(dir, "m.gz")
 			bs := MinBlockSize * (1 + r.IntN(3))

@@ -1,6 +1,7 @@
 package blockfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -21,7 +22,11 @@ func (f *File) recover() error {
 		return err
 	}
 	f.backing = st.Size()
-	reason := f.openIndex()
+	f.eof = f.endsWithEOF(f.backing)
+	if f.eof {
+		f.backing -= int64(len(bgzf.EOFMember))
+	}
+	reason := f.openIndex(st.Size())
 	if reason != "" {
 		if err := f.rebuildIndex(); err != nil {
 			return err
@@ -54,6 +59,9 @@ func (f *File) replayJournal() error {
 	}
 	finalSize, writes, ok, err := j.pending(f.ino)
 	if err != nil || !ok {
+		if err == nil && !f.opts.ReadOnly {
+			err = j.retire() // empty, or torn before anything was applied
+		}
 		j.close()
 		return err
 	}
@@ -76,9 +84,23 @@ func (f *File) replayJournal() error {
 	return nil
 }
 
+// endsWithEOF reports whether the backing file of the given size ends with
+// the BGZF EOF marker.
+func (f *File) endsWithEOF(size int64) bool {
+	n := int64(len(bgzf.EOFMember))
+	if size < n {
+		return false
+	}
+	b := make([]byte, n)
+	if _, err := f.fd.ReadAt(b, size-n); err != nil {
+		return false
+	}
+	return bytes.Equal(b, bgzf.EOFMember)
+}
+
 // openIndex maps the stored index and checks it against the backing file.
 // It returns why the index cannot be used, or "" when it can.
-func (f *File) openIndex() string {
+func (f *File) openIndex(physical int64) string {
 	x, err := blockindex.Open(f.store.indexPath(f.ino), f.ino, f.opts.ReadOnly)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -92,8 +114,10 @@ func (f *File) openIndex() string {
 		why = err.Error()
 	case x.Dirty():
 		why = "left dirty by an interrupted writer"
-	case x.BackingSize() != f.backing:
-		why = fmt.Sprintf("stale: backing size %d, index says %d", f.backing, x.BackingSize())
+	case x.BackingSize() != physical:
+		why = fmt.Sprintf("stale: backing size %d, index says %d", physical, x.BackingSize())
+	case x.Len() == 0 && f.backing != 0:
+		why = "no records for a non-empty file"
 	case x.Tail() != tail:
 		why = "stale: backing file tail changed"
 	case x.Len() == 0 && x.LogicalSize() != 0:
@@ -138,7 +162,8 @@ func (f *File) rebuildIndex() error {
 	var logical int64
 	var i int64
 	var firstLen uint32
-	end, werr := bgzf.Walk(f.fd, f.backing, func(off int64, size int, isize uint32) error {
+	physical := f.physical()
+	end, werr := bgzf.Walk(f.fd, physical, func(off int64, size int, isize uint32) error {
 		if i == 0 {
 			firstLen = isize
 		}
@@ -159,13 +184,13 @@ func (f *File) rebuildIndex() error {
 		if f.opts.ReadOnly {
 			f.log.Warn("backing file ends with an incomplete member; ignoring it", "file", f.name, "at", end, "err", werr)
 		} else {
-			f.log.Warn("cutting incomplete last member left by a crash", "file", f.name, "at", end, "bytes", f.backing-end)
+			f.log.Warn("cutting incomplete last member left by a crash", "file", f.name, "at", end, "bytes", physical-end)
 			if err := f.fd.Truncate(end); err != nil {
 				x.Close()
 				return fmt.Errorf("cut torn tail: %w", err)
 			}
 		}
-		f.backing = end
+		physical = end
 	case errors.Is(werr, bgzf.ErrFormat):
 		x.Close()
 		os.Remove(tmp)
@@ -178,12 +203,23 @@ func (f *File) rebuildIndex() error {
 	if i == 1 && int(firstLen) > f.opts.BlockSize && int(firstLen) <= bgzf.MaxBlockData {
 		x.SetBlockSize(int(firstLen))
 	}
+	// A trailing EOF marker is not a data block.
+	f.backing = physical
+	f.eof = f.endsWithEOF(physical)
+	if f.eof && i > 0 {
+		if r, err := x.At(i - 1); err == nil && r.Length == 0 && r.Offset == physical-int64(len(bgzf.EOFMember)) {
+			x.Truncate(i - 1)
+			f.backing = r.Offset
+		} else {
+			f.eof = false
+		}
+	}
 	tail, err := f.tailCheck(f.backing)
 	if err != nil {
 		x.Close()
 		return err
 	}
-	x.SetState(logical, f.backing, tail)
+	x.SetState(logical, physical, tail)
 	if path != "" {
 		if err := os.Rename(tmp, path); err != nil {
 			x.Close()

@@ -293,7 +293,13 @@ func (f *File) cutStored(last, size int64) error {
 	if _, ok := f.dirty[last]; ok {
 		return f.flushLocked() // rewrites the cut block and sets the file size, journaled
 	}
-	if err := f.fd.Truncate(f.backing); err != nil {
+	// Cut after the last kept member: the marker goes first (what follows it
+	// is cut at the next open if this is interrupted), then the size.
+	if _, err := f.fd.WriteAt(bgzf.EOFMember, f.backing); err != nil {
+		return fmt.Errorf("%s: truncate: %w", f.name, err)
+	}
+	f.eof = true
+	if err := f.fd.Truncate(f.physical()); err != nil {
 		return fmt.Errorf("%s: truncate: %w", f.name, err)
 	}
 	return f.saveState()
