@@ -2,6 +2,8 @@ package integration
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"fmt"
 	"os"
 	"os/exec"
@@ -190,9 +192,11 @@ func TestTailFollow(t *testing.T) {
 			}
 		}
 	}
+	// Read the backing file in this process: a fork would close the
+	// inherited descriptors of the mount, which flushes the file.
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		out, err := exec.Command("gzip", "-dc", m.bpath("live.log.gz")).Output()
+		out, err := gunzipFile(m.bpath("live.log.gz"))
 		if err == nil && bytes.Equal(out, seen) {
 			break
 		}
@@ -200,5 +204,50 @@ func TestTailFollow(t *testing.T) {
 			t.Fatalf("backing file not flushed by the timer: %q (%v), want %q", out, err, seen)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// gunzipFile decompresses a file in this process.
+func gunzipFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
+}
+
+// TestPageCache: re-reading an unchanged file is served from the kernel
+// page cache (FOPEN_KEEP_CACHE), a change through the mount is seen.
+func TestPageCache(t *testing.T) {
+	m := newMount(t, "debug")
+	data := pattern(1<<20, 12)
+	mustWrite(t, m.path("f"), data)
+	reads := func() int { return strings.Count(m.logText(), ": READ ") }
+	if got := mustRead(t, m.path("f")); !bytes.Equal(got, data) {
+		t.Fatal("first read differs")
+	}
+	first := reads()
+	if first == 0 {
+		t.Fatal("no READ request in the debug log")
+	}
+	for i := 0; i < 3; i++ {
+		if got := mustRead(t, m.path("f")); !bytes.Equal(got, data) {
+			t.Fatal("re-read differs")
+		}
+	}
+	if again := reads(); again != first {
+		t.Errorf("re-reading an unchanged file sent %d READ requests to the daemon", again-first)
+	}
+	f, _ := os.OpenFile(m.path("f"), os.O_WRONLY, 0)
+	f.WriteAt([]byte("changed"), 5000)
+	f.Close()
+	copy(data[5000:], "changed")
+	if got := mustRead(t, m.path("f")); !bytes.Equal(got, data) {
+		t.Errorf("read after a write differs at %d", firstDiff(got, data))
 	}
 }
