@@ -3,8 +3,8 @@ package integration
 import (
 	"bytes"
 	"compress/gzip"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
