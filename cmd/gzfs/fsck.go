@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/gzfs/gzfs/blockfile"
 )
@@ -44,7 +45,11 @@ func runFsck(args []string) int {
 	for _, path := range ops {
 		err := fsckOne(path, repair, quiet)
 		if err != nil && !errors.Is(err, errDamaged) {
-			c.warn("%s: %v", path, err)
+			if msg := err.Error(); strings.HasPrefix(msg, path+": ") {
+				c.warn("%s", msg) // already names the file
+			} else {
+				c.warn("%s: %s", path, msg)
+			}
 		}
 		if err != nil {
 			status = exitFail
@@ -90,13 +95,14 @@ func fsckOne(path string, repair, quiet bool) error {
 		return fmt.Errorf("check: %w", err)
 	}
 	if in.torn > 0 {
-		fmt.Printf("%s: incomplete block at backing offset %d (%d bytes, after the last whole block): truncated file or interrupted write; --repair cuts it off\n",
-			path, st.StoredSize, in.torn)
+		fmt.Println(in.tornError())
 	}
 	if bad > 0 || in.torn > 0 {
 		tail := ""
-		if in.torn > 0 {
+		if in.tailCuttable() {
 			tail = ", incomplete tail"
+		} else if in.torn > 0 {
+			tail = ", unreadable tail"
 		}
 		fmt.Printf("%s: %d of %d blocks damaged%s\n", path, bad, st.Blocks, tail)
 		return errDamaged
@@ -107,14 +113,20 @@ func fsckOne(path string, repair, quiet bool) error {
 	return nil
 }
 
-// repairIndex opens path read-write, which replays a pending journal, then
-// removes its seek index so that the next open rebuilds it from the member
-// headers.
+// repairIndex opens path read-write, which replays a pending journal and
+// cuts an incomplete last member, then removes its seek index so that the
+// next open rebuilds it from the member headers.
 //
-// The engine has no call to force a rebuild, so this goes through the
-// store: Forget drops the sidecars of the inode (the journal is already
-// retired by the read-write open).
+// The engine cuts everything after the last member it can walk to; when
+// that is more than one member could be (a damaged header in the middle,
+// not a torn write), repairIndex refuses rather than lose the members after
+// it. The engine has no call to force an index rebuild, so this goes
+// through the store: Forget drops the sidecars of the inode (the journal is
+// already retired by the read-write open).
 func repairIndex(path string, quiet bool) error {
+	if err := checkCuttable(path); err != nil {
+		return err
+	}
 	_, closeFn, err := openFile("fsck", path, false, true)
 	if err != nil {
 		if errors.Is(err, blockfile.ErrNotBGZF) {
@@ -136,6 +148,29 @@ func repairIndex(path string, quiet bool) error {
 	}
 	if !quiet {
 		fmt.Printf("%s: journal replayed if any; index dropped, rebuilding\n", path)
+	}
+	return nil
+}
+
+// checkCuttable fails when a read-write open of path would cut more than
+// one torn member. It looks with the index dropped, as the engine will.
+func checkCuttable(path string) error {
+	ino, _ := inodeOf(path)
+	store, cleanup, err := openStore(path)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := store.Forget(ino); err != nil {
+		return fmt.Errorf("drop index: %w", err)
+	}
+	in, err := openSource("fsck", path)
+	if err != nil {
+		return nil // fsck reports it
+	}
+	defer in.close()
+	if in.file != nil && in.torn > 0 && !in.tailCuttable() {
+		return fmt.Errorf("not repaired: %w", in.tornError())
 	}
 	return nil
 }

@@ -180,3 +180,41 @@ func TestTruncatedFile(t *testing.T) {
 	mustGzfs(t, nil, "unpack", gz, out)
 	sameBytes(t, "unpack after repair", readFile(t, out), data[:6*bs])
 }
+
+func TestDamagedHeaderIsNotCut(t *testing.T) {
+	t.Parallel()
+	dir := testDir(t)
+	const bs = 61440
+	data := textData(bs*12 + 7)
+	gz := packed(t, dir, "data", data)
+	mustGzfs(t, nil, "cat", "--length", "1", gz) // index written
+	raw := readFile(t, gz)
+	offs := members(t, raw)
+	raw[offs[3]+16], raw[offs[3]+17] = 0xff, 0xff // BSIZE of block 3
+	if err := os.WriteFile(gz, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// With its index, the damage is one block; the rest reads.
+	r := gzfs(t, nil, "fsck", gz)
+	if r.code != 1 || !strings.Contains(string(r.stdout), "block 3 ") {
+		t.Errorf("fsck with the index: exit %d, stdout %q; want 1 and block 3", r.code, r.stdout)
+	}
+	got := mustGzfs(t, nil, "cat", "--offset", fmt.Sprint(bs*8), "--length", "100", gz)
+	sameBytes(t, "cat after the damaged header", got, data[bs*8:bs*8+100])
+
+	// Without it, nothing after the damaged header can be located, and
+	// --repair must not cut it off.
+	for _, p := range sidecars(t, dir) {
+		os.Remove(p)
+	}
+	if r := gzfs(t, nil, "fsck", gz); r.code != 1 {
+		t.Errorf("fsck without the index: exit %d, want 1", r.code)
+	}
+	if r := gzfs(t, nil, "fsck", "--repair", gz); r.code != 1 || !strings.Contains(string(r.stderr), "not repaired") {
+		t.Errorf("fsck --repair: exit %d, stderr %q; want 1 and 'not repaired'", r.code, r.stderr)
+	}
+	sameBytes(t, "file after a refused repair", readFile(t, gz), raw)
+	got = mustGzfs(t, nil, "cat", "--length", fmt.Sprint(bs*3), gz)
+	sameBytes(t, "cat before the damaged header", got, data[:bs*3])
+}

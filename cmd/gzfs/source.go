@@ -101,11 +101,27 @@ func (s *source) progressTotal() int64 {
 	return s.file.Size()
 }
 
-// tornError describes an incomplete last member: the file was truncated, or
-// a write was interrupted. A read-only open ignores it; it is data lost.
+// maxMember is the largest possible BGZF member (BSIZE is 16 bits).
+const maxMember = 1 << 16
+
+// tailCuttable reports whether the bytes after the last whole member are
+// few enough to be one member torn by an interrupted write, which is what
+// the engine cuts off when it opens the file read-write. More than that
+// means a damaged member header hides whole members after it: cutting would
+// lose them.
+func (s *source) tailCuttable() bool { return s.torn > 0 && s.torn < maxMember }
+
+// tornError describes the bytes after the last whole member: the file was
+// truncated, a write was interrupted, or a member header is damaged.
+// A read-only open ignores them.
 func (s *source) tornError() error {
-	return fmt.Errorf("%s: the last %d bytes are an incomplete block (file truncated or a write interrupted), their data is lost; 'gzfs fsck --repair %s' cuts them off",
-		s.name, s.torn, s.name)
+	at := s.file.StoredSize()
+	if s.tailCuttable() {
+		return fmt.Errorf("%s: the last %d bytes (from backing offset %d) are an incomplete block: file truncated or a write interrupted; their data is lost; 'gzfs fsck --repair %s' cuts them off",
+			s.name, s.torn, at, s.name)
+	}
+	return fmt.Errorf("%s: the %d bytes from backing offset %d do not start with a whole block: a damaged block header? the blocks after it cannot be located (bytes up to %d are readable)",
+		s.name, s.torn, at, s.file.Size())
 }
 
 // close releases the source.
