@@ -19,6 +19,11 @@ const slackRound = 64
 // given to a block that had to move because it outgrew its slot.
 const rewriteSlack = 16
 
+// moveWindow bounds the bytes of members moved one by one (each may give up
+// its padding) after a block that outgrew its slot; past it, the rest of the
+// file moves as one run, streamed through the journal.
+var moveWindow int64 = 4 << 20 // a variable for tests
+
 // appendBatch bounds the bytes gathered before one append write.
 const appendBatch = 1 << 20
 
@@ -261,6 +266,8 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
 	var recs []blockindex.Record
 	var recNums []int64
 	shift := int64(0)
+	moved := int64(0)
+	tailFrom := stored // blocks from here on move verbatim by shift
 	i := 0
 	for k := ks[0]; k < stored; k++ {
 		r, err := f.record(k)
@@ -287,7 +294,11 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
 			}
 			shift = start + size - r.End()
 			i++
+		case shift > 0 && moved > moveWindow && i == len(ks):
+			tailFrom = k
+			writes = append(writes, extent{off: r.Offset + shift, src: r.Offset, n: f.backing - r.Offset})
 		case shift > 0:
+			moved += int64(r.Size)
 			if out, err = f.moveMember(k, r, shift); err != nil {
 				return err
 			}
@@ -295,6 +306,9 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
 		default:
 			k = ks[i] - 1 // nothing moves here: skip to the next rewritten block
 			continue
+		}
+		if tailFrom < stored {
+			break
 		}
 		writes = append(writes, extent{off: start, data: out.Bytes})
 		_, isize := bgzf.Trailer(out.Bytes)
@@ -316,6 +330,16 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 		f.cache.drop(cacheKey{f.id, k})
+	}
+	for k := tailFrom; k < stored; k++ {
+		r, err := f.record(k)
+		if err != nil {
+			return err
+		}
+		r.Offset += shift
+		if err := f.idx.Set(k, r); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
 	}
 	f.backing = dataEnd
 	if err := f.saveState(); err != nil {
@@ -360,10 +384,10 @@ func (f *File) commitBatch(finalSize int64, writes []extent) error {
 		}
 		f.jnl = j
 	}
-	if err := f.jnl.commit(f.ino, finalSize, writes); err != nil {
+	if err := f.jnl.commit(f.ino, finalSize, writes, f.fd); err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	if err := applyBatch(f.fd, finalSize, writes); err != nil {
+	if err := f.jnl.apply(f.fd, finalSize, uint32(len(writes))); err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
 	return nil

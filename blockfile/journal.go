@@ -1,9 +1,11 @@
 package blockfile
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -11,71 +13,41 @@ import (
 
 // The journal makes in-place rewrites of the backing file atomic. A batch of
 // writes that touches bytes already in the file is first written whole to the
-// journal and made durable; only then is it applied in place; then the
-// journal is emptied. A journal found non-empty at open is replayed: its
-// writes are full images, so applying them again is harmless. A journal
-// whose checksum fails was torn before the in-place writes began, so it is
-// discarded. Layout (little-endian):
+// journal and made durable; only then is it applied in place, from the
+// journal; then the journal is emptied. A journal found non-empty at open is
+// replayed: its writes are full images, so applying them again is harmless.
+// A journal whose checksum fails was torn before the in-place writes began,
+// so it is discarded. Journals are streamed to and from disk in chunks, so a
+// batch that moves a long run of members costs disk, not memory.
+// Layout (little-endian):
 //
 //	magic "GZFSJNL1" | inode uint64 | final backing size uint64 | count uint32
 //	count × (offset uint64 | length uint32 | bytes) | CRC32 of all before
 const journalMagic = "GZFSJNL1"
 
-// extent is one write of a batch.
+const journalHeader = 8 + 8 + 8 + 4
+
+// copyChunk is the buffer size for streaming journal data.
+const copyChunk = 1 << 20
+
+// extent is one write of a batch: data, or when data is nil, n bytes read
+// from offset src of the backing file when the journal is written.
 type extent struct {
 	off  int64
 	data []byte
+	src  int64
+	n    int64
 }
 
-// encodeJournal serializes a batch.
-func encodeJournal(ino uint64, finalSize int64, writes []extent) []byte {
-	n := 8 + 8 + 8 + 4 + 4
-	for _, w := range writes {
-		n += 12 + len(w.data)
+func (e extent) length() int64 {
+	if e.data != nil {
+		return int64(len(e.data))
 	}
-	b := make([]byte, 0, n)
-	b = append(b, journalMagic...)
-	b = binary.LittleEndian.AppendUint64(b, ino)
-	b = binary.LittleEndian.AppendUint64(b, uint64(finalSize))
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(writes)))
-	for _, w := range writes {
-		b = binary.LittleEndian.AppendUint64(b, uint64(w.off))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(w.data)))
-		b = append(b, w.data...)
-	}
-	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	return e.n
 }
 
 // errJournalTorn marks a journal that was not completely written.
 var errJournalTorn = errors.New("journal incomplete")
-
-// decodeJournal parses a journal made by encodeJournal.
-func decodeJournal(b []byte) (ino uint64, finalSize int64, writes []extent, err error) {
-	if len(b) < 32 || string(b[:8]) != journalMagic {
-		return 0, 0, nil, errJournalTorn
-	}
-	body := b[:len(b)-4]
-	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
-		return 0, 0, nil, errJournalTorn
-	}
-	ino = binary.LittleEndian.Uint64(body[8:])
-	finalSize = int64(binary.LittleEndian.Uint64(body[16:]))
-	count := binary.LittleEndian.Uint32(body[24:])
-	rest := body[28:]
-	for i := uint32(0); i < count; i++ {
-		if len(rest) < 12 {
-			return 0, 0, nil, fmt.Errorf("journal entry %d: %w", i, errJournalTorn)
-		}
-		off := int64(binary.LittleEndian.Uint64(rest))
-		n := int(binary.LittleEndian.Uint32(rest[8:]))
-		if len(rest) < 12+n || off < 0 {
-			return 0, 0, nil, fmt.Errorf("journal entry %d: %w", i, errJournalTorn)
-		}
-		writes = append(writes, extent{off: off, data: rest[12 : 12+n]})
-		rest = rest[12+n:]
-	}
-	return ino, finalSize, writes, nil
-}
 
 // journal is the open journal file of one backing file.
 type journal struct {
@@ -91,13 +63,46 @@ func openJournal(path string) (*journal, error) {
 	return &journal{path: path, f: f}, nil
 }
 
-// commit makes a batch durable in the journal.
-func (j *journal) commit(ino uint64, finalSize int64, writes []extent) error {
-	b := encodeJournal(ino, finalSize, writes)
-	if _, err := j.f.WriteAt(b, 0); err != nil {
+// crcWriter feeds everything written through it to a CRC.
+type crcWriter struct {
+	w   io.Writer
+	crc hash.Hash32
+}
+
+func (c crcWriter) Write(p []byte) (int, error) {
+	c.crc.Write(p)
+	return c.w.Write(p)
+}
+
+// commit writes a batch to the journal and makes it durable. Extents
+// without data are copied from backing.
+func (j *journal) commit(ino uint64, finalSize int64, writes []extent, backing io.ReaderAt) error {
+	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
-	if err := j.f.Truncate(int64(len(b))); err != nil {
+	bw := bufio.NewWriterSize(io.NewOffsetWriter(j.f, 0), 256<<10)
+	cw := crcWriter{w: bw, crc: crc32.NewIEEE()}
+	var hdr [journalHeader]byte
+	copy(hdr[:], journalMagic)
+	binary.LittleEndian.PutUint64(hdr[8:], ino)
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(finalSize))
+	binary.LittleEndian.PutUint32(hdr[24:], uint32(len(writes)))
+	cw.Write(hdr[:])
+	for _, w := range writes {
+		var eh [12]byte
+		binary.LittleEndian.PutUint64(eh[:], uint64(w.off))
+		binary.LittleEndian.PutUint32(eh[8:], uint32(w.length()))
+		cw.Write(eh[:])
+		if w.data != nil {
+			cw.Write(w.data)
+		} else if _, err := io.Copy(cw, io.NewSectionReader(backing, w.src, w.n)); err != nil {
+			return fmt.Errorf("write journal: copy %d bytes at %d: %w", w.n, w.src, err)
+		}
+	}
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], cw.crc.Sum32())
+	bw.Write(sum[:])
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
@@ -117,29 +122,73 @@ func (j *journal) retire() error {
 	return nil
 }
 
-// pending reads the batch left in the journal, if any. ok is false for an
-// empty or torn journal (a torn one was never applied, so it is dropped).
-func (j *journal) pending(ino uint64) (finalSize int64, writes []extent, ok bool, err error) {
-	b, err := io.ReadAll(io.NewSectionReader(j.f, 0, 1<<40))
+// check verifies the journal and returns its header fields. ok is false for
+// an empty or torn journal, or one written for another inode.
+func (j *journal) check(ino uint64) (finalSize int64, count uint32, ok bool, err error) {
+	st, err := j.f.Stat()
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("read journal: %w", err)
+		return 0, 0, false, fmt.Errorf("read journal: %w", err)
 	}
-	if len(b) == 0 {
-		return 0, nil, false, nil
+	size := st.Size()
+	if size < journalHeader+4 {
+		return 0, 0, false, nil
 	}
-	jino, size, w, derr := decodeJournal(b)
-	if derr != nil || jino != ino {
-		return 0, nil, false, nil
+	var hdr [journalHeader]byte
+	if _, err := j.f.ReadAt(hdr[:], 0); err != nil {
+		return 0, 0, false, fmt.Errorf("read journal: %w", err)
 	}
-	return size, w, true, nil
+	if string(hdr[:8]) != journalMagic || binary.LittleEndian.Uint64(hdr[8:]) != ino {
+		return 0, 0, false, nil
+	}
+	crc := crc32.NewIEEE()
+	if _, err := io.Copy(crc, io.NewSectionReader(j.f, 0, size-4)); err != nil {
+		return 0, 0, false, fmt.Errorf("read journal: %w", err)
+	}
+	var sum [4]byte
+	if _, err := j.f.ReadAt(sum[:], size-4); err != nil {
+		return 0, 0, false, fmt.Errorf("read journal: %w", err)
+	}
+	if crc.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
+		return 0, 0, false, nil
+	}
+	return int64(binary.LittleEndian.Uint64(hdr[16:])), binary.LittleEndian.Uint32(hdr[24:]), true, nil
 }
 
-// apply writes a batch in place, sets the final size and syncs.
-func applyBatch(fd *os.File, finalSize int64, writes []extent) error {
-	for _, w := range writes {
-		if _, err := fd.WriteAt(w.data, w.off); err != nil {
-			return fmt.Errorf("write at %d: %w", w.off, err)
+// apply copies the checked batch in the journal to fd, sets the final size
+// and syncs.
+func (j *journal) apply(fd *os.File, finalSize int64, count uint32) error {
+	st, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	end := st.Size() - 4
+	pos := int64(journalHeader)
+	buf := make([]byte, copyChunk)
+	for i := uint32(0); i < count; i++ {
+		var eh [12]byte
+		if pos+12 > end {
+			return fmt.Errorf("journal entry %d: %w", i, errJournalTorn)
 		}
+		if _, err := j.f.ReadAt(eh[:], pos); err != nil {
+			return fmt.Errorf("read journal: %w", err)
+		}
+		off := int64(binary.LittleEndian.Uint64(eh[:]))
+		n := int64(binary.LittleEndian.Uint32(eh[8:]))
+		pos += 12
+		if pos+n > end || off < 0 {
+			return fmt.Errorf("journal entry %d: %w", i, errJournalTorn)
+		}
+		for done := int64(0); done < n; {
+			c := min(n-done, int64(len(buf)))
+			if _, err := j.f.ReadAt(buf[:c], pos+done); err != nil {
+				return fmt.Errorf("read journal: %w", err)
+			}
+			if _, err := fd.WriteAt(buf[:c], off+done); err != nil {
+				return fmt.Errorf("write at %d: %w", off+done, err)
+			}
+			done += c
+		}
+		pos += n
 	}
 	if err := fd.Truncate(finalSize); err != nil {
 		return fmt.Errorf("set size %d: %w", finalSize, err)

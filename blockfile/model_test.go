@@ -173,3 +173,46 @@ func TestModelRandomOps(t *testing.T) {
 		})
 	}
 }
+
+// TestGrowthMovesTail overwrites the first block of a big file with
+// incompressible data: the members after it give up their padding, and past
+// the move window the rest of the file moves as one run through the journal.
+func TestGrowthMovesTail(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	defer func(w int64) { moveWindow = w }(moveWindow)
+	moveWindow = 64 << 10
+	path := filepath.Join(t.TempDir(), "g.gz")
+	model := textish(r, 320*DefaultBlockSize+5)
+	packFile(t, path, model, Options{Level: 1})
+	f, err := Open(path, Options{Level: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.StoredSize()
+	for _, off := range []int64{100, 7 * DefaultBlockSize, 300 * DefaultBlockSize} {
+		noise := randomBytes(r, DefaultBlockSize-200)
+		copy(model[off:], noise)
+		if _, err := f.WriteAt(noise, off); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		checkSame(t, f, model, fmt.Sprintf("after overwrite at %d", off))
+	}
+	if f.StoredSize() <= before {
+		t.Fatalf("stored size %d did not grow from %d", f.StoredSize(), before)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gzipOK(t, path, model)
+	store, _ := FindStore(path)
+	os.RemoveAll(store.Dir())
+	f, err = Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	checkSame(t, f, model, "after index rebuild")
+}

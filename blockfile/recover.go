@@ -57,7 +57,7 @@ func (f *File) replayJournal() error {
 		}
 		return err
 	}
-	finalSize, writes, ok, err := j.pending(f.ino)
+	finalSize, count, ok, err := j.check(f.ino)
 	if err != nil || !ok {
 		if err == nil && !f.opts.ReadOnly {
 			err = j.retire() // empty, or torn before anything was applied
@@ -69,7 +69,7 @@ func (f *File) replayJournal() error {
 		j.close()
 		return fmt.Errorf("an interrupted write must be replayed first: open it read-write (gzfs fsck --repair)")
 	}
-	if err := applyBatch(f.fd, finalSize, writes); err != nil {
+	if err := j.apply(f.fd, finalSize, count); err != nil {
 		j.close()
 		return fmt.Errorf("replay journal: %w", err)
 	}
@@ -80,7 +80,7 @@ func (f *File) replayJournal() error {
 	f.jnl = j
 	// The index may describe the state before the batch.
 	os.Remove(f.store.indexPath(f.ino))
-	f.log.Warn("replayed write journal after a crash", "file", f.name, "writes", len(writes))
+	f.log.Warn("replayed write journal after a crash", "file", f.name, "writes", count)
 	return nil
 }
 
