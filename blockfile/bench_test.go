@@ -196,3 +196,50 @@ func BenchmarkWrite4KMiddle(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBlockSize measures what the block size trades: stored ratio, the
+// cost of a random 4 KiB read of an uncached block, and the cost of a 4 KiB
+// overwrite (one block re-read, recompressed and rewritten, journaled).
+// The table in docs/format.md comes from it.
+func BenchmarkBlockSize(b *testing.B) {
+	data := benchCorpus()
+	if len(data) > 32<<20 {
+		data = data[:32<<20]
+	}
+	for _, bs := range []int{16384, 32768, 61440, 65280} {
+		b.Run(itoa(bs), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "b.gz")
+			packFile(b, path, data, Options{BlockSize: bs})
+			st, _ := os.Stat(path)
+			f, err := Open(path, Options{Cache: NewCache(0)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			r := rand.New(rand.NewPCG(1, 1))
+			buf := make([]byte, 4096)
+			var readNs, writeNs int64
+			n := 0
+			for b.Loop() {
+				off := r.Int64N(int64(len(data))-4096) &^ 4095
+				t0 := nowNanos()
+				if _, err := f.ReadAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+				t1 := nowNanos()
+				if _, err := f.WriteAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				readNs += t1 - t0
+				writeNs += nowNanos() - t1
+				n++
+			}
+			b.ReportMetric(float64(len(data))/float64(st.Size()), "ratio")
+			b.ReportMetric(float64(readNs)/float64(n)/1e3, "µs/read4K")
+			b.ReportMetric(float64(writeNs)/float64(n)/1e3, "µs/write4K")
+		})
+	}
+}

@@ -1,0 +1,5 @@
+package blockfile
+
+import "time"
+
+func nowNanos() int64 { return time.Now().UnixNano() }
