@@ -47,7 +47,7 @@ func (n *node) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAtt
 		case isLink:
 			err = unix.EOPNOTSUPP
 		default:
-			err = unix.Fchmodat(dirfd, bname, mode, 0)
+			err = chmodNoFollow(dirfd, bname, mode)
 		}
 		if err != nil {
 			return toErrno(err)

@@ -176,3 +176,21 @@ func wrap(op, name string, err error) error {
 	}
 	return fmt.Errorf("%s %s: %w", op, name, err)
 }
+
+// chmodNoFollow changes the mode of name in dirfd, refusing a symlink (that
+// may have replaced the entry in the backing tree) instead of following it.
+func chmodNoFollow(dirfd int, name string, mode uint32) error {
+	fd, err := openAt(dirfd, name, unix.O_PATH, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	st, err := statFd(fd)
+	if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return unix.EOPNOTSUPP
+	}
+	return unix.Chmod(procPath(fd), mode)
+}
