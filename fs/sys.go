@@ -127,6 +127,9 @@ func openBeneath(dirfd int, comps []string, flags int) (int, error) {
 }
 
 func joinPath(comps []string) string {
+	if len(comps) == 0 {
+		return ""
+	}
 	n := len(comps) - 1
 	for _, c := range comps {
 		n += len(c)

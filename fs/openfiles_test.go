@@ -1,0 +1,128 @@
+package fs
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func newTestFS(t *testing.T) *FS {
+	t.Helper()
+	fsys, err := New(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fsys.Close() })
+	return fsys
+}
+
+// TestOpenTableShares: handles of one key share one engine instance, which
+// is closed at the last release and opened again afterwards.
+func TestOpenTableShares(t *testing.T) {
+	fsys := newTestFS(t)
+	path := filepath.Join(fsys.Backing(), "f.gz")
+	os.WriteFile(path, nil, 0o644)
+	var opens atomic.Int32
+	open := func() (int, bool, error) {
+		opens.Add(1)
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		return fd, false, err
+	}
+	a, sharedA, err := fsys.files.acquire(7, path, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, sharedB, err := fsys.files.acquire(7, path, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b || sharedA || !sharedB || opens.Load() != 1 {
+		t.Fatalf("same key: a==b %v, shared %v %v, opens %d", a == b, sharedA, sharedB, opens.Load())
+	}
+	if _, err := a.eng.WriteAt([]byte("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := b.eng.ReadAt(buf, 0); err != nil || string(buf) != "hello" {
+		t.Fatalf("read through the other handle: %q %v", buf, err)
+	}
+	fsys.files.release(a)
+	if fsys.files.get(7) != b {
+		t.Fatal("released too early")
+	}
+	fsys.files.release(b) // the get above
+	fsys.files.release(b)
+	if fsys.files.get(7) != nil {
+		t.Fatal("still open after the last release")
+	}
+	// The last release flushed: the backing file holds the data, and the
+	// stamp says it is unchanged.
+	st, _ := statAt(unix.AT_FDCWD, path)
+	if !fsys.files.unchanged(7, &st) {
+		t.Error("no stamp after the last release")
+	}
+	c, _, err := fsys.files.acquire(7, path, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == a || opens.Load() != 2 {
+		t.Error("not reopened after the last release")
+	}
+	if c.eng.Size() != 5 {
+		t.Errorf("size after reopen %d", c.eng.Size())
+	}
+	fsys.files.release(c)
+}
+
+// TestOpenTableConcurrent acquires and releases one key from many
+// goroutines: every writer's data is there at the end (run with -race).
+func TestOpenTableConcurrent(t *testing.T) {
+	fsys := newTestFS(t)
+	path := filepath.Join(fsys.Backing(), "f.gz")
+	os.WriteFile(path, nil, 0o644)
+	open := func() (int, bool, error) {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		return fd, false, err
+	}
+	const workers, rounds = 8, 30
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				of, _, err := fsys.files.acquire(1, path, open)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				of.eng.WriteAt(bytes.Repeat([]byte{byte('a' + w)}, 100), int64((i*workers+w)*100))
+				if err := fsys.files.release(of); err != nil {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	of, _, err := fsys.files.acquire(1, path, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.files.release(of)
+	got := make([]byte, workers*rounds*100)
+	if _, err := of.eng.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < workers*rounds; i++ {
+		if want := bytes.Repeat([]byte{byte('a' + i%workers)}, 100); !bytes.Equal(got[i*100:i*100+100], want) {
+			t.Fatalf("chunk %d lost", i)
+		}
+	}
+}
