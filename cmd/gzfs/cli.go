@@ -24,6 +24,8 @@ type command struct {
 	usage string        // one-line synopsis, without the leading "gzfs "
 	help  string        // the option list shown by --help
 	flags *flag.FlagSet // one FlagSet per command
+	// stderr receives errors and usage lines (os.Stderr; tests replace it).
+	stderr io.Writer
 }
 
 // newCommand returns a command whose FlagSet reports errors to the caller
@@ -32,7 +34,7 @@ func newCommand(name, usage, help string) *command {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return &command{name: name, usage: usage, help: help, flags: fs}
+	return &command{name: name, usage: usage, help: help, flags: fs, stderr: os.Stderr}
 }
 
 // errUsage marks an error caused by the command line (exit code 2).
@@ -91,7 +93,7 @@ func (c *command) printHelp(w io.Writer) {
 
 // usageError prints err and the usage line on stderr and returns exit code 2.
 func (c *command) usageError(err error) int {
-	fmt.Fprintf(os.Stderr, "gzfs %s: %v\nusage: gzfs %s (see 'gzfs %s --help')\n",
+	fmt.Fprintf(c.stderr, "gzfs %s: %v\nusage: gzfs %s (see 'gzfs %s --help')\n",
 		c.name, err, c.usage, c.name)
 	return exitUsage
 }
@@ -103,16 +105,16 @@ func (c *command) fail(err error) int {
 		if u.showUsage {
 			return c.usageError(err)
 		}
-		fmt.Fprintf(os.Stderr, "gzfs %s: %s\n", c.name, oneLine(err.Error()))
+		fmt.Fprintf(c.stderr, "gzfs %s: %s\n", c.name, oneLine(err.Error()))
 		return exitUsage
 	}
-	fmt.Fprintf(os.Stderr, "gzfs %s: %s\n", c.name, oneLine(err.Error()))
+	fmt.Fprintf(c.stderr, "gzfs %s: %s\n", c.name, oneLine(err.Error()))
 	return exitFail
 }
 
 // warn prints a one-line message on stderr.
 func (c *command) warn(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "gzfs %s: %s\n", c.name, oneLine(fmt.Sprintf(format, args...)))
+	fmt.Fprintf(c.stderr, "gzfs %s: %s\n", c.name, oneLine(fmt.Sprintf(format, args...)))
 }
 
 // oneLine folds a multi-line message (errors.Join) into one line.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -54,6 +55,7 @@ func TestParseInterspersed(t *testing.T) {
 		{[]string{"a", "-l", "x"}, nil, false, 6, exitUsage, false},
 	} {
 		c := newCommand("pack", packUsage, "")
+		c.stderr = io.Discard
 		var force bool
 		level := 6
 		c.boolFlag(&force, "f", "force")
