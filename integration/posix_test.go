@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -256,6 +257,50 @@ var posixCases = []posixCase{
 		}
 		f.Close()
 		expectContent(t, m, d+"/old", []byte("new"))
+	}},
+	{"rename_mixed_forms", func(t *testing.T, m *mountProc, d string) {
+		os.WriteFile(m.bpath(d+"/plain"), []byte("plain"), 0o644)
+		mustWrite(t, m.path(d+"/gz"), []byte("gz"))
+		if err := os.Rename(m.path(d+"/gz"), m.path(d+"/plain")); err != nil {
+			t.Fatal(err)
+		}
+		expectContent(t, m, d+"/plain", []byte("gz"))
+		if _, err := os.Stat(m.bpath(d + "/plain")); !os.IsNotExist(err) {
+			t.Errorf("the replaced plain file is still in the backing tree: %v", err)
+		}
+		os.WriteFile(m.bpath(d+"/p2"), []byte("p2"), 0o644)
+		time.Sleep(1100 * time.Millisecond) // negative entry timeout of the kernel
+		if err := unix.Renameat2(unix.AT_FDCWD, m.path(d+"/plain"), unix.AT_FDCWD, m.path(d+"/p2"), unix.RENAME_EXCHANGE); err != nil {
+			t.Fatal(err)
+		}
+		expectContent(t, m, d+"/p2", []byte("gz"))
+		if got, _ := os.ReadFile(m.bpath(d + "/plain")); string(got) != "p2" {
+			t.Errorf("exchanged plain file: %q", got)
+		}
+		if got := mustRead(t, m.path(d+"/plain")); string(got) != "p2" {
+			t.Errorf("exchanged plain file through the mount: %q", got)
+		}
+	}},
+	{"sidecars_forgotten", func(t *testing.T, m *mountProc, d string) {
+		count := func() int {
+			ents, _ := os.ReadDir(m.bpath(".gzfs"))
+			return len(ents)
+		}
+		for i := 0; i < 10; i++ {
+			mustWrite(t, m.path(fmt.Sprintf("%s/f%d", d, i)), pattern(200_000, byte(i)))
+			mustRead(t, m.path(fmt.Sprintf("%s/f%d", d, i)))
+		}
+		before := count()
+		for i := 0; i < 10; i++ {
+			os.Remove(m.path(fmt.Sprintf("%s/f%d", d, i)))
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for count() > before-10 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // the last RELEASE is asynchronous
+		}
+		if n := count(); n > before-10 {
+			t.Errorf(".gzfs holds %d entries after removing 10 files (had %d)", n, before)
+		}
 	}},
 	{"unlink_open_file", func(t *testing.T, m *mountProc, d string) {
 		f, err := os.OpenFile(m.path(d+"/f"), os.O_CREATE|os.O_RDWR, 0o644)
