@@ -202,21 +202,31 @@ func openFile(cmd, path string, readOnly, verbose bool) (f *blockfile.File, clos
 	}, nil
 }
 
+// sniffBGZF reports whether the file at path starts like a BGZF file (an
+// empty file counts as one).
+func sniffBGZF(path string) (bool, error) {
+	raw, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer raw.Close()
+	prefix := make([]byte, sniffSize)
+	n, err := io.ReadFull(raw, prefix)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	return blockfile.IsBGZF(prefix[:n]), nil
+}
+
 // openBGZF opens path read-only with the engine after checking that it is
 // BGZF, so that a plain gzip file is refused without creating a sidecar
 // store next to it.
 func openBGZF(cmd, path string) (*blockfile.File, func() error, error) {
-	raw, err := os.Open(path)
+	ok, err := sniffBGZF(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	prefix := make([]byte, sniffSize)
-	n, err := io.ReadFull(raw, prefix)
-	raw.Close()
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if !blockfile.IsBGZF(prefix[:n]) {
+	if !ok {
 		return nil, nil, fmt.Errorf("%w (plain gzip has no blocks: repack it with 'gzfs pack')", blockfile.ErrNotBGZF)
 	}
 	return openFile(cmd, path, true, false)

@@ -124,6 +124,9 @@ func fsckOne(path string, repair, quiet bool) error {
 // through the store: Forget drops the sidecars of the inode (the journal is
 // already retired by the read-write open).
 func repairIndex(path string, quiet bool) error {
+	if ok, err := sniffBGZF(path); err != nil || !ok {
+		return nil // fsck reports it, or checks it as a gzip stream
+	}
 	if err := checkCuttable(path); err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ func statsOne(w io.Writer, path string) error {
 		return err
 	}
 	writeStats(w, path, st)
+	if fi, err := os.Stat(path); err == nil && fi.Size() > st.StoredSize {
+		fmt.Fprintf(w, "  unreadable    %d bytes after the last whole block (see 'gzfs fsck')\n", fi.Size()-st.StoredSize)
+	}
 	return nil
 }
 
