@@ -81,6 +81,16 @@ func TestMountErrors(t *testing.T) {
 		t.Fatalf("cleaning the dead mount: %v %s", err, out)
 	}
 	m.start()
+
+	// /dev/fuse unusable (/dev/null bound over it in a private mount
+	// namespace).
+	if os.Geteuid() == 0 {
+		script := fmt.Sprintf("mount --bind /dev/null /dev/fuse && exec %s mount %s %s", gzfsBin, b, mnt)
+		out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "/dev/fuse") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+			t.Errorf("without a usable /dev/fuse: %v %q", err, out)
+		}
+	}
 }
 
 // expectMountErrorMounted is expectMountError for a mount point that is

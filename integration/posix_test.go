@@ -86,6 +86,12 @@ var posixCases = []posixCase{
 		if _, err := os.Stat(m.bpath(d + "/f")); !os.IsNotExist(err) {
 			t.Errorf("backing has a file without .gz: %v", err)
 		}
+		var st, bst unix.Stat_t
+		unix.Stat(m.path(d+"/f"), &st)
+		unix.Stat(m.bpath(d+"/f.gz"), &bst)
+		if st.Ino != bst.Ino {
+			t.Errorf("st_ino %d, backing st_ino %d", st.Ino, bst.Ino)
+		}
 	}},
 	{"o_excl", func(t *testing.T, m *mountProc, d string) {
 		f, err := os.OpenFile(m.path(d+"/f"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)

@@ -327,7 +327,12 @@ func checkMount(cfg *mountConfig) error {
 	if err != nil {
 		return fmt.Errorf("/dev/fuse is not usable (%v): load the fuse module or give the container the device", unwrapPath(err))
 	}
+	var fst unix.Stat_t
+	err = unix.Fstat(int(f.Fd()), &fst)
 	f.Close()
+	if err != nil || fst.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(fst.Rdev) != 10 || unix.Minor(fst.Rdev) != 229 {
+		return fmt.Errorf("/dev/fuse is not the FUSE device (character device 10:229)")
+	}
 	return nil
 }
 
