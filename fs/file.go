@@ -62,6 +62,9 @@ func (h *gzHandle) Flush(ctx context.Context) syscall.Errno {
 
 // Fsync makes the data and the index durable.
 func (h *gzHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.of.readOnly {
+		return 0 // nothing can be dirty
+	}
 	return h.fsys.errno("fsync", h.of.name, h.of.eng.Sync())
 }
 

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,6 +19,7 @@ func TestCrash(t *testing.T) {
 	m := newMount(t, "flush=200ms")
 	const writers = 4
 	synced := make([][]byte, writers) // content known durable per file
+	var rw rewriteModel
 	for round := 0; round < 3; round++ {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -57,6 +59,13 @@ func TestCrash(t *testing.T) {
 				}
 			}(w)
 		}
+		// One more writer rewrites random ranges in place (the engine's
+		// journal path); it checks its own file below.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			overwriter(m, round, &rw, stop)
+		}()
 		time.Sleep(700 * time.Millisecond)
 		m.kill()
 		close(stop)
@@ -75,10 +84,18 @@ func TestCrash(t *testing.T) {
 			}
 			synced[w] = got // what survived is the base of the next round
 		}
+		got, err := os.ReadFile(m.path("rw"))
+		if err != nil {
+			t.Fatalf("round %d: read rw: %v", round, err)
+		}
+		if err := rw.check(got); err != nil {
+			t.Fatalf("round %d: rewritten file: %v", round, err)
+		}
+		rw.reset(got)
 	}
 	m.unmount()
 	files, _ := filepath.Glob(m.bpath("*.gz"))
-	if len(files) != writers {
+	if len(files) != writers+1 {
 		t.Errorf("backing files: %v", files)
 	}
 	for _, f := range files {
@@ -87,6 +104,94 @@ func TestCrash(t *testing.T) {
 	for w := 0; w < writers; w++ {
 		if got := zcat(t, m.bpath(fmt.Sprintf("f%d.gz", w))); !bytes.Equal(got, synced[w]) {
 			t.Errorf("zcat f%d: %d bytes, mount showed %d", w, len(got), len(synced[w]))
+		}
+	}
+}
+
+// rewriteModel tracks a file rewritten in place: what was synced, and which
+// bytes were written after the last fsync (they may hold either value
+// after a crash).
+type rewriteModel struct {
+	mu     sync.Mutex
+	synced []byte // content at the last returned fsync
+	cur    []byte // content with the writes since
+	dirty  []bool // written since the last fsync
+}
+
+const rwSize = 1 << 20
+
+func (r *rewriteModel) reset(content []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.synced = append([]byte{}, content...)
+	r.cur = append([]byte{}, content...)
+	r.dirty = make([]bool, len(content))
+}
+
+func (r *rewriteModel) check(got []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(got) != len(r.synced) {
+		return fmt.Errorf("size %d, want %d", len(got), len(r.synced))
+	}
+	for i := range got {
+		if !r.dirty[i] && got[i] != r.synced[i] {
+			return fmt.Errorf("byte %d: %#x, synced %#x", i, got[i], r.synced[i])
+		}
+		if r.dirty[i] && got[i] != r.synced[i] && got[i] != r.cur[i] {
+			return fmt.Errorf("byte %d: %#x is neither the synced %#x nor the written %#x", i, got[i], r.synced[i], r.cur[i])
+		}
+	}
+	return nil
+}
+
+// overwriter writes random ranges of the file rw and fsyncs every few
+// writes, until stop or an error (the daemon was killed).
+func overwriter(m *mountProc, round int, r *rewriteModel, stop chan struct{}) {
+	f, err := os.OpenFile(m.path("rw"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if round == 0 {
+		base := pattern(rwSize, 99)
+		if _, err := f.WriteAt(base, 0); err != nil {
+			return
+		}
+		if err := f.Sync(); err != nil {
+			return
+		}
+		r.reset(base)
+	}
+	rng := rand.New(rand.NewPCG(uint64(round), 7))
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		off := rng.IntN(rwSize - 20_000)
+		buf := make([]byte, 1+rng.IntN(20_000))
+		for j := range buf {
+			buf[j] = byte(rng.IntN(256))
+		}
+		r.mu.Lock()
+		copy(r.cur[off:], buf)
+		for j := range buf {
+			r.dirty[off+j] = true
+		}
+		r.mu.Unlock()
+		if _, err := f.WriteAt(buf, int64(off)); err != nil {
+			return
+		}
+		if i%4 == 3 {
+			if err := f.Sync(); err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.synced = append(r.synced[:0], r.cur...)
+			clear(r.dirty)
+			r.mu.Unlock()
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // treeDirs is the part of GOROOT/src copied into the mount: a few thousand
 // files of real source, small and medium sized.
-var treeDirs = []string{"bufio", "bytes", "strings", "sort", "container", "unicode", "encoding", "compress"}
+var treeDirs = []string{"bufio", "bytes", "strings", "sort", "container", "unicode", "encoding", "compress", "go", "regexp", "text"}
 
 func TestTreeCopy(t *testing.T) {
 	m := newMount(t)
