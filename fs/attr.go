@@ -106,9 +106,12 @@ func (fsys *FS) logicalSize(key uint64, st *stat, dirfd int, bname string) (int6
 		return openEngineFd(dirfd, bname, fsys.opts.ReadOnly)
 	})
 	if errors.Is(err, blockfile.ErrNotBGZF) {
-		size, serr := gzipISize(dirfd, bname, st.Size)
+		size, isGzip, serr := gzipISize(dirfd, bname, st.Size)
 		if serr != nil {
 			return 0, true, serr
+		}
+		if !isGzip {
+			size = st.Size // not gzip at all: shown as it is, read-only
 		}
 		fsys.sizes.put(key, st, size, true)
 		return size, true, nil
@@ -123,21 +126,32 @@ func (fsys *FS) logicalSize(key uint64, st *stat, dirfd int, bname string) (int6
 }
 
 // gzipISize reads the ISIZE trailer of a gzip file (the uncompressed size
-// of its last member modulo 4 GiB, what gzip -l shows).
-func gzipISize(dirfd int, bname string, size int64) (int64, error) {
-	if size < 18 {
-		return 0, nil
-	}
+// of its last member modulo 4 GiB, what gzip -l shows), and whether the
+// file starts like gzip at all.
+func gzipISize(dirfd int, bname string, size int64) (int64, bool, error) {
 	fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer unix.Close(fd)
+	if !isGzipFd(fd) {
+		return 0, false, nil
+	}
+	if size < 18 {
+		return 0, true, nil
+	}
 	var b [4]byte
 	if _, err := unix.Pread(fd, b[:], size-4); err != nil {
-		return 0, err
+		return 0, true, err
 	}
-	return int64(binary.LittleEndian.Uint32(b[:])), nil
+	return int64(binary.LittleEndian.Uint32(b[:])), true, nil
+}
+
+// isGzipFd reports whether the file starts with the gzip magic bytes.
+func isGzipFd(fd int) bool {
+	var m [2]byte
+	n, err := unix.Pread(fd, m[:], 0)
+	return err == nil && n == 2 && m[0] == 0x1f && m[1] == 0x8b
 }
 
 // statT gives go-fuse's FromStat the syscall form of a stat.

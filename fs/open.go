@@ -143,5 +143,10 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 		return nil, 0, toErrno(err)
 	}
 	name := n.backingPath()
+	if !isGzipFd(fd) {
+		// Named .gz but not gzip: its bytes as they are, read-only.
+		n.fsys.log.Warn("a .gz file that is not gzip is shown as it is, read-only", "file", name)
+		return &plainHandle{fsys: n.fsys, fd: fd, name: name}, 0, 0
+	}
 	return &streamHandle{fsys: n.fsys, f: os.NewFile(uintptr(fd), name), name: name}, fuse.FOPEN_DIRECT_IO, 0
 }

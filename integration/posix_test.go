@@ -602,6 +602,12 @@ var posixCases = []posixCase{
 		}
 		_, err := os.OpenFile(m.path(d+"/raw"), os.O_WRONLY, 0)
 		expectErrno(t, err, syscall.EROFS)
+		// Named .gz but not gzip at all: shown as it is, read-only.
+		junk := pattern(5000, 8)
+		os.WriteFile(m.bpath(d+"/junk.gz"), junk, 0o644)
+		if got := mustRead(t, m.path(d+"/junk")); !bytes.Equal(got, junk) {
+			t.Errorf("non-gzip .gz file reads %d bytes, want its %d bytes", len(got), len(junk))
+		}
 	}},
 	{"mmap", func(t *testing.T, m *mountProc, d string) {
 		data := pattern(256<<10, 7)
