@@ -32,17 +32,18 @@ type Options struct {
 // FS is one mounted backing tree: the root directory descriptor, the engine
 // resources shared by all files, and the table of open files.
 type FS struct {
-	backing string
-	rootFd  int
-	rootDev uint64
-	opts    Options
-	log     *slog.Logger
-	store   *blockfile.Store
-	cache   *blockfile.Cache
-	files   openTable
-	sizes   sizeCache
-	clashes sync.Map // backing path -> struct{}: clashes already logged
-	isRoot  bool     // the daemon runs as root: new entries get the caller's owner
+	backing  string
+	rootFd   int
+	rootDev  uint64
+	opts     Options
+	log      *slog.Logger
+	store    *blockfile.Store
+	cache    *blockfile.Cache
+	files    openTable
+	sizes    sizeCache
+	clashes  sync.Map // backing path -> struct{}: clashes already logged
+	isRoot   bool     // the daemon runs as root: new entries get the caller's owner
+	tmpStore string   // a temporary store directory to remove at Close
 }
 
 // New opens the backing directory and the shared engine resources.
@@ -79,12 +80,17 @@ func New(backing string, opts Options) (*FS, error) {
 		isRoot:  os.Geteuid() == 0,
 	}
 	store, err := blockfile.OpenStore(filepath.Join(abs, blockfile.StoreDirName))
-	if err != nil {
-		if !opts.ReadOnly {
-			unix.Close(fd)
-			return nil, fmt.Errorf("sidecar store: %w", err)
+	if err != nil && opts.ReadOnly {
+		// A read-only backing tree without a store: indexes are rebuilt
+		// into a private temporary store, removed at Close.
+		fsys.log.Warn("no sidecar store in the backing directory; using a temporary one", "err", err)
+		if fsys.tmpStore, err = os.MkdirTemp("", "gzfs-store-"); err == nil {
+			store, err = blockfile.OpenStore(fsys.tmpStore)
 		}
-		fsys.log.Warn("no sidecar store on a read-only mount; indexes are rebuilt in memory", "err", err)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("sidecar store: %w", err)
 	}
 	fsys.store = store
 	fsys.files.init(fsys)
@@ -109,6 +115,9 @@ func (fsys *FS) Close() error {
 	err := fsys.files.closeAll()
 	if cerr := unix.Close(fsys.rootFd); cerr != nil {
 		err = errors.Join(err, cerr)
+	}
+	if fsys.tmpStore != "" {
+		os.RemoveAll(fsys.tmpStore)
 	}
 	return err
 }

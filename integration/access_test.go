@@ -79,4 +79,22 @@ func TestReadOnly(t *testing.T) {
 			t.Errorf("%s on a ro mount: %v, want EROFS", what, err)
 		}
 	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	// A read-only backing tree without a .gzfs store.
+	m.unmount()
+	os.RemoveAll(m.bpath(".gzfs"))
+	robind := filepath.Join(filepath.Dir(m.backing), "robind")
+	os.Mkdir(robind, 0o755)
+	if out, err := exec.Command("mount", "--bind", "-o", "ro", m.backing, robind).CombinedOutput(); err != nil {
+		t.Fatalf("ro bind mount: %v %s", err, out)
+	}
+	defer exec.Command("umount", robind).Run()
+	m.backing = robind
+	m.start()
+	if got := mustRead(t, m.path("f")); string(got) != "data" {
+		t.Errorf("ro backing without a store: %q", got)
+	}
+	m.unmount()
 }
