@@ -154,14 +154,13 @@ func (h *dirHandle) load() error {
 			}
 			mode = st.Mode & unix.S_IFMT
 		}
-		name, k, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, exists)
+		name, _, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, exists)
 		if hidden {
-			if k, gz := gzMountName(r.name); gz && mode == unix.S_IFREG && exists(k) {
-				fsys.logClash(h.n.dirName(), k)
+			if plain, gz := gzMountName(r.name); gz && mode == unix.S_IFREG && exists(plain) {
+				fsys.logClash(h.n.dirName(), plain)
 			}
 			continue
 		}
-		_ = k
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: mode, Ino: fsys.inoOf(dev, r.ino)})
 	}
 	for i := range entries {

@@ -167,6 +167,7 @@ func (t *openTable) closeEntry(e *openFile) error {
 	if e.err != nil || e.eng == nil {
 		return nil
 	}
+	size := e.eng.Size()
 	err := e.eng.Close()
 	if err != nil {
 		err = wrap("close", e.name, err)
@@ -178,6 +179,8 @@ func (t *openTable) closeEntry(e *openFile) error {
 		}
 		t.stamps[e.key] = stampOf(&st)
 		t.mu.Unlock()
+		// The next stat needs no engine open.
+		t.fsys.sizes.put(e.key, &st, size, false)
 	}
 	unix.Close(e.fd)
 	if e.forget.Load() {

@@ -63,11 +63,22 @@ func init() {
 		os.Args = append([]string{os.Args[0], "mount", "--helper"}, os.Args[1:]...)
 		return
 	}
-	if len(os.Args) >= 3 && !strings.HasPrefix(os.Args[1], "-") && os.Args[1] != "help" {
-		if _, isCommand := commands[os.Args[1]]; !isCommand {
-			os.Args = append([]string{os.Args[0], "mount"}, os.Args[1:]...)
-		}
+	if len(os.Args) >= 3 && looksLikeBacking(os.Args[1]) {
+		os.Args = append([]string{os.Args[0], "mount"}, os.Args[1:]...)
 	}
+}
+
+// looksLikeBacking tells the first argument of "gzfs BACKING MNT ..." from a
+// mistyped command: a path with a slash or an existing directory.
+func looksLikeBacking(arg string) bool {
+	if _, isCommand := commands[arg]; isCommand || strings.HasPrefix(arg, "-") || arg == "help" {
+		return false
+	}
+	if strings.Contains(arg, "/") {
+		return true
+	}
+	st, err := os.Stat(arg)
+	return err == nil && st.IsDir()
 }
 
 // mountConfig is the parsed command line of 'gzfs mount'.
