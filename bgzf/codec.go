@@ -13,11 +13,18 @@ import (
 	"github.com/klauspost/compress/flate"
 )
 
-// Member is an encoded member and the length of its terminator, which
-// Repad needs to resize it without recompressing.
+// Member is an encoded member and where its padding is, which Repad needs
+// to resize it without recompressing.
 type Member struct {
-	Bytes   []byte
+	Bytes []byte
+	// TermLen is the length of the terminator ending a flexible member's
+	// deflate data (0 when the member has none).
 	TermLen int
+	// Prefixed marks a member whose deflate data is padding (PrefixLen
+	// bytes of empty blocks) followed by a complete stream, as made by a
+	// whole-buffer compressor (libdeflate).
+	Prefixed  bool
+	PrefixLen int
 }
 
 // Encoder compresses blocks into members. It is not safe for concurrent
@@ -26,15 +33,26 @@ type Encoder struct {
 	level int
 	fw    *flate.Writer
 	body  bytes.Buffer
+	fast  *fastEncoder // nil unless built with libdeflate
 }
 
-// NewEncoder returns an encoder for deflate level 1..9.
+// klauspostLevels maps a level 1..9 to the klauspost/compress deflate level
+// that gives about the ratio of gzip at that level: klauspost trades some
+// ratio for speed at equal level numbers (measured on a tar of GOROOT/src,
+// see docs/format.md). Index 0 is unused.
+var klauspostLevels = [10]int{0, 1, 2, 3, 5, 7, 8, 8, 9, 9}
+
+// NewEncoder returns an encoder for level 1..9, numbered like gzip's: level
+// N gives about the ratio of gzip -N or better.
 func NewEncoder(level int) (*Encoder, error) {
-	fw, err := flate.NewWriter(io.Discard, level)
+	if level < 1 || level > 9 {
+		return nil, fmt.Errorf("bgzf: compression level %d out of range 1..9", level)
+	}
+	fw, err := flate.NewWriter(io.Discard, klauspostLevels[level])
 	if err != nil {
 		return nil, fmt.Errorf("bgzf: level %d: %w", level, err)
 	}
-	return &Encoder{level: level, fw: fw}, nil
+	return &Encoder{level: level, fw: fw, fast: newFastEncoder(level)}, nil
 }
 
 // incompressible guesses cheaply whether deflate would gain nothing on data.
@@ -49,11 +67,39 @@ func incompressible(data []byte) bool {
 	return compress.ShannonEntropyBits(sample) > len(sample)*8*97/100
 }
 
-// Encode compresses data (at most MaxBlockData bytes) into one member
-// appended to dst[:0]. minSize asks for a member of at least that many bytes
-// (padding with the terminator); roundTo > 1 rounds the member size up to a
-// multiple of it, leaving slack for later rewrites (never past MaxMemberSize).
-func (e *Encoder) Encode(dst []byte, data []byte, minSize, roundTo int) (Member, error) {
+// Encode compresses data (at most MaxBlockData bytes) into one member,
+// appended to dst[:0], as fast and small as the build allows (libdeflate
+// when built with the libdeflate tag). roundTo > 1 pads the member up to a
+// multiple of roundTo bytes (or a little more), leaving slack for later
+// rewrites, never past MaxMemberSize.
+func (e *Encoder) Encode(dst []byte, data []byte, roundTo int) (Member, error) {
+	if e.fast == nil || len(data) == 0 || incompressible(data) {
+		return e.EncodeFlexible(dst, data, roundTo)
+	}
+	body, ok := e.fast.compress(e.body.AvailableBuffer()[:0], data)
+	if !ok || len(body) >= len(data)+5*(1+len(data)/65535) {
+		return e.EncodeFlexible(dst, data, roundTo)
+	}
+	size := HeaderSize + len(body) + TrailerSize
+	if size > MaxMemberSize {
+		return e.EncodeFlexible(dst, data, roundTo)
+	}
+	pad := 0
+	if roundTo > 1 {
+		pad = (size+roundTo-1)/roundTo*roundTo - size
+		for !PrefixOK(pad) {
+			pad += roundTo
+		}
+		if size+pad > MaxMemberSize {
+			pad = 0
+		}
+	}
+	return assemblePrefixed(dst, body, crc32.ChecksumIEEE(data), uint32(len(data)), pad), nil
+}
+
+// EncodeFlexible compresses data into a member whose deflate data ends
+// with a terminator, so Repad can give it any size from its minimum up.
+func (e *Encoder) EncodeFlexible(dst []byte, data []byte, roundTo int) (Member, error) {
 	if len(data) > MaxBlockData {
 		return Member{}, fmt.Errorf("bgzf: block of %d bytes exceeds %d", len(data), MaxBlockData)
 	}
@@ -83,7 +129,7 @@ func (e *Encoder) Encode(dst []byte, data []byte, minSize, roundTo int) (Member,
 			rest = rest[n:]
 		}
 	}
-	return assemble(dst, e.body.Bytes(), crc32.ChecksumIEEE(data), uint32(len(data)), minSize, roundTo)
+	return assemble(dst, e.body.Bytes(), crc32.ChecksumIEEE(data), uint32(len(data)), 0, roundTo)
 }
 
 // assemble builds a member around a byte-aligned non-final deflate body.
@@ -97,11 +143,7 @@ func assemble(dst, body []byte, crc, isize uint32, minSize, roundTo int) (Member
 	}
 	size = min(max(size, minSize), MaxMemberSize)
 	term := size - HeaderSize - len(body) - TrailerSize
-	out := dst[:0]
-	if cap(out) < size {
-		out = make([]byte, 0, size)
-	}
-	out = out[:HeaderSize]
+	out := grow(dst, size)
 	putHeader(out, size)
 	out = append(out, body...)
 	out = terminator(out, term)
@@ -110,35 +152,74 @@ func assemble(dst, body []byte, crc, isize uint32, minSize, roundTo int) (Member
 	return Member{Bytes: out, TermLen: term}, nil
 }
 
+// assemblePrefixed builds a member around a complete deflate stream,
+// padded in front with pad bytes of empty blocks (PrefixOK(pad) holds).
+func assemblePrefixed(dst, stream []byte, crc, isize uint32, pad int) Member {
+	size := HeaderSize + pad + len(stream) + TrailerSize
+	out := grow(dst, size)
+	putHeader(out, size)
+	out = prefix(out, pad)
+	out = append(out, stream...)
+	out = binary.LittleEndian.AppendUint32(out, crc)
+	out = binary.LittleEndian.AppendUint32(out, isize)
+	return Member{Bytes: out, Prefixed: true, PrefixLen: pad}
+}
+
+// grow returns dst[:HeaderSize] with room for size bytes.
+func grow(dst []byte, size int) []byte {
+	out := dst[:0]
+	if cap(out) < size {
+		out = make([]byte, 0, size)
+	}
+	return out[:HeaderSize]
+}
+
 // ErrCannotRepad means a member cannot take the asked size without being
-// recompressed (its terminator is unknown, or the size is too small).
+// recompressed (its padding is unknown, or the size is too small or cannot
+// be made of empty blocks at its end of padding).
 var ErrCannotRepad = errors.New("bgzf: member cannot be resized without recompressing")
 
-// Repad returns m resized to size bytes by changing only its terminator and
-// header. It checks that m really ends with the terminator m.TermLen says.
+// Repad returns m resized to size bytes by changing only its padding and
+// header. It checks that m really has the padding it claims.
 func Repad(dst []byte, m Member, size int) (Member, error) {
 	if size == len(m.Bytes) {
-		return Member{Bytes: append(dst[:0], m.Bytes...), TermLen: m.TermLen}, nil
+		out := m
+		out.Bytes = append(dst[:0], m.Bytes...)
+		return out, nil
 	}
-	if !hasTerminator(m.Bytes, m.TermLen) {
-		return Member{}, ErrCannotRepad
-	}
-	bodyEnd := len(m.Bytes) - TrailerSize - m.TermLen
-	body := m.Bytes[HeaderSize:bodyEnd]
-	if size < HeaderSize+len(body)+minTerminator+TrailerSize || size > MaxMemberSize {
+	if size > MaxMemberSize {
 		return Member{}, ErrCannotRepad
 	}
 	crc, isize := Trailer(m.Bytes)
-	return assemble(dst, body, crc, isize, size, 0)
+	switch {
+	case m.Prefixed && (m.PrefixLen == 0 || hasPrefix(m.Bytes, m.PrefixLen)):
+		stream := m.Bytes[HeaderSize+m.PrefixLen : len(m.Bytes)-TrailerSize]
+		pad := size - HeaderSize - len(stream) - TrailerSize
+		if pad < 0 || !PrefixOK(pad) {
+			return Member{}, ErrCannotRepad
+		}
+		return assemblePrefixed(dst, stream, crc, isize, pad), nil
+	case !m.Prefixed && m.TermLen > 0 && hasTerminator(m.Bytes, m.TermLen):
+		bodyEnd := len(m.Bytes) - TrailerSize - m.TermLen
+		body := m.Bytes[HeaderSize:bodyEnd]
+		if size < HeaderSize+len(body)+minTerminator+TrailerSize {
+			return Member{}, ErrCannotRepad
+		}
+		return assemble(dst, body, crc, isize, size, 0)
+	}
+	return Member{}, ErrCannotRepad
 }
 
 // Slack returns how many bytes m could shrink by through Repad (0 when its
-// terminator is unknown).
+// padding is unknown).
 func Slack(m Member) int {
-	if m.TermLen <= minTerminator || !hasTerminator(m.Bytes, m.TermLen) {
-		return 0
+	switch {
+	case m.Prefixed && m.PrefixLen > 0 && hasPrefix(m.Bytes, m.PrefixLen):
+		return m.PrefixLen
+	case !m.Prefixed && m.TermLen > minTerminator && hasTerminator(m.Bytes, m.TermLen):
+		return m.TermLen - minTerminator
 	}
-	return m.TermLen - minTerminator
+	return 0
 }
 
 // Decoder inflates members. Not safe for concurrent use; see DecoderPool.
@@ -177,19 +258,8 @@ func (d *Decoder) Decode(dst []byte, member []byte) ([]byte, error) {
 		dst = make([]byte, n)
 	}
 	dst = dst[:n]
-	d.br.Reset(member[h.HeaderSize : len(member)-TrailerSize])
-	if err := d.reset.Reset(&d.br, nil); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	if _, err := io.ReadFull(d.fr, dst); err != nil {
-		return nil, fmt.Errorf("%w: inflate: %v", ErrFormat, err)
-	}
-	var one [1]byte
-	if k, err := d.fr.Read(one[:]); k != 0 || err != io.EOF {
-		if err == nil || err == io.EOF {
-			return nil, fmt.Errorf("%w: more data than ISIZE %d", ErrFormat, isize)
-		}
-		return nil, fmt.Errorf("%w: inflate: %v", ErrFormat, err)
+	if err := d.inflate(dst, member[h.HeaderSize:len(member)-TrailerSize]); err != nil {
+		return nil, err
 	}
 	if got := crc32.ChecksumIEEE(dst); got != crc {
 		return nil, fmt.Errorf("%w: CRC32 %08x, trailer says %08x", ErrFormat, got, crc)

@@ -56,35 +56,60 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{"max random", testData(MaxBlockData-300, 3, false)},
 		{"zeros", make([]byte, 61440)},
 	}
+	encoders := map[string]func([]byte, []byte, int) (Member, error){"fast": enc.Encode, "flexible": enc.EncodeFlexible}
 	for _, tc := range cases {
-		for _, round := range []int{0, 64} {
-			m, err := enc.Encode(nil, tc.data, 0, round)
-			if err != nil {
-				t.Fatalf("%s: %v", tc.name, err)
+		for kind, encode := range encoders {
+			for _, round := range []int{0, 64} {
+				tc := tc
+				tc.name = kind + " " + tc.name
+				m, err := encode(nil, tc.data, round)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				if len(m.Bytes) > MaxMemberSize {
+					t.Fatalf("%s: member %d bytes", tc.name, len(m.Bytes))
+				}
+				if round > 1 && len(m.Bytes)%round != 0 && len(m.Bytes) != MaxMemberSize {
+					t.Fatalf("%s: member size %d not rounded to %d", tc.name, len(m.Bytes), round)
+				}
+				got, err := Decode(nil, m.Bytes)
+				if err != nil || !bytes.Equal(got, tc.data) {
+					t.Fatalf("%s: decode: %v (equal %v)", tc.name, err, bytes.Equal(got, tc.data))
+				}
+				// Any gzip reader must read it too.
+				zr, err := gzip.NewReader(bytes.NewReader(m.Bytes))
+				if err != nil {
+					t.Fatal(err)
+				}
+				std, err := io.ReadAll(zr)
+				if err != nil || !bytes.Equal(std, tc.data) {
+					t.Fatalf("%s: compress/gzip: %v", tc.name, err)
+				}
+				h, err := ParseHeader(m.Bytes)
+				if err != nil || h.Size != len(m.Bytes) || h.HeaderSize != HeaderSize {
+					t.Fatalf("%s: header %+v %v", tc.name, h, err)
+				}
 			}
-			if len(m.Bytes) > MaxMemberSize {
-				t.Fatalf("%s: member %d bytes", tc.name, len(m.Bytes))
+		}
+	}
+}
+
+func TestPrefixesAreValidDeflate(t *testing.T) {
+	final := []byte{0x03, 0x00} // an empty final block to end the stream
+	for n := 0; n < 200; n++ {
+		if !PrefixOK(n) {
+			if n != 8 && (n < 1 || n > 4) {
+				t.Fatalf("PrefixOK(%d) is false", n)
 			}
-			if round > 1 && len(m.Bytes)%round != 0 && len(m.Bytes) != MaxMemberSize {
-				t.Fatalf("%s: member size %d not rounded to %d", tc.name, len(m.Bytes), round)
-			}
-			got, err := Decode(nil, m.Bytes)
-			if err != nil || !bytes.Equal(got, tc.data) {
-				t.Fatalf("%s: decode: %v (equal %v)", tc.name, err, bytes.Equal(got, tc.data))
-			}
-			// Any gzip reader must read it too.
-			zr, err := gzip.NewReader(bytes.NewReader(m.Bytes))
-			if err != nil {
-				t.Fatal(err)
-			}
-			std, err := io.ReadAll(zr)
-			if err != nil || !bytes.Equal(std, tc.data) {
-				t.Fatalf("%s: compress/gzip: %v", tc.name, err)
-			}
-			h, err := ParseHeader(m.Bytes)
-			if err != nil || h.Size != len(m.Bytes) || h.HeaderSize != HeaderSize {
-				t.Fatalf("%s: header %+v %v", tc.name, h, err)
-			}
+			continue
+		}
+		body := prefix(nil, n)
+		if len(body) != n {
+			t.Fatalf("prefix(%d) has %d bytes", n, len(body))
+		}
+		out, err := io.ReadAll(flate.NewReader(bytes.NewReader(append(body, final...))))
+		if err != nil || len(out) != 0 {
+			t.Fatalf("prefix(%d) = %x: inflate gave %q, %v", n, body, out, err)
 		}
 	}
 }
@@ -92,7 +117,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 func TestRandomDataIsStored(t *testing.T) {
 	enc, _ := NewEncoder(6)
 	data := testData(61440, 4, false)
-	m, err := enc.Encode(nil, data, 0, 0)
+	m, err := enc.Encode(nil, data, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +129,25 @@ func TestRandomDataIsStored(t *testing.T) {
 func TestRepad(t *testing.T) {
 	enc, _ := NewEncoder(6)
 	data := testData(20000, 5, true)
-	m, err := enc.Encode(nil, data, 0, 0)
-	if err != nil {
-		t.Fatal(err)
+	for kind, encode := range map[string]func([]byte, []byte, int) (Member, error){"fast": enc.Encode, "flexible": enc.EncodeFlexible} {
+		m, err := encode(nil, data, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testRepad(t, kind, m, data)
 	}
+}
+
+func testRepad(t *testing.T, kind string, m Member, data []byte) {
 	base := len(m.Bytes)
-	for _, size := range []int{base, base + 1, base + 2, base + 5, base + 6, base + 7, base + 1000, base + 3} {
+	for _, size := range []int{base, base + 1, base + 2, base + 5, base + 6, base + 7, base + 8, base + 13, base + 1000, base + 3} {
 		grown, err := Repad(nil, m, size)
+		if m.Prefixed && !PrefixOK(size-base) {
+			if !errors.Is(err, ErrCannotRepad) {
+				t.Fatalf("%s: repad by %d: %v", kind, size-base, err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("repad to %d: %v", size, err)
 		}
@@ -130,14 +167,14 @@ func TestRepad(t *testing.T) {
 		}
 	}
 	if _, err := Repad(nil, m, base-1); !errors.Is(err, ErrCannotRepad) {
-		t.Fatalf("shrink below minimum: %v", err)
+		t.Fatalf("%s: shrink below minimum: %v", kind, err)
 	}
 }
 
 func TestDecodeRejectsDamage(t *testing.T) {
 	enc, _ := NewEncoder(6)
 	data := testData(30000, 6, true)
-	m, _ := enc.Encode(nil, data, 0, 0)
+	m, _ := enc.Encode(nil, data, 0)
 	for _, pos := range []int{0, 3, 16, 40, len(m.Bytes) / 2, len(m.Bytes) - 6, len(m.Bytes) - 2} {
 		bad := bytes.Clone(m.Bytes)
 		bad[pos] ^= 0x55
@@ -170,7 +207,7 @@ func TestEOFMemberParses(t *testing.T) {
 
 func FuzzParseHeader(f *testing.F) {
 	enc, _ := NewEncoder(1)
-	m, _ := enc.Encode(nil, []byte("hello"), 0, 0)
+	m, _ := enc.Encode(nil, []byte("hello"), 0)
 	f.Add(m.Bytes[:HeaderSize])
 	f.Add(EOFMember)
 	f.Add([]byte{0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0, 10, 0, 'X', 'Y', 0, 0, 'B', 'C', 2, 0, 1, 0})
@@ -185,7 +222,7 @@ func FuzzParseHeader(f *testing.F) {
 func FuzzDecode(f *testing.F) {
 	enc, _ := NewEncoder(6)
 	for i, d := range [][]byte{nil, []byte("hello, world"), testData(5000, 7, true), testData(3000, 8, false)} {
-		m, _ := enc.Encode(nil, d, 0, 32*i)
+		m, _ := enc.Encode(nil, d, 32*i)
 		f.Add(m.Bytes)
 	}
 	f.Add(EOFMember)

@@ -159,12 +159,6 @@ var (
 	pools   = map[int]*bgzf.EncoderPool{}
 )
 
-// deflateLevels maps a gzfs level to the klauspost/compress deflate level
-// that gives about the ratio of gzip at that level (klauspost trades some
-// ratio for speed at equal level numbers; measured on a tar of GOROOT/src,
-// see docs/format.md). Index 0 is unused.
-var deflateLevels = [10]int{0, 1, 2, 3, 5, 7, 8, 8, 9, 9}
-
 // encoderPool returns the shared encoder pool of a gzfs level.
 func encoderPool(level int) (*bgzf.EncoderPool, error) {
 	poolsMu.Lock()
@@ -175,7 +169,7 @@ func encoderPool(level int) (*bgzf.EncoderPool, error) {
 	if level < 1 || level > 9 {
 		return nil, fmt.Errorf("compression level %d out of range 1..9", level)
 	}
-	p, err := bgzf.NewEncoderPool(deflateLevels[level])
+	p, err := bgzf.NewEncoderPool(level)
 	if err != nil {
 		return nil, err
 	}

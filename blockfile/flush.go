@@ -117,7 +117,7 @@ func (f *File) flushLocked() error {
 	}
 	slices.Sort(rewrites)
 	if len(rewrites) > 0 {
-		if err := f.rewrite(rewrites, members); err != nil {
+		if err := f.rewrite(rewrites, members, f.dirty); err != nil {
 			return err
 		}
 	}
@@ -200,7 +200,7 @@ func (f *File) zeroMember(n int) (bgzf.Member, error) {
 	}
 	e := f.encoders.Get()
 	defer f.encoders.Put(e)
-	m, err := e.Encode(nil, make([]byte, n), 0, 0)
+	m, err := e.Encode(nil, make([]byte, n), 0)
 	if err != nil {
 		return m, fmt.Errorf("%s: compress zeros: %w", f.name, err)
 	}
@@ -229,7 +229,7 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 	off := f.backing
 	for i, m := range ms {
 		rec := blockindex.Record{Offset: off, Logical: logical, Size: uint32(len(m.Bytes)),
-			Length: uint32(lengths[i]), TermLen: uint32(m.TermLen)}
+			Length: uint32(lengths[i]), Pad: padField(m)}
 		if err := f.idx.Set(f.idx.Len(), rec); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
@@ -260,7 +260,7 @@ func (f *File) saveState() error {
 // not pushes the members after it, which give up their padding until the
 // growth is absorbed (or the file end is reached). The whole batch goes
 // through the journal, so a crash leaves either the old or the new bytes.
-func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
+func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64][]byte) error {
 	stored := f.idx.Len()
 	var writes []extent
 	var recs []blockindex.Record
@@ -278,21 +278,10 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
 		var out bgzf.Member
 		switch {
 		case i < len(ks) && ks[i] == k:
-			m := members[k]
-			avail := r.End() - start
-			size := int64(len(m.Bytes))
-			switch {
-			case k == stored-1: // the end of the file moves freely
-			case size <= avail:
-				size = avail // fill the old slot: nothing after it moves
-			default:
-				size = min(size+size/rewriteSlack+slackRound-1, bgzf.MaxMemberSize) / slackRound * slackRound
-				size = max(size, int64(len(m.Bytes)))
+			if out, err = f.placeMember(members[k], data[k], r.End()-start, k == stored-1); err != nil {
+				return fmt.Errorf("%s: block %d: %w", f.name, k, err)
 			}
-			if out, err = bgzf.Repad(nil, m, int(size)); err != nil {
-				return fmt.Errorf("%s: pad block %d: %w", f.name, k, err)
-			}
-			shift = start + size - r.End()
+			shift = start + int64(len(out.Bytes)) - r.End()
 			i++
 		case shift > 0 && moved > moveWindow && i == len(ks):
 			tailFrom = k
@@ -313,7 +302,7 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member) error {
 		writes = append(writes, extent{off: start, data: out.Bytes})
 		_, isize := bgzf.Trailer(out.Bytes)
 		recs = append(recs, blockindex.Record{Offset: start, Logical: r.Logical,
-			Size: uint32(len(out.Bytes)), Length: isize, TermLen: uint32(out.TermLen)})
+			Size: uint32(len(out.Bytes)), Length: isize, Pad: padField(out)})
 		recNums = append(recNums, k)
 		if shift == 0 && i == len(ks) {
 			break
@@ -362,16 +351,15 @@ func (f *File) moveMember(k int64, r blockindex.Record, shift int64) (bgzf.Membe
 		return bgzf.Member{}, &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
 			LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
 	}
-	m := bgzf.Member{Bytes: b, TermLen: int(r.TermLen)}
-	take := min(int64(bgzf.Slack(m)), shift)
-	if take == 0 {
-		return m, nil
+	m := memberOf(b, r.Pad)
+	// Give up as much padding as the shift needs, or the most below that
+	// the padding can be cut to (not every prefix length exists).
+	for take := min(int64(bgzf.Slack(m)), shift); take > 0; take-- {
+		if out, err := bgzf.Repad(nil, m, int(int64(r.Size)-take)); err == nil {
+			return out, nil
+		}
 	}
-	out, err := bgzf.Repad(nil, m, int(int64(r.Size)-take))
-	if err != nil {
-		return m, nil // keep it as it is; the shift goes on
-	}
-	return out, nil
+	return m, nil // no padding to give: it moves as it is
 }
 
 // commitBatch writes a batch of in-place writes through the journal.
@@ -399,4 +387,58 @@ func (f *File) retire() error {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
 	return nil
+}
+
+// placeMember sizes the new member of a rewritten block whose old slot has
+// avail bytes left: it fills the slot exactly when it fits (nothing after it
+// moves), or takes its size plus 1/rewriteSlack of slack when it does not.
+// The last block of the file keeps its own size. A member whose padding
+// cannot take the size needed is re-encoded in the flexible form.
+func (f *File) placeMember(m bgzf.Member, data []byte, avail int64, last bool) (bgzf.Member, error) {
+	if last {
+		return m, nil
+	}
+	if int64(len(m.Bytes)) <= avail {
+		out, err := bgzf.Repad(nil, m, int(avail))
+		if !errors.Is(err, bgzf.ErrCannotRepad) {
+			return out, err
+		}
+		if m, err = f.encodeFlexible(data); err != nil {
+			return m, err
+		}
+		if int64(len(m.Bytes)) <= avail {
+			return bgzf.Repad(nil, m, int(avail))
+		}
+	}
+	size := int64(len(m.Bytes))
+	target := min(size+size/rewriteSlack+slackRound-1, bgzf.MaxMemberSize) / slackRound * slackRound
+	for t := max(target, size); t <= bgzf.MaxMemberSize; t++ {
+		if out, err := bgzf.Repad(nil, m, int(t)); err == nil {
+			return out, nil
+		}
+	}
+	return m, nil // no slack possible: take the member as it is
+}
+
+// encodeFlexible compresses a block in the form any size can be padded to.
+func (f *File) encodeFlexible(data []byte) (bgzf.Member, error) {
+	e := f.encoders.Get()
+	defer f.encoders.Put(e)
+	return e.EncodeFlexible(nil, data, 0)
+}
+
+// padField is how a member's padding is recorded in the index.
+func padField(m bgzf.Member) uint32 {
+	if m.Prefixed {
+		return 1<<31 | uint32(m.PrefixLen)
+	}
+	return uint32(m.TermLen)
+}
+
+// memberOf makes a Member of stored bytes and their recorded padding.
+func memberOf(b []byte, pad uint32) bgzf.Member {
+	if pad&(1<<31) != 0 {
+		return bgzf.Member{Bytes: b, Prefixed: true, PrefixLen: int(pad &^ (1 << 31))}
+	}
+	return bgzf.Member{Bytes: b, TermLen: int(pad)}
 }

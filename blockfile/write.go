@@ -27,7 +27,7 @@ func (f *File) startJob(k int64, data []byte, roundTo int) *job {
 		defer func() { <-f.workers }()
 		e := f.encoders.Get()
 		defer f.encoders.Put(e)
-		j.m, j.err = e.Encode(nil, data, 0, roundTo)
+		j.m, j.err = e.Encode(nil, data, roundTo)
 	}()
 	return j
 }
@@ -180,7 +180,7 @@ func (f *File) drain(n int) error {
 		}
 		var err error
 		if j.block < f.idx.Len() {
-			err = f.rewrite([]int64{j.block}, map[int64]bgzf.Member{j.block: j.m})
+			err = f.rewrite([]int64{j.block}, map[int64]bgzf.Member{j.block: j.m}, map[int64][]byte{j.block: j.data})
 		} else {
 			err = f.appendMembers([]bgzf.Member{j.m}, []int{len(j.data)})
 		}

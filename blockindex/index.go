@@ -23,7 +23,8 @@
 //	  8  logical offset uint64
 //	 16  member size uint32
 //	 20  uncompressed length uint32
-//	 24  terminator length uint32 (0: unknown)
+//	 24  padding uint32: its length; bit 31 set: the padding precedes a
+//	     complete deflate stream; clear: it ends the deflate data (0: unknown)
 //	 28  CRC32 of bytes 0..27 of the record and of i
 //
 // Lookup is O(1) arithmetic for uniform files and a binary search over the
@@ -68,7 +69,7 @@ type Record struct {
 	Logical int64  // first uncompressed byte of the block
 	Size    uint32 // member size in bytes
 	Length  uint32 // uncompressed bytes in the block
-	TermLen uint32 // length of the member's terminator; 0 if unknown
+	Pad     uint32 // the member's padding, see the package comment; 0 if unknown
 }
 
 // End returns the backing offset just past the member.
@@ -264,7 +265,7 @@ func (x *Index) At(i int64) (Record, error) {
 		Logical: int64(binary.LittleEndian.Uint64(p[8:])),
 		Size:    binary.LittleEndian.Uint32(p[16:]),
 		Length:  binary.LittleEndian.Uint32(p[20:]),
-		TermLen: binary.LittleEndian.Uint32(p[24:]),
+		Pad:     binary.LittleEndian.Uint32(p[24:]),
 	}, nil
 }
 
@@ -292,7 +293,7 @@ func (x *Index) Set(i int64, r Record) error {
 	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
 	binary.LittleEndian.PutUint32(p[16:], r.Size)
 	binary.LittleEndian.PutUint32(p[20:], r.Length)
-	binary.LittleEndian.PutUint32(p[24:], r.TermLen)
+	binary.LittleEndian.PutUint32(p[24:], r.Pad)
 	binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
 	b := int64(x.BlockSize())
 	uniform := x.Uniform() && r.Logical == i*b

@@ -12,7 +12,7 @@ import (
 func fill(t testing.TB, x *Index, n int64, b int64) {
 	t.Helper()
 	for i := int64(0); i < n; i++ {
-		if err := x.Set(i, Record{Offset: i * 1000, Logical: i * b, Size: 1000, Length: uint32(b), TermLen: 2}); err != nil {
+		if err := x.Set(i, Record{Offset: i * 1000, Logical: i * b, Size: 1000, Length: uint32(b), Pad: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
