@@ -243,3 +243,39 @@ func BenchmarkBlockSize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRead1MiB reads 1 MiB at the start and at the end of a 2 GiB
+// file: the index makes both cost the same (no walk from the start).
+func BenchmarkRead1MiB(b *testing.B) {
+	const size = 2 << 30
+	path := filepath.Join(b.TempDir(), "big.gz")
+	f, err := Create(path, 0o644, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := benchCorpus()[:2<<20]
+	f.WriteAt(text, 0)
+	f.WriteAt(text, size-int64(len(text)))
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for _, at := range []struct {
+		name string
+		off  int64
+	}{{"start", 0}, {"end", size - 1<<20}} {
+		b.Run(at.name, func(b *testing.B) {
+			buf := make([]byte, 1<<20)
+			b.SetBytes(1 << 20)
+			for b.Loop() {
+				f, err := Open(path, Options{ReadOnly: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.ReadAt(buf, at.off); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		})
+	}
+}
