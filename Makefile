@@ -6,6 +6,7 @@
 #   make bench   benchmarks (placeholder)
 
 SHELL := /bin/bash
+comma := ,
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := build
 
@@ -13,6 +14,13 @@ GO       ?= go
 BIN      ?= $(CURDIR)/bin/gzfs
 DEMO_DIR ?= /tmp/gzfs-demo
 FUZZTIME ?= 5s
+# Build tags, e.g. TAGS=libdeflate for the cgo libdeflate codec (make deps
+# then installs libdeflate-dev too). Passed through GOFLAGS so that the
+# binaries the tests build themselves get them as well.
+TAGS     ?=
+ifneq ($(strip $(TAGS)),)
+export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -tags=$(subst $(eval) ,$(comma),$(strip $(TAGS))))
+endif
 
 # Packages with concurrency run under the race detector; the rest run plainly.
 RACE_DIRS := blockfile blockindex fs
@@ -42,6 +50,11 @@ deps:
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update; \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $(DEPS_PKGS); \
+	fi
+	@if [[ " $(TAGS) " == *" libdeflate "* ]] && [ ! -e /usr/include/libdeflate.h ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		$$sudo apt-get update; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends libdeflate-dev; \
 	fi
 
 ## demo: the offline tour, then the mount tour
