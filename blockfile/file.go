@@ -44,6 +44,7 @@ type File struct {
 	pending   []*job           // full blocks being compressed for appending, in order
 	state     string           // index state for Stats
 	zero      bgzf.Member      // a full block of zeros, compressed once
+	held      int64            // this File's share of heldBlocks
 	closed    bool
 	bgErr     error       // error of a timer flush, reported by the next Flush/Sync/Close
 	timer     *time.Timer // pending timer flush, when FlushInterval > 0
@@ -58,6 +59,14 @@ var defaultWorkers = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 // maxDirtyBlocks bounds the blocks held in memory per File before a flush.
 const maxDirtyBlocks = 64
+
+// maxHeldBlocks bounds the dirty and pending blocks of all Files of the
+// process together (about 30 MiB at the default block size): past it, a
+// writer flushes its own blocks before going on.
+const maxHeldBlocks = 512
+
+// heldBlocks counts the dirty and pending blocks of all Files.
+var heldBlocks atomic.Int64
 
 // Open opens the backing file at path (read-write unless opts.ReadOnly).
 // A pending journal is replayed and the index validated or rebuilt first.
@@ -242,6 +251,7 @@ func (f *File) Close() error {
 		}
 	}
 	f.closed = true
+	f.account()
 	if f.timer != nil {
 		f.timer.Stop()
 	}

@@ -125,6 +125,7 @@ func (f *File) flushLocked() error {
 		return err
 	}
 	clear(f.dirty)
+	f.account()
 	if !f.eof {
 		// Files end with the BGZF EOF marker, as bgzip writes them (and an
 		// empty file is just the marker, so gzip tools accept it).

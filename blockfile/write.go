@@ -106,13 +106,25 @@ func (f *File) writeLocked(p []byte, off int64) error {
 	if err := f.queueFullBlocks(); err != nil {
 		return err
 	}
-	if len(f.dirty) > maxDirtyBlocks {
+	f.account()
+	if len(f.dirty) > maxDirtyBlocks || heldBlocks.Load() > maxHeldBlocks && len(f.dirty) > 1 {
 		if err := f.flushLocked(); err != nil {
 			return err
 		}
 	}
 	f.armTimer()
 	return nil
+}
+
+// account updates the process-wide count of blocks held in memory with this
+// File's current share. Callers hold f.mu for writing.
+func (f *File) account() {
+	n := int64(len(f.dirty) + len(f.pending))
+	if f.closed {
+		n = 0
+	}
+	heldBlocks.Add(n - f.held)
+	f.held = n
 }
 
 // dirtyBlock returns the in-memory copy of block k to modify, loading it
