@@ -8,49 +8,149 @@ import (
 )
 
 // ErrTornTail means the stream ends with an incomplete member (for example
-// after a crash while appending). Walk reports the end of the last whole
-// member with it, so the tail can be cut back.
+// after a crash while appending): less than one member's worth of bytes
+// that hold no valid header. Walk reports the end of the last whole member
+// with it, so the tail can be cut back.
 var ErrTornTail = errors.New("bgzf: stream ends with an incomplete member")
 
+// ErrDamaged means a damaged stretch could not be bridged: after it no
+// valid member header leads to the end of the stream.
+var ErrDamaged = errors.New("bgzf: damaged member headers")
+
+// MemberInfo is what Walk tells of one member.
+type MemberInfo struct {
+	Offset  int64
+	Size    int    // bytes of the member (of the damaged stretch when Damaged)
+	ISize   uint32 // uncompressed length from the trailer
+	Damaged bool   // the header did not parse: the stretch runs to the next valid header
+}
+
 // Walk visits every member of the BGZF stream in r (size bytes) from header
-// to header, without inflating: fn gets the member's offset, its size and
-// its ISIZE. It returns the offset just past the last whole member. A stream
-// that does not start with a BGZF member gives an error wrapping ErrFormat;
-// an incomplete or unreadable member after at least one whole member gives
-// ErrTornTail.
-func Walk(r io.ReaderAt, size int64, fn func(off int64, memberSize int, isize uint32) error) (int64, error) {
-	var buf [64]byte
+// to header, without inflating. It returns the offset just past the last
+// member visited.
+//
+// A stream that does not start with gzip gives an error wrapping ErrFormat,
+// and so does a gzip stream that is not BGZF. A damaged header in the
+// middle (or at the start of a stream whose later members are BGZF) is
+// bridged: the stretch up to the next header from which the walk reaches the
+// end is reported as one Damaged member, whose ISIZE is read from the
+// trailer before that header, so that the blocks after it keep their
+// logical offsets. An incomplete member at the very end gives ErrTornTail;
+// damage that cannot be bridged gives ErrDamaged.
+func Walk(r io.ReaderAt, size int64, fn func(MemberInfo) error) (int64, error) {
 	var off int64
 	for off < size {
-		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		if err != nil && err != io.EOF {
-			return off, fmt.Errorf("bgzf: read header at %d: %w", off, err)
-		}
-		h, perr := ParseHeader(buf[:n])
-		if perr == nil && off+int64(h.Size) > size {
-			perr = fmt.Errorf("%w: member at %d needs %d bytes, %d left", ErrFormat, off, h.Size, size-off)
-		}
-		if perr != nil {
-			if off == 0 {
-				return 0, perr
+		h, err := headerAt(r, off, size)
+		if err == nil {
+			isize, err := isizeAt(r, off+int64(h.Size))
+			if err != nil {
+				return off, err
 			}
-			return off, fmt.Errorf("%w at offset %d: %v", ErrTornTail, off, perr)
-		}
-		var tr [4]byte
-		if _, err := r.ReadAt(tr[:], off+int64(h.Size)-4); err != nil {
-			return off, fmt.Errorf("bgzf: read trailer at %d: %w", off, err)
-		}
-		isize := binary.LittleEndian.Uint32(tr[:])
-		if isize > MaxBlockData {
-			if off == 0 {
-				return 0, fmt.Errorf("%w: ISIZE %d of member at 0", ErrFormat, isize)
+			if isize <= MaxBlockData {
+				if err := fn(MemberInfo{Offset: off, Size: h.Size, ISize: isize}); err != nil {
+					return off, err
+				}
+				off += int64(h.Size)
+				continue
 			}
-			return off, fmt.Errorf("%w at offset %d: ISIZE %d", ErrTornTail, off, isize)
 		}
-		if err := fn(off, h.Size, isize); err != nil {
+		// The member at off is not whole: bridge it, or stop.
+		if off == 0 && !startsGzip(r, size) {
+			return 0, fmt.Errorf("%w: not gzip", ErrFormat)
+		}
+		next, found := resync(r, off+1, size)
+		if !found {
+			if off == 0 {
+				if herr := headerErr(r, size); herr != nil {
+					return 0, herr
+				}
+			}
+			if size-off <= MaxMemberSize+int64(len(EOFMember)) {
+				return off, fmt.Errorf("%w at offset %d (%d bytes)", ErrTornTail, off, size-off)
+			}
+			return off, fmt.Errorf("%w at offset %d: no valid header in the %d bytes after it", ErrDamaged, off, size-off)
+		}
+		isize, err := isizeAt(r, next)
+		if err != nil {
 			return off, err
 		}
-		off += int64(h.Size)
+		if isize > MaxBlockData {
+			return off, fmt.Errorf("%w at offset %d: its length is unreadable too", ErrDamaged, off)
+		}
+		if err := fn(MemberInfo{Offset: off, Size: int(next - off), ISize: isize, Damaged: true}); err != nil {
+			return off, err
+		}
+		off = next
 	}
 	return off, nil
+}
+
+// headerAt parses the header of the member at off, checking it fits.
+func headerAt(r io.ReaderAt, off, size int64) (Header, error) {
+	var buf [64]byte
+	n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+	if err != nil && err != io.EOF {
+		return Header{}, fmt.Errorf("bgzf: read header at %d: %w", off, err)
+	}
+	h, err := ParseHeader(buf[:n])
+	if err == nil && off+int64(h.Size) > size {
+		err = fmt.Errorf("%w: member at %d needs %d bytes, %d left", ErrFormat, off, h.Size, size-off)
+	}
+	return h, err
+}
+
+// headerErr is the error of the first header, for streams that are gzip
+// but not BGZF.
+func headerErr(r io.ReaderAt, size int64) error {
+	_, err := headerAt(r, 0, size)
+	return err
+}
+
+// isizeAt reads the ISIZE of the member that ends at end.
+func isizeAt(r io.ReaderAt, end int64) (uint32, error) {
+	var tr [4]byte
+	if _, err := r.ReadAt(tr[:], end-4); err != nil {
+		return 0, fmt.Errorf("bgzf: read trailer at %d: %w", end-4, err)
+	}
+	return binary.LittleEndian.Uint32(tr[:]), nil
+}
+
+func startsGzip(r io.ReaderAt, size int64) bool {
+	var b [2]byte
+	if size < 2 {
+		return false
+	}
+	if _, err := r.ReadAt(b[:], 0); err != nil {
+		return false
+	}
+	return IsGzip(b[:])
+}
+
+// resync finds the first offset at or after from, within one member's
+// reach, where a valid header starts a chain of whole members that ends
+// exactly at size.
+func resync(r io.ReaderAt, from, size int64) (int64, bool) {
+	window := make([]byte, MaxMemberSize)
+	n, _ := r.ReadAt(window[:min(int64(len(window)), max(size-from, 0))], from)
+	for i := 0; i+4 <= n; i++ {
+		if window[i] != 0x1f || window[i+1] != 0x8b || window[i+2] != 8 || window[i+3]&4 == 0 {
+			continue
+		}
+		if p := from + int64(i); chainReachesEnd(r, p, size) {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+// chainReachesEnd reports whether members from p are whole up to size.
+func chainReachesEnd(r io.ReaderAt, p, size int64) bool {
+	for p < size {
+		h, err := headerAt(r, p, size)
+		if err != nil {
+			return false
+		}
+		p += int64(h.Size)
+	}
+	return p == size
 }

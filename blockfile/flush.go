@@ -87,7 +87,7 @@ func (f *File) flushLocked() error {
 			if r, err := f.record(stored - 1); err != nil {
 				return err
 			} else if int64(r.Length) < f.blockSize {
-				d, err := f.dirtyBlock(stored - 1)
+				d, err := f.dirtyBlock(stored-1, false)
 				if err != nil {
 					return err
 				}

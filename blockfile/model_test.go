@@ -2,6 +2,7 @@ package blockfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -215,4 +216,65 @@ func TestGrowthMovesTail(t *testing.T) {
 	}
 	defer f.Close()
 	checkSame(t, f, model, "after index rebuild")
+}
+
+// TestDamagedBlocks damages a header and a body in the middle of a file:
+// those blocks read as corrupt, naming themselves; every other block still
+// reads; opening read-write cuts nothing.
+func TestDamagedBlocks(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	path := filepath.Join(t.TempDir(), "d.gz")
+	model := textish(r, 10*DefaultBlockSize)
+	packFile(t, path, model, Options{})
+	f, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, _ := f.idx.At(3)
+	r6, _ := f.idx.At(6)
+	f.Close()
+	raw, _ := os.ReadFile(path)
+	raw[r3.Offset+16] ^= 0xff            // BSIZE of block 3
+	raw[r6.Offset+int64(r6.Size)/2] ^= 1 // deflate data of block 6
+	os.WriteFile(path, raw, 0o644)
+	store, _ := FindStore(path)
+	os.RemoveAll(store.Dir()) // force a rebuild from the damaged headers
+
+	f, err = Open(path, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.StoredSize() != int64(len(raw)) || f.Size() != int64(len(model)) {
+		t.Fatalf("sizes changed: stored %d (was %d), logical %d", f.StoredSize(), len(raw), f.Size())
+	}
+	buf := make([]byte, DefaultBlockSize)
+	for k := int64(0); k < 10; k++ {
+		_, err := f.ReadAt(buf, k*DefaultBlockSize)
+		var be *BlockError
+		switch {
+		case k == 3 || k == 6:
+			if !errors.As(err, &be) || be.Block != k || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("block %d: got %v, want a BlockError naming it", k, err)
+			}
+		case err != nil:
+			t.Fatalf("block %d: %v", k, err)
+		case !bytes.Equal(buf, model[k*DefaultBlockSize:(k+1)*DefaultBlockSize]):
+			t.Fatalf("block %d: wrong bytes", k)
+		}
+	}
+	bad, err := f.Check(nil, nil)
+	if err != nil || bad != 2 {
+		t.Fatalf("Check: %d bad, %v", bad, err)
+	}
+	// Overwriting a damaged block whole repairs it.
+	if _, err := f.WriteAt(model[3*DefaultBlockSize:4*DefaultBlockSize], 3*DefaultBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(buf, 3*DefaultBlockSize); err != nil || !bytes.Equal(buf, model[3*DefaultBlockSize:4*DefaultBlockSize]) {
+		t.Fatalf("repaired block: %v", err)
+	}
 }

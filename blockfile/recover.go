@@ -163,19 +163,24 @@ func (f *File) rebuildIndex() error {
 	var i int64
 	var firstLen uint32
 	physical := f.physical()
-	end, werr := bgzf.Walk(f.fd, physical, func(off int64, size int, isize uint32) error {
+	damaged := 0
+	end, werr := bgzf.Walk(f.fd, physical, func(m bgzf.MemberInfo) error {
 		if i == 0 {
-			firstLen = isize
+			firstLen = m.ISize
 		}
 		if i == 1 && int(firstLen) >= MinBlockSize {
 			x.SetBlockSize(int(firstLen))
 		}
-		rec := blockindex.Record{Offset: off, Logical: logical, Size: uint32(size), Length: isize}
+		if m.Damaged {
+			damaged++
+			f.log.Error("damaged member header; its block will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
+		}
+		rec := blockindex.Record{Offset: m.Offset, Logical: logical, Size: uint32(m.Size), Length: m.ISize}
 		if err := x.Set(i, rec); err != nil {
 			return err
 		}
 		i++
-		logical += int64(isize)
+		logical += int64(m.ISize)
 		return nil
 	})
 	switch {
@@ -195,6 +200,10 @@ func (f *File) rebuildIndex() error {
 		x.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("%w: %v", ErrNotBGZF, werr)
+	case errors.Is(werr, bgzf.ErrDamaged):
+		x.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("%w: %v", ErrCorrupt, werr)
 	default:
 		x.Close()
 		os.Remove(tmp)

@@ -91,11 +91,11 @@ func (f *File) writeLocked(p []byte, off int64) error {
 		if err != nil {
 			return &BlockError{File: f.name, Block: k, Err: err}
 		}
-		buf, err := f.dirtyBlock(k)
+		from, to := max(off, start), min(end, bend)
+		buf, err := f.dirtyBlock(k, from == start && to == bend)
 		if err != nil {
 			return err
 		}
-		from, to := max(off, start), min(end, bend)
 		if need := int(to - start); len(buf) < need {
 			buf = append(buf, make([]byte, need-len(buf))...)
 		}
@@ -128,8 +128,9 @@ func (f *File) account() {
 }
 
 // dirtyBlock returns the in-memory copy of block k to modify, loading it
-// from the backing file if needed. Callers hold f.mu for writing.
-func (f *File) dirtyBlock(k int64) ([]byte, error) {
+// from the backing file unless the caller overwrites all of it. Callers hold
+// f.mu for writing.
+func (f *File) dirtyBlock(k int64, whole bool) ([]byte, error) {
 	if d, ok := f.dirty[k]; ok {
 		return d, nil
 	}
@@ -139,7 +140,7 @@ func (f *File) dirtyBlock(k int64) ([]byte, error) {
 		}
 	}
 	buf := make([]byte, 0, max(f.blockSize, 1))
-	if k < f.idx.Len() {
+	if k < f.idx.Len() && !whole {
 		data, err := f.blockData(k)
 		if err != nil {
 			return nil, err

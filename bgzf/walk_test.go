@@ -1,0 +1,93 @@
+package bgzf
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"testing"
+)
+
+// stream builds a BGZF stream of n blocks of text and returns it with the
+// members' offsets.
+func stream(t *testing.T, n int) ([]byte, []int64) {
+	enc, _ := NewEncoder(6)
+	var b bytes.Buffer
+	var offs []int64
+	for i := 0; i < n; i++ {
+		m, err := enc.Encode(nil, testData(20000, uint64(i), true), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, int64(b.Len()))
+		b.Write(m.Bytes)
+	}
+	b.Write(EOFMember)
+	return b.Bytes(), offs
+}
+
+func walk(data []byte) ([]MemberInfo, int64, error) {
+	var ms []MemberInfo
+	end, err := Walk(bytes.NewReader(data), int64(len(data)), func(m MemberInfo) error {
+		ms = append(ms, m)
+		return nil
+	})
+	return ms, end, err
+}
+
+func TestWalk(t *testing.T) {
+	data, offs := stream(t, 5)
+	ms, end, err := walk(data)
+	if err != nil || end != int64(len(data)) || len(ms) != 6 {
+		t.Fatalf("clean stream: %d members, end %d, %v", len(ms), end, err)
+	}
+	for i, m := range ms[:5] {
+		if m.Offset != offs[i] || m.ISize != 20000 || m.Damaged {
+			t.Fatalf("member %d: %+v", i, m)
+		}
+	}
+
+	// A torn tail is reported where the last whole member ends.
+	torn := data[:offs[4]+100]
+	_, end, err = walk(torn)
+	if !errors.Is(err, ErrTornTail) || end != offs[4] {
+		t.Fatalf("torn tail: end %d, %v", end, err)
+	}
+
+	// A damaged header in the middle is bridged, not cut.
+	bad := bytes.Clone(data)
+	bad[offs[2]+16] ^= 0xff // BSIZE
+	ms, end, err = walk(bad)
+	if err != nil || end != int64(len(bad)) || len(ms) != 6 || !ms[2].Damaged || ms[2].ISize != 20000 || ms[3].Offset != offs[3] {
+		t.Fatalf("damaged header: %d members, end %d, %v: %+v", len(ms), end, err, ms)
+	}
+
+	// So is a damaged first header, when the rest is BGZF.
+	bad = bytes.Clone(data)
+	bad[12] = 'X'
+	ms, _, err = walk(bad)
+	if err != nil || !ms[0].Damaged || ms[1].Offset != offs[1] {
+		t.Fatalf("damaged first header: %v %+v", err, ms)
+	}
+
+	// Plain gzip and non-gzip are not BGZF.
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	w.Write(bytes.Repeat([]byte("plain gzip "), 1000))
+	w.Close()
+	if _, _, err := walk(z.Bytes()); !errors.Is(err, ErrFormat) {
+		t.Fatalf("plain gzip: %v", err)
+	}
+	if _, _, err := walk([]byte("hello, world, not gzip")); !errors.Is(err, ErrFormat) {
+		t.Fatalf("not gzip: %v", err)
+	}
+
+	// Damage that cannot be bridged, far from the end, is an error.
+	big, offs := stream(t, 40)
+	garbled := bytes.Clone(big)
+	for p := offs[3]; p < offs[30]; p++ {
+		garbled[p] = 0
+	}
+	if _, _, err := walk(garbled); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("unbridgeable damage: %v", err)
+	}
+}
