@@ -26,7 +26,7 @@ func fillWords(b []byte, first int64, v uint64) {
 // must be one written for that position.
 func TestConcurrentReadersAndWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.gz")
-	f, err := Create(path, 0o644, Options{BlockSize: 8192, Level: 1, Cache: NewCache(64 << 10)})
+	f, err := Create(path, 0o644, Options{BlockSize: 8192, Level: 1, Cache: NewCache(64 << 10), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,12 +40,17 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, 1))
 			buf := make([]byte, 20000)
+			var seqOff int64
 			for !stop.Load() {
 				size := f.Size() / 8 * 8
 				if size == 0 {
 					continue
 				}
 				off := rng.Int64N(size) / 8 * 8
+				if seed == 0 { // a sequential reader: read-ahead runs too
+					off = seqOff % size
+					seqOff = off + int64(len(buf))
+				}
 				n, err := f.ReadAt(buf[:8*(1+rng.IntN(len(buf)/8))], off)
 				if err != nil && !errors.Is(err, io.EOF) {
 					errs <- err

@@ -186,24 +186,32 @@ func (f *File) readAhead(g geometry, off, n, last int64) {
 	}
 	f.aheadTo = to + 1
 	f.aheadMu.Unlock()
-	for k := from; k <= to; k++ {
-		if !f.needsInflate(k) {
-			continue
-		}
-		select {
-		case f.workers <- struct{}{}:
-		default:
-			return // all workers busy: the reader will inflate on demand
-		}
-		f.inFlight.Add(1)
-		go func() {
-			defer f.inFlight.Done()
-			defer func() { <-f.workers }()
-			f.mu.RLock()
-			defer f.mu.RUnlock()
-			if !f.closed && k < f.idx.Len() && f.needsInflate(k) {
-				f.inflate(k) // errors surface when the block is read
+	f.inFlight.Add(1)
+	go func() {
+		defer f.inFlight.Done()
+		// Lock first, then a worker: never hold a worker while waiting for
+		// the lock (a writer may be waiting for a reader that waits for a
+		// worker).
+		f.mu.RLock()
+		defer f.mu.RUnlock()
+		var wg sync.WaitGroup
+		for k := from; k <= to && !f.closed && k < f.idx.Len(); k++ {
+			if !f.needsInflate(k) {
+				continue
 			}
-		}()
-	}
+			select {
+			case f.workers <- struct{}{}:
+			default:
+				wg.Wait()
+				return // all workers busy: readers inflate on demand
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-f.workers }()
+				f.inflate(k) // errors surface when the block is read
+			}()
+		}
+		wg.Wait()
+	}()
 }
