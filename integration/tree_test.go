@@ -61,3 +61,35 @@ func firstLines(b []byte, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestGit runs git on the mount: many small files, renames of lock files,
+// mmap of pack and index files, fsync.
+func TestGit(t *testing.T) {
+	m := newMount(t)
+	repo := m.path("repo")
+	os.Mkdir(repo, 0o755)
+	tar := exec.Command("sh", "-c", "tar -C "+filepath.Join(runtime.GOROOT(), "src")+" -cf - fmt os | tar -C "+repo+" -xf -")
+	if out, err := tar.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.email=t@example.com", "-c", "user.name=t"}, args...)...)
+		cmd.Dir = repo
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	git("init", "-q", ".")
+	git("add", "-A")
+	git("commit", "-qm", "import")
+	git("gc", "-q")
+	if out := git("fsck", "--full", "--strict"); strings.Contains(out, "error") {
+		t.Errorf("git fsck: %s", out)
+	}
+	if out := git("status", "--porcelain"); out != "" {
+		t.Errorf("git status after commit: %s", out)
+	}
+}
