@@ -33,7 +33,7 @@ TEST_TIMEOUT ?= 5m
 DEPS_CMDS := fusermount3 pigz bgzip gzip zcat
 DEPS_PKGS := fuse3 pigz tabix gzip
 
-.PHONY: all build deps demo demo-offline demo-mount test fmt-check vet test-race test-rest fuzz bench clean
+.PHONY: all build deps demo demo-offline demo-mount test fmt-check vet test-race test-rest fuzz bench bench-quick clean
 
 all: build
 
@@ -114,9 +114,13 @@ fuzz:
 		done; \
 	done
 
-## bench: benchmarks (placeholder: the engine benchmarks and their report come later)
-bench: build
-	@echo "bench: not written yet"
+## bench: benchmark vs pigz/bgzip/gzip/loopback (issue 5): ratios to bench/results.md and .svg (~25 min)
+bench:
+	bench/run.sh
+
+## bench-quick: the same at small sizes, a CI smoke test (< 3 min); fails only when something is broken
+bench-quick:
+	bench/run.sh --quick
 
 clean:
 	rm -rf $(CURDIR)/bin $(DEMO_DIR)
