@@ -170,21 +170,20 @@ func (b *bench) p1() error {
 			return err
 		}
 		dst := filepath.Join(b.gmnt(), c.name)
-		dg, err := best(cfg.reps, func() (time.Duration, error) { return writeFile(dst, data) })
-		if err != nil {
-			return err
-		}
-		b.wrote[c.name] = true
 		pout := filepath.Join(cfg.work, "pigz.out")
-		dp, err := best(cfg.reps, func() (time.Duration, error) {
-			os.Remove(pout)
-			syscall_sync()
-			return timeCmd(c.path, pout, "pigz", "-p2", "-6", "-c")
-		})
+		ds, err := interleaved(cfg.reps,
+			func() (time.Duration, error) { return writeFile(dst, data) },
+			func() (time.Duration, error) {
+				os.Remove(pout)
+				syscall_sync()
+				return timeCmd(c.path, pout, "pigz", "-p2", "-6", "-c")
+			})
 		os.Remove(pout)
 		if err != nil {
 			return err
 		}
+		b.wrote[c.name] = true
+		dg, dp := ds[0], ds[1]
 		b.add(ratioRow("P1", "seq write "+c.name+" ("+mib(c.size)+"), level 6, incl. close", "pigz -p2 -6",
 			fmt.Sprintf("%.0f MB/s", mbps(c.size, dg)), fmt.Sprintf("%.0f MB/s", mbps(c.size, dp)),
 			dp.Seconds()/dg.Seconds(), 1.5, true))
@@ -235,38 +234,29 @@ func (b *bench) p2() error {
 		}
 		gz := filepath.Join(b.gback(), c.name+".gz")
 		mp := filepath.Join(b.gmnt(), c.name)
-		dg, err := best(cfg.reps, func() (time.Duration, error) {
-			if err := b.remountG(); err != nil {
-				return 0, err
-			}
-			evict(gz)
-			n, d, err := readFile(mp)
-			if err == nil && n != c.size {
-				err = fmt.Errorf("read %d bytes of %s, want %d", n, mp, c.size)
-			}
-			return d, err
-		})
-		if err != nil {
-			return err
-		}
-		peer := func(argv ...string) (time.Duration, error) {
-			return best(cfg.reps, func() (time.Duration, error) {
+		peer := func(argv ...string) func() (time.Duration, error) {
+			return func() (time.Duration, error) {
 				evict(gz)
 				return timeCmd("", "", append(argv, gz)...)
-			})
+			}
 		}
-		dp, err := peer("pigz", "-dc")
+		ds, err := interleaved(cfg.reps,
+			func() (time.Duration, error) {
+				if err := b.remountG(); err != nil {
+					return 0, err
+				}
+				evict(gz)
+				n, d, err := readFile(mp)
+				if err == nil && n != c.size {
+					err = fmt.Errorf("read %d bytes of %s, want %d", n, mp, c.size)
+				}
+				return d, err
+			},
+			peer("pigz", "-dc"), peer(cfg.gzfs, "cat"), peer("bgzip", "-@2", "-dc"))
 		if err != nil {
 			return err
 		}
-		dc, err := peer(cfg.gzfs, "cat")
-		if err != nil {
-			return err
-		}
-		db, err := peer("bgzip", "-@2", "-dc")
-		if err != nil {
-			return err
-		}
+		dg, dp, dc, db := ds[0], ds[1], ds[2], ds[3]
 		g := fmt.Sprintf("%.0f MB/s", mbps(c.size, dg))
 		m := "cold seq read " + c.name + " (" + mib(c.size) + ")"
 		b.add(ratioRow("P2", m, "pigz -dc", g, fmt.Sprintf("%.0f MB/s", mbps(c.size, dp)), dp.Seconds()/dg.Seconds(), 1.8, true))
@@ -283,11 +273,21 @@ func (b *bench) p3() error {
 		if err := b.ensure(c); err != nil {
 			return err
 		}
-		reread := func(p string) (time.Duration, error) {
-			if _, _, err := readFile(p); err != nil { // first read
-				return 0, err
+		paths := []string{filepath.Join(b.gmnt(), c.name)}
+		for _, l := range b.lbs {
+			lb := filepath.Join(l.back(), c.name)
+			if err := copyFile(c.path, lb); err != nil {
+				return err
 			}
-			return best(cfg.reps, func() (time.Duration, error) {
+			defer os.Remove(lb)
+			paths = append(paths, filepath.Join(l.mnt(), c.name))
+		}
+		var fns []func() (time.Duration, error)
+		for _, p := range paths {
+			if _, _, err := readFile(p); err != nil { // first read
+				return err
+			}
+			fns = append(fns, func() (time.Duration, error) {
 				n, d, err := readFile(p)
 				if err == nil && n != c.size {
 					err = fmt.Errorf("read %d bytes of %s, want %d", n, p, c.size)
@@ -295,23 +295,14 @@ func (b *bench) p3() error {
 				return d, err
 			})
 		}
-		dg, err := reread(filepath.Join(b.gmnt(), c.name))
+		ds, err := interleaved(cfg.reps, fns...)
 		if err != nil {
 			return err
 		}
-		for _, l := range b.lbs {
-			lb := filepath.Join(l.back(), c.name)
-			if err := copyFile(c.path, lb); err != nil {
-				return err
-			}
-			dl, err := reread(filepath.Join(l.mnt(), c.name))
-			os.Remove(lb)
-			if err != nil {
-				return err
-			}
+		for i, l := range b.lbs {
 			b.add(ratioRow("P3", "warm re-read "+c.name+" ("+mib(c.size)+")", l.label,
-				fmt.Sprintf("%.0f MB/s", mbps(c.size, dg)), fmt.Sprintf("%.0f MB/s", mbps(c.size, dl)),
-				dl.Seconds()/dg.Seconds(), l.goal(0.9), true))
+				fmt.Sprintf("%.0f MB/s", mbps(c.size, ds[0])), fmt.Sprintf("%.0f MB/s", mbps(c.size, ds[i+1])),
+				ds[i+1].Seconds()/ds[0].Seconds(), l.goal(0.9), true))
 		}
 	}
 	return nil
@@ -324,8 +315,8 @@ func (b *bench) p9() error {
 	if err != nil {
 		return err
 	}
-	coldRead := func(remount func() error, mp, back string) (time.Duration, error) {
-		return best(cfg.reps, func() (time.Duration, error) {
+	coldRead := func(remount func() error, mp, back string) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
 			if err := remount(); err != nil {
 				return 0, err
 			}
@@ -335,15 +326,23 @@ func (b *bench) p9() error {
 				err = fmt.Errorf("read %d bytes of %s, want %d", n, mp, c.size)
 			}
 			return d, err
-		})
+		}
 	}
 	gp := filepath.Join(b.gmnt(), c.name)
-	dgw, err := best(cfg.reps, func() (time.Duration, error) { return writeFile(gp, data) })
+	writes := []func() (time.Duration, error){func() (time.Duration, error) { return writeFile(gp, data) }}
+	reads := []func() (time.Duration, error){coldRead(b.remountG, gp, filepath.Join(b.gback(), c.name+".gz"))}
+	for _, l := range b.lbs {
+		lp := filepath.Join(l.mnt(), c.name)
+		defer os.Remove(lp)
+		writes = append(writes, func() (time.Duration, error) { return writeFile(lp, data) })
+		reads = append(reads, coldRead(l.remount, lp, filepath.Join(l.back(), c.name)))
+	}
+	dw, err := interleaved(cfg.reps, writes...)
 	if err != nil {
 		return err
 	}
 	b.wrote[c.name] = true
-	dgr, err := coldRead(b.remountG, gp, filepath.Join(b.gback(), c.name+".gz"))
+	dr, err := interleaved(cfg.reps, reads...)
 	if err != nil {
 		return err
 	}
@@ -351,22 +350,13 @@ func (b *bench) p9() error {
 	if err != nil {
 		return err
 	}
-	m := fmt.Sprintf("random data %s (stored %.4f×)", mib(c.size), float64(st.Size())/float64(c.size))
-	for _, l := range b.lbs {
-		lp := filepath.Join(l.mnt(), c.name)
-		dlw, err := best(cfg.reps, func() (time.Duration, error) { return writeFile(lp, data) })
-		if err != nil {
-			return err
-		}
-		dlr, err := coldRead(l.remount, lp, filepath.Join(l.back(), c.name))
-		if err != nil {
-			return err
-		}
-		os.Remove(lp)
+	m := fmt.Sprintf("random data (%s)", mib(c.size))
+	stored := fmt.Sprintf(", stored %.4f×", float64(st.Size())/float64(c.size))
+	for i, l := range b.lbs {
 		b.add(ratioRow("P9", m+": write incl. close", l.label,
-			fmt.Sprintf("%.0f MB/s", mbps(c.size, dgw)), fmt.Sprintf("%.0f MB/s", mbps(c.size, dlw)), dlw.Seconds()/dgw.Seconds(), l.goal(0.7), true))
+			fmt.Sprintf("%.0f MB/s", mbps(c.size, dw[0]))+stored, fmt.Sprintf("%.0f MB/s", mbps(c.size, dw[i+1])), dw[i+1].Seconds()/dw[0].Seconds(), l.goal(0.7), true))
 		b.add(ratioRow("P9", m+": cold read", l.label,
-			fmt.Sprintf("%.0f MB/s", mbps(c.size, dgr)), fmt.Sprintf("%.0f MB/s", mbps(c.size, dlr)), dlr.Seconds()/dgr.Seconds(), l.goal(0.7), true))
+			fmt.Sprintf("%.0f MB/s", mbps(c.size, dr[0])), fmt.Sprintf("%.0f MB/s", mbps(c.size, dr[i+1])), dr[i+1].Seconds()/dr[0].Seconds(), l.goal(0.7), true))
 	}
 	return nil
 }
@@ -489,9 +479,9 @@ func (b *bench) p4() error {
 		return err
 	}
 	gp50, gp99 := pct(g.lat, 50), pct(g.lat, 99)
-	m := fmt.Sprintf("random 4 KiB reads, %s file, %d reads", mib(size), len(qd1))
-	b.add(ratioRow("P4", m+": p50 latency vs one block inflate", fmt.Sprintf("inflate of one %d B block (bgzf.Decode)", blockSize),
-		fmt.Sprintf("p50 %s, p99 %s", us(gp50), us(gp99)), us(inflate), float64(gp50)/float64(inflate), 2, false))
+	m := fmt.Sprintf("random 4 KiB reads (%s file)", mib(size))
+	b.add(ratioRow("P4", m+": p50 latency", fmt.Sprintf("one block inflate (%d B, bgzf.Decode)", blockSize),
+		fmt.Sprintf("p50 %s, p99 %s (%d reads)", us(gp50), us(gp99), len(qd1)), us(inflate), float64(gp50)/float64(inflate), 2, false))
 	for _, l := range b.lbs {
 		r, err := measure(filepath.Join(l.mnt(), lname))
 		if err != nil {
@@ -664,9 +654,9 @@ func (b *bench) p5() error {
 			us(med(s, func(s sample) time.Duration { return s.seek })), us(med(s, func(s sample) time.Duration { return s.close })))
 	}
 	stBig, _ := os.Stat(filepath.Join(b.gback(), "sparse16g.gz"))
-	m := fmt.Sprintf("stat+open+SEEK_END+close, median of %d, 16 GiB sparse file (stored %s, made by ftruncate in %.2fs)", cfg.p5Iters, mib(stBig.Size()), mk.Seconds())
-	b.add(ratioRow("P5", m, "1 KiB file", desc(sb), desc(ss), float64(med(sb, all))/float64(med(ss, all)), 1.5, false))
-	b.add(ratioRow("P5", "same, first access after mount (cold index)", "1 KiB file", us(coldBig.all), us(coldSmall.all),
+	m := fmt.Sprintf("stat+open+SEEK_END+close, %s sparse file", mib(cfg.bigSparse))
+	b.add(ratioRow("P5", m, "1 KiB file", fmt.Sprintf("median of %d: %s; stored %s, made by ftruncate in %.2f s", cfg.p5Iters, desc(sb), mib(stBig.Size()), mk.Seconds()), desc(ss), float64(med(sb, all))/float64(med(ss, all)), 1.5, false))
+	b.add(ratioRow("P5", "same, first access after mount", "1 KiB file", us(coldBig.all), us(coldSmall.all),
 		float64(coldBig.all)/float64(coldSmall.all), 0, false))
 	os.Remove(big)
 	os.Remove(small)
@@ -725,7 +715,7 @@ func (b *bench) p7() error {
 		return err
 	}
 	n := len(ends)
-	m := fmt.Sprintf("%d appends of %.0f B lines, O_APPEND, one write each", n, float64(len(data))/float64(n))
+	m := fmt.Sprintf("%d O_APPEND writes of %.0f B lines", n, float64(len(data))/float64(n))
 	for _, l := range b.lbs {
 		lp := filepath.Join(l.mnt(), "append.log")
 		dl, err := appendAll(lp)

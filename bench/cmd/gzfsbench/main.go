@@ -47,8 +47,9 @@ var cfg struct {
 	p8Big     int64
 	bigSparse int64
 
-	dropOK bool
-	start  time.Time
+	dropOK    bool
+	loadStart string
+	start     time.Time
 }
 
 func logf(format string, args ...any) {
@@ -116,6 +117,7 @@ func main() {
 		}
 	}
 	cfg.bigSparse = 16 << 30
+	cfg.loadStart = loadavg()
 	debug.SetGCPercent(400)
 
 	// Unmount everything on every exit path: return, fatal, panic, signal.

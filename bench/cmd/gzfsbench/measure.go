@@ -122,19 +122,23 @@ func (l *limitedBuf) Write(p []byte) (int, error) {
 }
 func (l *limitedBuf) String() string { return string(l.b) }
 
-// best runs fn reps times and keeps the shortest time.
-func best(reps int, fn func() (time.Duration, error)) (time.Duration, error) {
-	var b time.Duration
+// interleaved runs the fns in turn, reps rounds, and keeps each one's
+// shortest time: a change of machine load during the run then hits gzfs
+// and its peers alike, which keeps their ratio honest.
+func interleaved(reps int, fns ...func() (time.Duration, error)) ([]time.Duration, error) {
+	bests := make([]time.Duration, len(fns))
 	for i := 0; i < reps; i++ {
-		d, err := fn()
-		if err != nil {
-			return 0, err
-		}
-		if i == 0 || d < b {
-			b = d
+		for j, fn := range fns {
+			d, err := fn()
+			if err != nil {
+				return nil, err
+			}
+			if i == 0 || d < bests[j] {
+				bests[j] = d
+			}
 		}
 	}
-	return b, nil
+	return bests, nil
 }
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }

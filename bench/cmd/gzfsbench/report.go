@@ -63,6 +63,15 @@ func kernel() string {
 	return strings.TrimSpace(string(out))
 }
 
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func cell(s string) string { return strings.ReplaceAll(s, "|", "/") }
 
 func (b *bench) markdown(mode string, elapsed time.Duration) string {
@@ -71,6 +80,8 @@ func (b *bench) markdown(mode string, elapsed time.Duration) string {
 	fmt.Fprintf(&sb, "Produced by `%s` on %s, %s, %d CPUs, Linux %s, %s; gzfs built with `-tags libdeflate`; total run %.0f s.\n\n",
 		map[string]string{"full": "make bench", "quick": "make bench-quick"}[mode],
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), elapsed.Seconds())
+	fmt.Fprintf(&sb, "Load average at the start: %s, at the end: %s (other work on the machine makes absolute numbers noisy; "+
+		"gzfs and its peers are measured interleaved, round after round, so that load changes hit them alike).\n\n", cfg.loadStart, loadavg())
 	fmt.Fprintf(&sb, "Ratios are gzfs relative to the peer, measured in the same run (throughput: gzfs/peer, higher is better; "+
 		"sizes, latencies and memory: gzfs/peer, lower is better). Throughputs are the best of %d runs. ", cfg.reps)
 	if cfg.dropOK {
