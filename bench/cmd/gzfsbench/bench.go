@@ -384,14 +384,6 @@ func (b *bench) p4() error {
 	if err != nil {
 		return err
 	}
-	if err := b.remountG(); err != nil {
-		return err
-	}
-	for _, l := range b.lbs {
-		if err := l.remount(); err != nil {
-			return err
-		}
-	}
 	for _, p := range []string{gb, b.p4raw} {
 		if err := warm(p); err != nil {
 			return err
@@ -474,19 +466,44 @@ func (b *bench) p4() error {
 		rs.iops4 = float64(len(qd4)) / time.Since(t0).Seconds()
 		return rs, errors.Join(errs...)
 	}
-	g, err := measure(filepath.Join(b.gmnt(), gname))
-	if err != nil {
-		return err
+	// Rounds: each target on a fresh mount (empty FUSE page cache and
+	// block cache, same offsets), gzfs and the loopbacks in turn; the best
+	// round of each is kept.
+	type target struct {
+		path    string
+		remount func() error
 	}
+	targets := []target{{filepath.Join(b.gmnt(), gname), b.remountG}}
+	for _, l := range b.lbs {
+		targets = append(targets, target{filepath.Join(l.mnt(), lname), l.remount})
+	}
+	bests := make([]res, len(targets))
+	for round := 0; round < cfg.reps; round++ {
+		for i, t := range targets {
+			if err := t.remount(); err != nil {
+				return err
+			}
+			r, err := measure(t.path)
+			if err != nil {
+				return err
+			}
+			if round == 0 || r.iops1 > bests[i].iops1 {
+				bests[i].lat, bests[i].iops1 = r.lat, r.iops1
+			}
+			if round == 0 || r.iops4 > bests[i].iops4 {
+				bests[i].iops4 = r.iops4
+			}
+		}
+	}
+	g := bests[0]
 	gp50, gp99 := pct(g.lat, 50), pct(g.lat, 99)
+	np50 := pct(bests[1].lat, 50)
 	m := fmt.Sprintf("random 4 KiB reads (%s file)", mib(size))
 	b.add(ratioRow("P4", m+": p50 latency", fmt.Sprintf("one block inflate (%d B, bgzf.Decode)", blockSize),
-		fmt.Sprintf("p50 %s, p99 %s (%d reads)", us(gp50), us(gp99), len(qd1)), us(inflate), float64(gp50)/float64(inflate), 2, false))
-	for _, l := range b.lbs {
-		r, err := measure(filepath.Join(l.mnt(), lname))
-		if err != nil {
-			return err
-		}
+		fmt.Sprintf("p50 %s, p99 %s (%d reads); p50 minus no-passthrough loopback p50: %s", us(gp50), us(gp99), len(qd1), us(gp50-np50)),
+		us(inflate), float64(gp50)/float64(inflate), 2, false))
+	for i, l := range b.lbs {
+		r := bests[i+1]
 		b.add(ratioRow("P4", m+": IOPS, 1 reader", l.label,
 			fmt.Sprintf("%.0f IOPS (p50 %s, p99 %s)", g.iops1, us(gp50), us(gp99)),
 			fmt.Sprintf("%.0f IOPS (p50 %s, p99 %s)", r.iops1, us(pct(r.lat, 50)), us(pct(r.lat, 99))), g.iops1/r.iops1, l.goal(0.25), true))
