@@ -43,7 +43,11 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	gzfsBin = filepath.Join(dir, "gzfs")
-	if out, err := exec.Command("go", "build", "-o", gzfsBin, "github.com/gzfs/gzfs/cmd/gzfs").CombinedOutput(); err != nil {
+	build := []string{"build", "-o", gzfsBin}
+	if os.Getenv("GZFS_TEST_RACE") != "" { // every test against a -race daemon
+		build = append(build, "-race")
+	}
+	if out, err := exec.Command("go", append(build, "github.com/gzfs/gzfs/cmd/gzfs")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building gzfs: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -125,6 +129,7 @@ func newMount(t testing.TB, opts ...string) *mountProc {
 // start runs the daemon and waits until the mount answers.
 func (m *mountProc) start() {
 	m.t.Helper()
+	starts := strings.Count(m.logText(), "msg=mounted")
 	args := []string{"mount", "-f", "--log", m.log}
 	if len(m.opts) > 0 {
 		args = append(args, "-o", strings.Join(m.opts, ","))
@@ -145,9 +150,12 @@ func (m *mountProc) start() {
 		m.waitErr = m.cmd.Wait()
 		close(m.exited)
 	}()
+	// Ready when the daemon logs "mounted": it has finished its own
+	// start-up requests on the mount (go-fuse's poll check). A daemon
+	// killed during those would wait for itself forever.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if mounted(m.dir) {
+		if mounted(m.dir) && strings.Count(m.logText(), "msg=mounted") > starts {
 			return
 		}
 		select {
