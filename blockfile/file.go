@@ -45,11 +45,14 @@ type File struct {
 	state     string           // index state for Stats
 	zero      bgzf.Member      // a full block of zeros, compressed once
 	held      int64            // this File's share of heldBlocks
+	appendBuf []byte           // reused to gather members for one append write
 	closed    bool
 	bgErr     error       // error of a timer flush, reported by the next Flush/Sync/Close
 	timer     *time.Timer // pending timer flush, when FlushInterval > 0
 
-	readEnd  atomic.Int64 // where the last read ended: sequential-read detection
+	lastRead atomic.Int64 // the last block of the last read: sequential-read detection
+	flightMu sync.Mutex
+	flights  map[int64]*flight // blocks being inflated
 	aheadMu  sync.Mutex
 	aheadTo  int64 // read-ahead has been started up to this block
 	inFlight sync.WaitGroup

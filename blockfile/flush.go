@@ -216,7 +216,14 @@ func (f *File) zeroMember(n int) (bgzf.Member, error) {
 // holds no data, and a torn tail is cut back at the next open). Then it
 // records them.
 func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
-	buf := make([]byte, 0, appendBatch+bgzf.MaxMemberSize)
+	n := len(bgzf.EOFMember)
+	for _, m := range ms {
+		n += len(m.Bytes)
+	}
+	if cap(f.appendBuf) < n {
+		f.appendBuf = make([]byte, 0, n)
+	}
+	buf := f.appendBuf[:0]
 	for _, m := range ms {
 		buf = append(buf, m.Bytes...)
 	}

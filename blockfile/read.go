@@ -67,7 +67,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		clear(seg[c:]) // beyond the block's stored bytes: a hole
 		done = int(to - off)
 	}
-	f.readAhead(g, off, int64(n), k1)
+	f.readAhead(k0, k1)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -135,8 +135,44 @@ func (f *File) loadBlocks(k0, k1 int64) error {
 	return g.Wait()
 }
 
-// inflate reads and decodes stored block k and caches it. Callers hold f.mu.
+// flight is one block being inflated; readers of the same block wait for
+// it instead of inflating it again.
+type flight struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// inflate returns stored block k from the cache, or reads, decodes and
+// caches it, once however many readers ask at the same time. Callers hold
+// f.mu (so no write can change the block meanwhile).
 func (f *File) inflate(k int64) ([]byte, error) {
+	f.flightMu.Lock()
+	if d := f.cache.get(cacheKey{f.id, k}); d != nil {
+		f.flightMu.Unlock()
+		return d, nil
+	}
+	if fl := f.flights[k]; fl != nil {
+		f.flightMu.Unlock()
+		<-fl.done
+		return fl.data, fl.err
+	}
+	fl := &flight{done: make(chan struct{})}
+	if f.flights == nil {
+		f.flights = make(map[int64]*flight)
+	}
+	f.flights[k] = fl
+	f.flightMu.Unlock()
+	fl.data, fl.err = f.inflateNow(k)
+	f.flightMu.Lock()
+	delete(f.flights, k)
+	f.flightMu.Unlock()
+	close(fl.done)
+	return fl.data, fl.err
+}
+
+// inflateNow reads and decodes stored block k and caches it.
+func (f *File) inflateNow(k int64) ([]byte, error) {
 	r, err := f.record(k)
 	if err != nil {
 		return nil, err
@@ -169,8 +205,11 @@ func (f *File) inflate(k int64) ([]byte, error) {
 
 // readAhead inflates the blocks after a sequential reader in the background.
 // Callers hold f.mu in read mode.
-func (f *File) readAhead(g geometry, off, n, last int64) {
-	if prev := f.readEnd.Swap(off + n); prev != off {
+func (f *File) readAhead(first, last int64) {
+	// Sequential: this read starts near where the last one ended (the
+	// kernel sends a sequential reader's requests concurrently, so slightly
+	// out of order).
+	if prev := f.lastRead.Swap(last); first < prev-2 || first > prev+1 {
 		return
 	}
 	stored := f.idx.Len()
