@@ -249,8 +249,10 @@ func (m *mountProc) cleanup() {
 		m.cmd.Process.Kill()
 		<-m.exited
 	}
-	if strings.Contains(m.logText(), "panic") {
-		m.t.Errorf("gzfs log shows a panic:\n%s", m.logText())
+	for _, bad := range []string{"panic", "fatal error", "DATA RACE"} {
+		if strings.Contains(m.logText(), bad) {
+			m.t.Errorf("gzfs log shows %q:\n%s", bad, m.logText())
+		}
 	}
 }
 
