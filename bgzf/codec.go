@@ -103,33 +103,47 @@ func (e *Encoder) EncodeFlexible(dst []byte, data []byte, roundTo int) (Member, 
 	if len(data) > MaxBlockData {
 		return Member{}, fmt.Errorf("bgzf: block of %d bytes exceeds %d", len(data), MaxBlockData)
 	}
-	e.body.Reset()
-	stored := len(data) == 0 || incompressible(data)
-	if !stored {
-		e.fw.Reset(&e.body)
-		if _, err := e.fw.Write(data); err != nil {
-			return Member{}, fmt.Errorf("bgzf: deflate: %w", err)
-		}
-		if err := e.fw.Flush(); err != nil {
-			return Member{}, fmt.Errorf("bgzf: deflate: %w", err)
-		}
-		if e.body.Len() >= len(data)+5*(1+len(data)/65535) {
-			stored = true
-			e.body.Reset()
-		}
+	if len(data) == 0 || incompressible(data) {
+		return storedMember(dst, data, roundTo), nil
 	}
-	if stored {
-		for rest := data; len(rest) > 0; {
-			n := min(len(rest), 65535)
-			var hdr [5]byte
-			binary.LittleEndian.PutUint16(hdr[1:3], uint16(n))
-			binary.LittleEndian.PutUint16(hdr[3:5], ^uint16(n))
-			e.body.Write(hdr[:])
-			e.body.Write(rest[:n])
-			rest = rest[n:]
-		}
+	e.body.Reset()
+	e.fw.Reset(&e.body)
+	if _, err := e.fw.Write(data); err != nil {
+		return Member{}, fmt.Errorf("bgzf: deflate: %w", err)
+	}
+	if err := e.fw.Flush(); err != nil {
+		return Member{}, fmt.Errorf("bgzf: deflate: %w", err)
+	}
+	if e.body.Len() >= len(data)+5*(1+len(data)/65535) {
+		return storedMember(dst, data, roundTo), nil // deflate gained nothing
 	}
 	return assemble(dst, e.body.Bytes(), crc32.ChecksumIEEE(data), uint32(len(data)), 0, roundTo)
+}
+
+// storedMember builds a flexible member whose body is stored deflate
+// blocks of data, written straight into the member (no intermediate copy).
+func storedMember(dst, data []byte, roundTo int) Member {
+	body := len(data) + 5*((len(data)+65534)/65535)
+	size := HeaderSize + body + minTerminator + TrailerSize
+	if roundTo > 1 {
+		size = min((size+roundTo-1)/roundTo*roundTo, MaxMemberSize)
+	}
+	out := grow(dst, max(size, HeaderSize+body+minTerminator+TrailerSize))
+	for rest := data; len(rest) > 0; {
+		n := min(len(rest), 65535)
+		out = append(out, 0, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+		out = append(out, rest[:n]...)
+		rest = rest[n:]
+	}
+	term := size - len(out) - TrailerSize
+	if term < minTerminator {
+		term = minTerminator
+	}
+	putHeader(out, len(out)+term+TrailerSize)
+	out = terminator(out, term)
+	out = binary.LittleEndian.AppendUint32(out, crc32.ChecksumIEEE(data))
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(data)))
+	return Member{Bytes: out, TermLen: term}
 }
 
 // assemble builds a member around a byte-aligned non-final deflate body.
