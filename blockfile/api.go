@@ -69,7 +69,7 @@ type Options struct {
 	// globally. Nil gives the File a private cache of 8 MiB.
 	Cache *Cache
 	// Store is where the index and journal of the file live. Nil: FindStore
-	// of the file's path.
+	// of the file's path (Open, Create); OpenFD has no path and needs it.
 	Store *Store
 	// ReadOnly opens the file without write access; writes fail with ErrReadOnly.
 	ReadOnly bool

@@ -180,9 +180,16 @@ func (x *Index) seal() { x.put32(crcOffset, crc32.ChecksumIEEE(x.mem[:crcOffset]
 
 func (x *Index) capacity() int64 { return int64(len(x.mem)-HeaderSize) / RecordSize }
 
-// remap grows the file to hold n records and maps it again.
+// remap grows the file to hold n records and maps it again. The new space
+// is allocated first, so a full disk is an error here and never a SIGBUS
+// when the mapping is written.
 func (x *Index) remap(n int64) error {
 	size := HeaderSize + n*RecordSize
+	old := int64(len(x.mem))
+	if err := unix.Fallocate(int(x.f.Fd()), 0, old, size-old); err != nil &&
+		!errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("grow index: %w", err)
+	}
 	if err := x.f.Truncate(size); err != nil {
 		return fmt.Errorf("grow index: %w", err)
 	}

@@ -1,0 +1,36 @@
+package blockindex
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// TestFullDisk grows an index on a full filesystem: ENOSPC, never SIGBUS.
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	x, err := Create(filepath.Join(dir, "x.idx"), 1, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var i int64
+	for ; i < 1<<20; i++ {
+		if err = x.Set(i, Record{Offset: i, Logical: i * 4096, Size: 1, Length: 4096}); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("after %d records: %v, want ENOSPC", i, err)
+	}
+}
