@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,8 @@ Options:
   allow_other   let other users access the mount (off by default)
   nonempty      allow mounting over a non-empty directory
   log=FILE      same as --log FILE (for fstab)
+  cpuprofile=FILE  write a CPU profile of the daemon to FILE until unmount
+                (go tool pprof FILE)
   nosuid,nodev,noexec,noatime,nodiratime,sync,dirsync: passed to the kernel
   rw,defaults,auto,noauto,user,nouser,users,_netdev,nofail,suid,dev,exec,
   atime,relatime,async,x-*,comment=*: accepted and ignored (fstab)
@@ -88,6 +91,7 @@ type mountConfig struct {
 	helper       bool // called as mount.fuse.gzfs: -f means "fake"
 	fake         bool
 	debug        bool
+	cpuProfile   string // cpuprofile=FILE: profile the daemon until unmount
 	logFile      string
 	notifyFd     int // internal: the daemon reports readiness here
 	allowOther   bool
@@ -248,6 +252,8 @@ func (cfg *mountConfig) parseOptions(list string) error {
 			cfg.nonempty = true
 		case key == "log" && hasVal:
 			cfg.logFile = val
+		case key == "cpuprofile" && hasVal:
+			cfg.cpuProfile = val
 		case key == "debug" && !hasVal:
 			cfg.debug, cfg.foreground = true, true
 		case kernelOptions[key] && !hasVal:
@@ -546,7 +552,9 @@ func serve(cfg *mountConfig) int {
 			}
 		}
 	}()
+	stopProfile := startProfile(cfg, logger)
 	server.Wait()
+	stopProfile()
 	signal.Stop(sigs)
 	code := 0
 	if err := fsys.Close(); err != nil {
@@ -567,4 +575,24 @@ func lazyUnmount(mnt string) error {
 		return fmt.Errorf("fusermount3 -u -z: %v: %s", err, out)
 	}
 	return nil
+}
+
+// startProfile starts the CPU profile asked for with cpuprofile=FILE and
+// returns the function that ends it.
+func startProfile(cfg *mountConfig, logger *slog.Logger) func() {
+	if cfg.cpuProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(cfg.cpuProfile)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		logger.Error("cpu profile", "err", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
