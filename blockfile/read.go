@@ -13,7 +13,7 @@ import (
 
 // readAheadBlocks is how many blocks past a sequential reader are inflated
 // before they are asked for.
-const readAheadBlocks = 8
+const readAheadBlocks = 16
 
 var memberBufs = sync.Pool{New: func() any { b := make([]byte, bgzf.MaxMemberSize); return &b }}
 
@@ -238,12 +238,9 @@ func (f *File) readAhead(first, last int64) {
 			if !f.needsInflate(k) {
 				continue
 			}
-			select {
-			case f.workers <- struct{}{}:
-			default:
-				wg.Wait()
-				return // all workers busy: readers inflate on demand
-			}
+			// Waiting for a worker while holding the read lock is safe: no
+			// worker ever waits for a lock.
+			f.workers <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
