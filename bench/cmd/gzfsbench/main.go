@@ -49,6 +49,7 @@ var cfg struct {
 
 	dropOK    bool
 	loadStart string
+	rev       string
 	start     time.Time
 }
 
@@ -76,7 +77,7 @@ func main() {
 	flag.StringVar(&cfg.gzfs, "gzfs", "", "gzfs binary (required)")
 	flag.StringVar(&cfg.loopback, "loopback", "", "go-fuse example/loopback binary (required)")
 	flag.StringVar(&cfg.loopbackNoPT, "loopback-nopt", "", "bench/cmd/loopback-nopt binary (required)")
-	flag.IntVar(&cfg.reps, "reps", 0, "repetitions of each throughput measurement, best kept (default 3; --quick 2)")
+	flag.IntVar(&cfg.reps, "reps", 0, "repetitions of each throughput measurement, best kept (default 5; --quick 2)")
 	flag.StringVar(&cfg.only, "only", "", "comma-separated ids to run (P1..P9; P6 needs P1), for debugging")
 	flag.Parse()
 	if cfg.gzfs == "" || cfg.loopback == "" || cfg.loopbackNoPT == "" || flag.NArg() != 0 {
@@ -113,11 +114,12 @@ func main() {
 		cfg.p8Small = 1 << 30
 		cfg.p8Big = 16 << 30
 		if cfg.reps == 0 {
-			cfg.reps = 3
+			cfg.reps = 5
 		}
 	}
 	cfg.bigSparse = 16 << 30
 	cfg.loadStart = loadavg()
+	cfg.rev = gitRev()
 	debug.SetGCPercent(400)
 
 	// Unmount everything on every exit path: return, fatal, panic, signal.

@@ -63,6 +63,21 @@ func kernel() string {
 	return strings.TrimSpace(string(out))
 }
 
+// gitRev names the source the gzfs binary was built from (run.sh builds it
+// from the working tree just before the run).
+func gitRev() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown commit"
+	}
+	rev := "commit " + strings.TrimSpace(string(out))
+	st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench").Output()
+	if err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		rev += " plus uncommitted changes"
+	}
+	return rev
+}
+
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(b))
@@ -77,9 +92,9 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", "/") }
 func (b *bench) markdown(mode string, elapsed time.Duration) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# gzfs benchmark (%s mode)\n\n", mode)
-	fmt.Fprintf(&sb, "Produced by `%s` on %s, %s, %d CPUs, Linux %s, %s; gzfs built with `-tags libdeflate`; total run %.0f s.\n\n",
+	fmt.Fprintf(&sb, "Produced by `%s` on %s, %s, %d CPUs, Linux %s, %s; gzfs %s built with `-tags libdeflate`; total run %.0f s.\n\n",
 		map[string]string{"full": "make bench", "quick": "make bench-quick"}[mode],
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), elapsed.Seconds())
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), cfg.rev, elapsed.Seconds())
 	fmt.Fprintf(&sb, "Load average at the start: %s, at the end: %s (other work on the machine makes absolute numbers noisy; "+
 		"gzfs and its peers are measured interleaved, round after round, so that load changes hit them alike).\n\n", cfg.loadStart, loadavg())
 	fmt.Fprintf(&sb, "Ratios are gzfs relative to the peer, measured in the same run (throughput: gzfs/peer, higher is better; "+
