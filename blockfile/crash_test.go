@@ -2,6 +2,7 @@ package blockfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -117,6 +118,9 @@ func TestCrashChild(t *testing.T) {
 // readProgress returns the last op whose sync returned and the last op started.
 func readProgress(t *testing.T, path string, ops []crashOp) (synced, started int) {
 	b, err := os.ReadFile(path + ".progress")
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, -1 // killed before its first op
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +161,13 @@ func TestCrashRecovery(t *testing.T) {
 				fmt.Sprintf("GZFS_CRASH_SEED=%d", seed), fmt.Sprintf("GZFS_CRASH_START=%d", start))
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
+			}
+			// Kill at a random point of the workload, not of process start-up
+			// (slow under -race): wait for the child's first op.
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if _, err := os.Stat(path + ".progress"); err == nil {
+					break
+				}
 			}
 			time.Sleep(wait)
 			cmd.Process.Signal(syscall.SIGKILL)

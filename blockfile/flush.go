@@ -124,6 +124,10 @@ func (f *File) flushLocked() error {
 	if err := f.appendRange(stored, last, members); err != nil {
 		return err
 	}
+	for k, d := range f.dirty {
+		putBlockBuf(d)
+		putMemberBuf(members[k].Bytes)
+	}
 	clear(f.dirty)
 	f.account()
 	if !f.eof {
@@ -150,7 +154,7 @@ func (f *File) storedLogical() int64 {
 // compressDirty compresses every dirty block in parallel.
 func (f *File) compressDirty() (map[int64]bgzf.Member, error) {
 	out := make(map[int64]bgzf.Member, len(f.dirty))
-	jobs := make([]*job, 0, len(f.dirty))
+	jobs := make([]*job, 0, len(f.dirty)) // startJob encodes into pooled buffers
 	for k, d := range f.dirty {
 		jobs = append(jobs, f.startJob(k, d, slackRound))
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
@@ -27,7 +28,7 @@ func (f *File) startJob(k int64, data []byte, roundTo int) *job {
 		defer func() { <-f.workers }()
 		e := f.encoders.Get()
 		defer f.encoders.Put(e)
-		j.m, j.err = e.Encode(nil, data, roundTo)
+		j.m, j.err = e.Encode(getMemberBuf(), data, roundTo)
 	}()
 	return j
 }
@@ -139,7 +140,7 @@ func (f *File) dirtyBlock(k int64, whole bool) ([]byte, error) {
 			return nil, err
 		}
 	}
-	buf := make([]byte, 0, max(f.blockSize, 1))
+	buf := getBlockBuf(int(f.blockSize))
 	if k < f.idx.Len() && !whole {
 		data, err := f.blockData(k)
 		if err != nil {
@@ -201,6 +202,9 @@ func (f *File) drain(n int) error {
 		if err != nil {
 			return err
 		}
+		// Written: no reader can hold these now (drain runs under the write lock).
+		putBlockBuf(j.data)
+		putMemberBuf(j.m.Bytes)
 	}
 	return nil
 }
@@ -316,4 +320,39 @@ func (f *File) cutStored(last, size int64) error {
 		return fmt.Errorf("%s: truncate: %w", f.name, err)
 	}
 	return f.saveState()
+}
+
+// Buffers of blocks and members are recycled: a sequential writer would
+// otherwise allocate (and clear) two 64 KiB buffers per block.
+var (
+	blockBufPool  sync.Pool
+	memberBufPool sync.Pool
+)
+
+// getBlockBuf returns an empty buffer with room for a block of n bytes.
+func getBlockBuf(n int) []byte {
+	if p, ok := blockBufPool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, max(n, 1))
+}
+
+func putBlockBuf(b []byte) {
+	if cap(b) >= MinBlockSize {
+		blockBufPool.Put(&b)
+	}
+}
+
+// getMemberBuf returns an empty buffer with room for any member.
+func getMemberBuf() []byte {
+	if p, ok := memberBufPool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, bgzf.MaxMemberSize)
+}
+
+func putMemberBuf(b []byte) {
+	if cap(b) == bgzf.MaxMemberSize {
+		memberBufPool.Put(&b)
+	}
 }
