@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -501,6 +502,13 @@ func serve(cfg *mountConfig) int {
 		reportNotify(cfg, err)
 		return 1
 	}
+	// Keep the daemon's heap near what it needs (the block cache plus a few
+	// MiB of blocks in flight) instead of letting the GC double it.
+	cacheBytes := cfg.fs.CacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = 64 << 20
+	}
+	debug.SetMemoryLimit(cacheBytes + 40<<20)
 	sec := time.Second
 	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
