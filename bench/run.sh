@@ -12,11 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cache=/var/tmp/gzfs-bench
+mode=full
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
 	case "${args[i]}" in
 	--cache | -cache) cache="${args[i + 1]}" ;;
 	--cache=* | -cache=*) cache="${args[i]#*=}" ;;
+	--quick | -quick) mode=quick ;;
 	esac
 done
 
@@ -33,7 +35,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
-bin="$cache/bin"
+bin="$cache/bin-$mode"
 mkdir -p "$bin"
 GO=${GO:-go}
 echo "bench: building gzfs (libdeflate), loopback and gzfsbench into $bin" >&2
@@ -42,13 +44,18 @@ $GO build -o "$bin/loopback" github.com/hanwen/go-fuse/v2/example/loopback
 $GO build -o "$bin/loopback-nopt" ./bench/cmd/loopback-nopt
 $GO build -tags libdeflate -o "$bin/gzfsbench" ./bench/cmd/gzfsbench
 
-# Belt and braces: the benchmark unmounts everything it mounted; this also
-# catches a SIGKILLed benchmark.
+# Belt and braces: gzfsbench unmounts everything it mounted; this also
+# catches a SIGKILLed gzfsbench. Only this mode's work dir, and only when no
+# other run of this mode holds the lock (gzfsbench holds it while it runs).
 cleanup() {
 	local m
-	for m in $(awk -v p="$cache/work-" 'index($2, p) == 1 { print $2 }' /proc/self/mounts 2>/dev/null); do
-		fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
-	done
+	exec 8>>"$cache/work-$mode.lock" || return 0
+	if flock -n 8; then
+		for m in $(awk -v p="$cache/work-$mode/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts 2>/dev/null); do
+			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
+		done
+	fi
+	exec 8>&-
 	return 0
 }
 trap cleanup EXIT

@@ -32,7 +32,7 @@ func cached(path string, fn func(w *os.File) error) (string, error) {
 		return "", err
 	}
 	t0 := time.Now()
-	tmp := path + ".tmp"
+	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
 	f, err := os.Create(tmp)
 	if err != nil {
 		return "", err

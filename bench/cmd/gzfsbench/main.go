@@ -179,8 +179,14 @@ func run() int {
 		logf("cannot write /proc/sys/vm/drop_caches: evicting with remounts and posix_fadvise(DONTNEED) instead")
 	}
 
-	// Work dir: cleaned of a previous run (unmounting anything left there).
+	// One run per mode at a time (CI may start one while a person runs
+	// another): the lock is held until exit; runs of the other mode use
+	// their own work dir and do not touch this one.
 	cfg.work = filepath.Join(cfg.cache, "work-"+mode)
+	if err := lockMode(cfg.work + ".lock"); err != nil {
+		fatal(err)
+	}
+	// Work dir: cleaned of a previous run (unmounting anything left there).
 	cleanStale(cfg.work)
 	if err := os.RemoveAll(cfg.work); err != nil {
 		fatal(err)
@@ -274,6 +280,31 @@ func cleanStale(dir string) {
 		}
 	}
 }
+
+// lockMode takes an exclusive flock on path, waiting for another run of the
+// same mode to finish. The descriptor stays open (close-on-exec, so the
+// daemons do not inherit it) until the process exits.
+func lockMode(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		lockFile = f
+		return nil
+	}
+	logf("another run of this mode holds %s: waiting for it", path)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	lockFile = f
+	return nil
+}
+
+var lockFile *os.File
 
 // dropCaches writes back dirty pages and drops the page cache.
 func dropCaches() error {
