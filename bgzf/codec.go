@@ -236,22 +236,14 @@ func Slack(m Member) int {
 	return 0
 }
 
-// Decoder inflates members. Not safe for concurrent use; see DecoderPool.
+// Decoder inflates members. Not safe for concurrent use; Decode uses a
+// pool of them.
 type Decoder struct {
-	fr    io.Reader
-	reset flate.Resetter
-	br    bytes.Reader
+	in *inflater // klauspost/compress, or libdeflate with the libdeflate tag
 }
 
 // NewDecoder returns a Decoder.
-func NewDecoder() *Decoder {
-	fr := flate.NewReader(bytes.NewReader(nil))
-	reset, ok := fr.(flate.Resetter)
-	if !ok {
-		panic("bgzf: flate reader cannot be reset")
-	}
-	return &Decoder{fr: fr, reset: reset}
-}
+func NewDecoder() *Decoder { return &Decoder{in: newInflater()} }
 
 // Decode inflates the whole member into dst (grown as needed) and checks
 // its header, size, CRC32 and ISIZE. It returns the uncompressed bytes.

@@ -54,27 +54,25 @@ func (e *fastEncoder) compress(dst, data []byte) ([]byte, bool) {
 	return dst[:len(dst)+int(n)], true
 }
 
-type libdeflateDecoder struct {
+// inflater is a libdeflate decompressor, freed with its Decoder.
+type inflater struct {
 	d *C.struct_libdeflate_decompressor
 }
 
-func newLibdeflateDecoder() *libdeflateDecoder {
+func newInflater() *inflater {
 	d := C.libdeflate_alloc_decompressor()
 	if d == nil {
 		panic("bgzf: libdeflate_alloc_decompressor failed")
 	}
-	x := &libdeflateDecoder{d: d}
+	x := &inflater{d: d}
 	runtime.AddCleanup(x, func(d *C.struct_libdeflate_decompressor) { C.libdeflate_free_decompressor(d) }, d)
 	return x
 }
 
-var ldDecoders = newPool(func() *libdeflateDecoder { return newLibdeflateDecoder() })
-
 // inflate decodes deflate data into dst (len(dst) = the expected size) and
 // checks that the stream ends exactly at the end of body.
 func (d *Decoder) inflate(dst, body []byte) error {
-	x := ldDecoders.get()
-	defer ldDecoders.put(x)
+	x := d.in
 	var in C.size_t
 	var one [1]byte
 	out := dst
@@ -90,6 +88,7 @@ func (d *Decoder) inflate(dst, body []byte) error {
 		unsafe.Pointer(unsafe.SliceData(out)), C.size_t(len(dst)), &in, &actualOut)
 	runtime.KeepAlive(body)
 	runtime.KeepAlive(out)
+	runtime.KeepAlive(x)
 	switch {
 	case r != C.LIBDEFLATE_SUCCESS:
 		return fmt.Errorf("%w: inflate: libdeflate error %d", ErrFormat, int(r))

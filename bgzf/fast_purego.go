@@ -3,8 +3,11 @@
 package bgzf
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // Built without libdeflate: members are compressed and inflated by
@@ -19,25 +22,42 @@ func (*fastEncoder) compress(dst, data []byte) ([]byte, bool) { return nil, fals
 // FastCodec names the deflate implementation in use.
 const FastCodec = "klauspost/compress"
 
+// inflater is a reusable klauspost/compress inflater.
+type inflater struct {
+	fr    io.Reader
+	reset flate.Resetter
+	br    bytes.Reader
+}
+
+func newInflater() *inflater {
+	fr := flate.NewReader(bytes.NewReader(nil))
+	reset, ok := fr.(flate.Resetter)
+	if !ok {
+		panic("bgzf: flate reader cannot be reset")
+	}
+	return &inflater{fr: fr, reset: reset}
+}
+
 // inflate decodes deflate data into dst (len(dst) = the expected size) and
 // checks that the stream ends exactly at the end of body.
 func (d *Decoder) inflate(dst, body []byte) error {
-	d.br.Reset(body)
-	if err := d.reset.Reset(&d.br, nil); err != nil {
+	in := d.in
+	in.br.Reset(body)
+	if err := in.reset.Reset(&in.br, nil); err != nil {
 		return fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	if _, err := io.ReadFull(d.fr, dst); err != nil {
+	if _, err := io.ReadFull(in.fr, dst); err != nil {
 		return fmt.Errorf("%w: inflate: %v", ErrFormat, err)
 	}
 	var one [1]byte
-	if k, err := d.fr.Read(one[:]); k != 0 || err != io.EOF {
+	if k, err := in.fr.Read(one[:]); k != 0 || err != io.EOF {
 		if err == nil || err == io.EOF {
 			return fmt.Errorf("%w: more data than ISIZE %d", ErrFormat, len(dst))
 		}
 		return fmt.Errorf("%w: inflate: %v", ErrFormat, err)
 	}
-	if d.br.Len() != 0 {
-		return fmt.Errorf("%w: %d bytes after the end of the deflate stream", ErrFormat, d.br.Len())
+	if in.br.Len() != 0 {
+		return fmt.Errorf("%w: %d bytes after the end of the deflate stream", ErrFormat, in.br.Len())
 	}
 	return nil
 }

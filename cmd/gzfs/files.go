@@ -123,19 +123,6 @@ func inodeOf(path string) (ino uint64, nlink uint64) {
 	return 0, 0
 }
 
-// forgetSidecars drops the index and journal the store keeps for the inode
-// of path (before the file is removed or replaced). Errors are ignored: a
-// stale sidecar is validated on open and rebuilt if it does not match.
-func forgetSidecars(path string) {
-	ino, nlink := inodeOf(path)
-	if ino == 0 || nlink > 1 {
-		return
-	}
-	if st, err := blockfile.FindStore(path); err == nil {
-		st.Forget(ino)
-	}
-}
-
 // engineLogger returns the logger given to the engine. Errors reach the
 // user as the one-line error of the command, so the engine's own log lines
 // are shown only when verbose (fsck --repair: journal replays and index
