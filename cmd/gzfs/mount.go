@@ -539,6 +539,7 @@ func serve(cfg *mountConfig) int {
 		reportNotify(cfg, err)
 		return 1
 	}
+	raiseReadAhead(cfg.mnt, opts.MountOptions.MaxReadAhead, logger)
 	logger.Info("mounted", "backing", cfg.backing, "mnt", cfg.mnt, "pid", os.Getpid())
 	if cfg.notifyFd >= 0 {
 		f := os.NewFile(uintptr(cfg.notifyFd), "notify")
@@ -602,5 +603,21 @@ func startProfile(cfg *mountConfig, logger *slog.Logger) func() {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}
+}
+
+// raiseReadAhead lifts the kernel's read-ahead for the mount to maxBytes:
+// FUSE can only lower the 128 KiB default at init, and a sequential reader
+// of compressed files gains from larger requests (measured: a cold 512 MiB
+// read 0.95 s -> 0.78 s). It needs root (the bdi knob in sysfs); without it
+// the default stays.
+func raiseReadAhead(mnt string, maxBytes int, logger *slog.Logger) {
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		return
+	}
+	knob := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(maxBytes>>10)), 0); err != nil {
+		logger.Debug("read-ahead left at the kernel default", "err", err)
 	}
 }
