@@ -47,6 +47,11 @@ func ParseHeader(b []byte) (Header, error) {
 	if b[3]&4 == 0 {
 		return Header{}, fmt.Errorf("%w: gzip member without extra field (not BGZF)", ErrFormat)
 	}
+	if b[3]&^(1|4) != 0 {
+		// A name, comment, header CRC or reserved bit: BGZF members have
+		// none, and readers that assume an 18-byte header would misread it.
+		return Header{}, fmt.Errorf("%w: gzip flags %#02x are not BGZF's", ErrFormat, b[3])
+	}
 	xlen := int(binary.LittleEndian.Uint16(b[10:12]))
 	hsize := 12 + xlen
 	if len(b) < hsize {
