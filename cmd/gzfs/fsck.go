@@ -127,9 +127,6 @@ func repairIndex(path string, quiet bool) error {
 	if ok, err := sniffBGZF(path); err != nil || !ok {
 		return nil // fsck reports it, or checks it as a gzip stream
 	}
-	if err := checkCuttable(path); err != nil {
-		return err
-	}
 	_, closeFn, err := openFile("fsck", path, false, true)
 	if err != nil {
 		if errors.Is(err, blockfile.ErrNotBGZF) {
@@ -151,29 +148,6 @@ func repairIndex(path string, quiet bool) error {
 	}
 	if !quiet {
 		fmt.Printf("%s: journal replayed if any; index dropped, rebuilding\n", path)
-	}
-	return nil
-}
-
-// checkCuttable fails when a read-write open of path would cut more than
-// one torn member. It looks with the index dropped, as the engine will.
-func checkCuttable(path string) error {
-	ino, _ := inodeOf(path)
-	store, cleanup, err := openStore(path)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	if err := store.Forget(ino); err != nil {
-		return fmt.Errorf("drop index: %w", err)
-	}
-	in, err := openSource("fsck", path)
-	if err != nil {
-		return nil // fsck reports it
-	}
-	defer in.close()
-	if in.file != nil && in.torn > 0 && !in.tailCuttable() {
-		return fmt.Errorf("not repaired: %w", in.tornError())
 	}
 	return nil
 }
