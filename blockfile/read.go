@@ -15,8 +15,6 @@ import (
 // before they are asked for.
 const readAheadBlocks = 16
 
-var memberBufs = sync.Pool{New: func() any { b := make([]byte, bgzf.MaxMemberSize); return &b }}
-
 // ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
 // returns io.EOF when fewer bytes are available. A damaged block gives an
 // error wrapping ErrCorrupt (a *BlockError) and nothing of that block.
@@ -177,9 +175,8 @@ func (f *File) inflateNow(k int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	bp := memberBufs.Get().(*[]byte)
-	defer memberBufs.Put(bp)
-	member := (*bp)[:r.Size]
+	member := getMemberBuf()[:r.Size]
+	defer putMemberBuf(member)
 	blockErr := func(err error) error {
 		e := &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
 			LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}

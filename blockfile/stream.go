@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/gzfs/gzfs/bgzf"
 )
@@ -12,8 +11,6 @@ import (
 // streamChunk is how much of the backing file one read brings in when
 // streaming.
 const streamChunk = 4 << 20
-
-var blockBufs = sync.Pool{New: func() any { b := make([]byte, 0, bgzf.MaxBlockData); return &b }}
 
 // WriteTo writes the whole logical content to w (see WriteRange).
 func (f *File) WriteTo(w io.Writer) (int64, error) {
@@ -54,7 +51,7 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	type result struct {
 		k    int64
 		rec  blockRecord
-		data *[]byte
+		data []byte
 		err  error
 		done chan struct{}
 	}
@@ -96,19 +93,17 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 			go func() {
 				defer close(res.done)
 				defer func() { <-f.workers }()
-				buf := blockBufs.Get().(*[]byte)
-				d, err := bgzf.Decode((*buf)[:0], member)
+				d, err := bgzf.Decode(getBlockBuf(bgzf.MaxBlockData), member)
 				if err == nil && int64(len(d)) != res.rec.end-res.rec.start {
 					err = fmt.Errorf("holds %d bytes, index says %d", len(d), res.rec.end-res.rec.start)
 				}
 				if err != nil {
-					blockBufs.Put(buf)
+					putBlockBuf(d)
 					res.err = &BlockError{File: f.name, Block: res.k, BackingOffset: res.rec.offset,
 						LogicalStart: res.rec.start, LogicalEnd: res.rec.end, Err: err}
 					return
 				}
-				*buf = d
-				res.data = buf
+				res.data = d
 			}()
 		}
 	}()
@@ -121,16 +116,14 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 			f.log.Error("corrupt block", "file", f.name, "block", res.k, "offset", res.rec.offset, "err", res.err)
 		}
 		if werr == nil {
-			d := *res.data
+			d := res.data
 			lo := max(off-res.rec.start, 0)
 			hi := min(off+n-res.rec.start, int64(len(d)))
 			var c int
 			c, werr = w.Write(d[lo:hi])
 			written += int64(c)
 		}
-		if res.data != nil {
-			blockBufs.Put(res.data)
-		}
+		putBlockBuf(res.data)
 		if werr != nil {
 			select {
 			case <-stop:
