@@ -24,6 +24,12 @@ const (
 	MaxBlockSize = 65280
 )
 
+// MaxFileSize is the largest logical size of a gzfs file: 16 TiB, ext4's own
+// limit with 4 KiB blocks. A truncate or write past it fails with EFBIG
+// (a write that starts below it stops at it), and nothing is written. A hole
+// costs about 1/450 of its size on the backing disk (docs/format.md).
+const MaxFileSize int64 = 1 << 44
+
 // DefaultLevel is the compression level used when Options.Level is 0.
 const DefaultLevel = 6
 

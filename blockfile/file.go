@@ -24,8 +24,8 @@ import (
 type File struct {
 	name     string
 	fd       *os.File
-	ino      uint64
-	id       uint64 // cache key of this File
+	fid      blockindex.FileID // backing file identity: sidecar names and checks
+	id       uint64            // cache key of this File
 	store    *Store
 	opts     Options
 	log      *slog.Logger
@@ -45,6 +45,7 @@ type File struct {
 	state     string           // index state for Stats
 	zero      bgzf.Member      // a full block of zeros, compressed once
 	held      int64            // this File's share of heldBlocks
+	promised  int64            // this File's share of promisedBytes
 	appendBuf []byte           // reused to gather members for one append write
 	closed    bool
 	bgErr     error       // error of a timer flush, reported by the next Flush/Sync/Close
@@ -146,7 +147,7 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 		return nil, fmt.Errorf("not a regular file")
 	}
 	f = &File{
-		name: name, fd: fd, ino: sys.Ino, id: nextFileID.Add(1),
+		name: name, fd: fd, fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
 		store: opts.Store, opts: opts, log: opts.Logger, cache: opts.Cache,
 		encoders: encoders, workers: defaultWorkers, dirty: make(map[int64][]byte),
 	}
@@ -284,4 +285,25 @@ func (f *File) tailCheck(dataEnd int64) (uint64, error) {
 		return 0, fmt.Errorf("read tail: %w", err)
 	}
 	return binary.LittleEndian.Uint64(b[:]), nil
+}
+
+// fsIocGetVersion is FS_IOC_GETVERSION, _IOR('v', 1, long): the inode
+// generation of ext4, btrfs, xfs and others (x/sys/unix does not name it).
+const fsIocGetVersion = 0x80087601
+
+// backingID identifies the open backing file fd with inode number ino: its
+// birth time (statx) and, where the filesystem has one, its inode
+// generation, so that sidecars left by a deleted file are never taken for
+// those of a new file that got the same inode number. Birth is 0 when the
+// filesystem tells neither.
+func backingID(fd int, ino uint64) blockindex.FileID {
+	var birth uint64
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &stx); err == nil && stx.Mask&unix.STATX_BTIME != 0 {
+		birth = uint64(stx.Btime.Sec)*1e9 + uint64(stx.Btime.Nsec)
+	}
+	if gen, err := unix.IoctlGetUint32(fd, fsIocGetVersion); err == nil && gen != 0 {
+		birth = birth*0x100000001b3 ^ uint64(gen)
+	}
+	return blockindex.FileID{Ino: ino, Birth: birth}
 }

@@ -76,7 +76,7 @@ func (f *File) flushLocked() error {
 	g := f.geom()
 	last, err := g.lastBlock(f.idx.Find)
 	if err != nil {
-		return &BlockError{File: f.name, Block: -1, Err: err}
+		return f.lookupErr(-1, err)
 	}
 	if len(f.dirty) == 0 && last < stored && f.storedLogical() == f.size && f.eof {
 		return nil
@@ -99,7 +99,7 @@ func (f *File) flushLocked() error {
 	for k, d := range f.dirty {
 		start, end, err := f.blockRange(g, k)
 		if err != nil {
-			return &BlockError{File: f.name, Block: k, Err: err}
+			return f.lookupErr(k, err)
 		}
 		if int64(len(d)) < end-start {
 			f.dirty[k] = append(d, make([]byte, end-start-int64(len(d)))...)
@@ -170,15 +170,50 @@ func (f *File) compressDirty() (map[int64]bgzf.Member, error) {
 }
 
 // appendRange writes blocks from..to after the stored ones: their members
-// from members, or zero blocks for the holes in between.
+// from members, or zero blocks for the holes in between (a run of full zero
+// blocks is written in bulk: a hole of a TiB takes seconds).
 func (f *File) appendRange(from, to int64, members map[int64]bgzf.Member) error {
+	var keys []int64
+	for k := range members {
+		if k >= from {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
 	var batch []bgzf.Member
 	var lengths []int
 	var bytes int
+	write := func() error {
+		err := f.appendMembers(batch, lengths)
+		batch, lengths, bytes = batch[:0], lengths[:0], 0
+		return err
+	}
 	g := f.geom()
 	for k := from; k <= to; k++ {
 		start, end, _ := f.blockRange(g, k)
 		m, ok := members[k]
+		if !ok && end-start == f.blockSize {
+			next, _ := slices.BinarySearch(keys, k)
+			run := to + 1 - k
+			if next < len(keys) {
+				run = keys[next] - k
+			}
+			if s, e, _ := f.blockRange(g, k+run-1); e-s < f.blockSize {
+				run-- // the last block of the file is partial
+			}
+			if run > 1 {
+				if len(batch) > 0 {
+					if err := write(); err != nil {
+						return err
+					}
+				}
+				if err := f.appendZeros(run); err != nil {
+					return err
+				}
+				k += run - 1
+				continue
+			}
+		}
 		if !ok {
 			var err error
 			if m, err = f.zeroMember(int(end - start)); err != nil {
@@ -189,11 +224,43 @@ func (f *File) appendRange(from, to int64, members map[int64]bgzf.Member) error 
 		lengths = append(lengths, int(end-start))
 		bytes += len(m.Bytes)
 		if bytes >= appendBatch || k == to {
-			if err := f.appendMembers(batch, lengths); err != nil {
+			if err := write(); err != nil {
 				return err
 			}
-			batch, lengths, bytes = batch[:0], lengths[:0], 0
 		}
+	}
+	return nil
+}
+
+// appendZeros appends n full blocks of zeros, about 1 MiB of members per
+// write, each write followed by the EOF marker (as appendMembers does).
+func (f *File) appendZeros(n int64) error {
+	z, err := f.zeroMember(int(f.blockSize))
+	if err != nil {
+		return err
+	}
+	zl := int64(len(z.Bytes))
+	per := max(appendBatch/zl, 1)
+	buf := make([]byte, 0, min(per, n)*zl+int64(len(bgzf.EOFMember)))
+	for i := int64(0); i < min(per, n); i++ {
+		buf = append(buf, z.Bytes...)
+	}
+	for n > 0 {
+		c := min(n, per)
+		chunk := append(buf[:c*zl], bgzf.EOFMember...) // c < per only in the last round
+		f.idx.SetDirty(true)
+		if _, err := f.fd.WriteAt(chunk, f.backing); err != nil {
+			return fmt.Errorf("%s: append zero blocks: %w", f.name, err)
+		}
+		f.eof = true
+		rec := blockindex.Record{Offset: f.backing, Logical: f.storedLogical(), Size: uint32(zl),
+			Length: uint32(f.blockSize), Pad: padField(z)}
+		if err := f.idx.AppendRun(c, rec); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		f.backing += c * zl
+		f.idx.SetState(f.storedLogical(), f.physical(), binary.LittleEndian.Uint64(z.Bytes[zl-8:]))
+		n -= c
 	}
 	return nil
 }
@@ -378,16 +445,16 @@ func (f *File) moveMember(k int64, r blockindex.Record, shift int64) (bgzf.Membe
 func (f *File) commitBatch(finalSize int64, writes []extent) error {
 	f.idx.SetDirty(true)
 	if f.jnl == nil {
-		j, err := openJournal(f.store.journalPath(f.ino))
+		j, err := openJournal(f.store.journalPath(f.fid.Ino))
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 		f.jnl = j
 	}
-	if err := f.jnl.commit(f.ino, finalSize, writes, f.fd); err != nil {
+	if err := f.jnl.commit(f.fid, finalSize, writes, f.fd); err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	if err := f.jnl.apply(f.fd, finalSize, uint32(len(writes))); err != nil {
+	if err := f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize}); err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
 	return nil

@@ -1,6 +1,11 @@
 package blockfile
 
-import "github.com/gzfs/gzfs/blockindex"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gzfs/gzfs/blockindex"
+)
 
 // The geometry of a File: which block holds a logical offset, and which
 // logical bytes a block holds. Blocks before the last stored one keep the
@@ -72,7 +77,18 @@ func (f *File) blockRange(g geometry, k int64) (start, end int64, err error) {
 func (f *File) record(k int64) (blockindex.Record, error) {
 	r, err := f.idx.At(k)
 	if err != nil {
-		return r, &BlockError{File: f.name, Block: k, Err: err}
+		return r, f.lookupErr(k, err)
 	}
 	return r, nil
+}
+
+// lookupErr turns an index lookup failure for block k (-1: not known yet)
+// into the error callers return: a damaged record is corrupt data (EIO with
+// a "corrupt block" log line); anything else is a broken invariant of the
+// engine and says so, never "corrupt".
+func (f *File) lookupErr(k int64, err error) error {
+	if errors.Is(err, blockindex.ErrInvalid) {
+		return &BlockError{File: f.name, Block: k, Err: err}
+	}
+	return fmt.Errorf("%s: block lookup: %w", f.name, err)
 }

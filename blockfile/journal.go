@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+
+	"github.com/gzfs/gzfs/blockindex"
 )
 
 // The journal makes in-place rewrites of the backing file atomic. A batch of
@@ -21,11 +23,30 @@ import (
 // batch that moves a long run of members costs disk, not memory.
 // Layout (little-endian):
 //
-//	magic "GZFSJNL1" | inode uint64 | final backing size uint64 | count uint32
+//	magic "GZFSJNL2" | inode uint64 | birth uint64 | final backing size uint64 | count uint32
 //	count × (offset uint64 | length uint32 | bytes) | CRC32 of all before
-const journalMagic = "GZFSJNL1"
+//
+// inode and birth are the backing file's blockindex.FileID: a journal left
+// by a deleted file is never replayed into a new file that reuses its inode
+// number. Journals of version 1 ("GZFSJNL1", no birth field) are still
+// replayed when the inode matches.
+const (
+	journalMagic   = "GZFSJNL2"
+	journalMagicV1 = "GZFSJNL1"
+)
 
-const journalHeader = 8 + 8 + 8 + 4
+const (
+	journalHeader   = 8 + 8 + 8 + 8 + 4
+	journalHeaderV1 = 8 + 8 + 8 + 4
+)
+
+// batch is a checked journal: where its entries start, how many there are,
+// and the backing size after it.
+type batch struct {
+	start     int64
+	count     uint32
+	finalSize int64
+}
 
 // copyChunk is the buffer size for streaming journal data.
 const copyChunk = 1 << 20
@@ -76,7 +97,7 @@ func (c crcWriter) Write(p []byte) (int, error) {
 
 // commit writes a batch to the journal and makes it durable. Extents
 // without data are copied from backing.
-func (j *journal) commit(ino uint64, finalSize int64, writes []extent, backing io.ReaderAt) error {
+func (j *journal) commit(id blockindex.FileID, finalSize int64, writes []extent, backing io.ReaderAt) error {
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
@@ -84,9 +105,10 @@ func (j *journal) commit(ino uint64, finalSize int64, writes []extent, backing i
 	cw := crcWriter{w: bw, crc: crc32.NewIEEE()}
 	var hdr [journalHeader]byte
 	copy(hdr[:], journalMagic)
-	binary.LittleEndian.PutUint64(hdr[8:], ino)
-	binary.LittleEndian.PutUint64(hdr[16:], uint64(finalSize))
-	binary.LittleEndian.PutUint32(hdr[24:], uint32(len(writes)))
+	binary.LittleEndian.PutUint64(hdr[8:], id.Ino)
+	binary.LittleEndian.PutUint64(hdr[16:], id.Birth)
+	binary.LittleEndian.PutUint64(hdr[24:], uint64(finalSize))
+	binary.LittleEndian.PutUint32(hdr[32:], uint32(len(writes)))
 	cw.Write(hdr[:])
 	for _, w := range writes {
 		var eh [12]byte
@@ -122,47 +144,63 @@ func (j *journal) retire() error {
 	return nil
 }
 
-// check verifies the journal and returns its header fields. ok is false for
-// an empty or torn journal, or one written for another inode.
-func (j *journal) check(ino uint64) (finalSize int64, count uint32, ok bool, err error) {
+// check verifies the journal. ok is false for an empty or torn journal;
+// stale names why a complete one is not for this file (another file had
+// its inode number).
+func (j *journal) check(id blockindex.FileID) (b batch, ok bool, stale string, err error) {
 	st, err := j.f.Stat()
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("read journal: %w", err)
+		return b, false, "", fmt.Errorf("read journal: %w", err)
 	}
 	size := st.Size()
-	if size < journalHeader+4 {
-		return 0, 0, false, nil
+	if size < journalHeaderV1+4 {
+		return b, false, "", nil
 	}
 	var hdr [journalHeader]byte
-	if _, err := j.f.ReadAt(hdr[:], 0); err != nil {
-		return 0, 0, false, fmt.Errorf("read journal: %w", err)
+	if _, err := j.f.ReadAt(hdr[:min(size, journalHeader)], 0); err != nil {
+		return b, false, "", fmt.Errorf("read journal: %w", err)
 	}
-	if string(hdr[:8]) != journalMagic || binary.LittleEndian.Uint64(hdr[8:]) != ino {
-		return 0, 0, false, nil
+	le := binary.LittleEndian
+	switch string(hdr[:8]) {
+	case journalMagic:
+		if size < journalHeader+4 {
+			return b, false, "", nil
+		}
+		b = batch{start: journalHeader, finalSize: int64(le.Uint64(hdr[24:])), count: le.Uint32(hdr[32:])}
+	case journalMagicV1:
+		b = batch{start: journalHeaderV1, finalSize: int64(le.Uint64(hdr[16:])), count: le.Uint32(hdr[24:])}
+	default:
+		return b, false, "", nil
 	}
 	crc := crc32.NewIEEE()
 	if _, err := io.Copy(crc, io.NewSectionReader(j.f, 0, size-4)); err != nil {
-		return 0, 0, false, fmt.Errorf("read journal: %w", err)
+		return b, false, "", fmt.Errorf("read journal: %w", err)
 	}
 	var sum [4]byte
 	if _, err := j.f.ReadAt(sum[:], size-4); err != nil {
-		return 0, 0, false, fmt.Errorf("read journal: %w", err)
+		return b, false, "", fmt.Errorf("read journal: %w", err)
 	}
-	if crc.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
-		return 0, 0, false, nil
+	if crc.Sum32() != le.Uint32(sum[:]) {
+		return b, false, "", nil
 	}
-	return int64(binary.LittleEndian.Uint64(hdr[16:])), binary.LittleEndian.Uint32(hdr[24:]), true, nil
+	switch ino := le.Uint64(hdr[8:]); {
+	case ino != id.Ino:
+		return b, false, fmt.Sprintf("written for inode %d", ino), nil
+	case b.start == journalHeader && le.Uint64(hdr[16:]) != id.Birth:
+		return b, false, fmt.Sprintf("written for an earlier file with inode %d (birth %d, this one %d)", ino, le.Uint64(hdr[16:]), id.Birth), nil
+	}
+	return b, true, "", nil
 }
 
 // apply copies the checked batch in the journal to fd, sets the final size
 // and syncs.
-func (j *journal) apply(fd *os.File, finalSize int64, count uint32) error {
+func (j *journal) apply(fd *os.File, b batch) error {
 	st, err := j.f.Stat()
 	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
 	end := st.Size() - 4
-	pos := int64(journalHeader)
+	pos, count, finalSize := b.start, b.count, b.finalSize
 	buf := make([]byte, copyChunk)
 	for i := uint32(0); i < count; i++ {
 		var eh [12]byte

@@ -55,7 +55,7 @@ func checkSame(t *testing.T, f *File, model []byte, step string) {
 func gzipOK(t *testing.T, path string, model []byte) {
 	t.Helper()
 	if _, err := exec.LookPath("gzip"); err != nil {
-		return
+		t.Fatalf("gzip is needed to check backing files (make test installs it): %v", err)
 	}
 	out, err := exec.Command("gzip", "-dc", path).Output()
 	if err != nil {
@@ -113,6 +113,12 @@ func TestModelRandomOps(t *testing.T) {
 					desc = "append"
 				case op < 65: // truncate
 					size := r.Int64N(int64(len(model)) + int64(2*bs) + 1)
+					switch r.IntN(4) {
+					case 0: // to empty, often right after a growth
+						size = 0
+					case 1: // a growth by several blocks, never flushed before the next op
+						size = int64(len(model)) + r.Int64N(int64(5*bs))
+					}
 					if err := f.Truncate(size); err != nil {
 						t.Fatalf("step %d Truncate(%d): %v", step, size, err)
 					}

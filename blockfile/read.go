@@ -34,11 +34,11 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	g := f.geom()
 	k0, err := g.blockOf(off, f.idx.Find)
 	if err != nil {
-		return 0, &BlockError{File: f.name, Block: -1, Err: err}
+		return 0, f.lookupErr(-1, err)
 	}
 	k1, err := g.blockOf(off+int64(n)-1, f.idx.Find)
 	if err != nil {
-		return 0, &BlockError{File: f.name, Block: -1, Err: err}
+		return 0, f.lookupErr(-1, err)
 	}
 	// Inflate the stored blocks this read needs in parallel.
 	if err := f.loadBlocks(k0, k1); err != nil {
@@ -48,7 +48,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	for k := k0; k <= k1; k++ {
 		start, end, err := f.blockRange(g, k)
 		if err != nil {
-			return done, &BlockError{File: f.name, Block: k, Err: err}
+			return done, f.lookupErr(k, err)
 		}
 		data, err := f.blockData(k)
 		if err != nil {

@@ -46,7 +46,7 @@ func (f *File) recover() error {
 // replayJournal applies a batch left by a crash between journal commit and
 // retirement.
 func (f *File) replayJournal() error {
-	path := f.store.journalPath(f.ino)
+	path := f.store.journalPath(f.fid.Ino)
 	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
@@ -57,10 +57,13 @@ func (f *File) replayJournal() error {
 		}
 		return err
 	}
-	finalSize, count, ok, err := j.check(f.ino)
+	b, ok, stale, err := j.check(f.fid)
+	if stale != "" {
+		f.log.Warn("dropping a write journal left by another file", "file", f.name, "journal", path, "reason", stale)
+	}
 	if err != nil || !ok {
 		if err == nil && !f.opts.ReadOnly {
-			err = j.retire() // empty, or torn before anything was applied
+			err = j.retire() // empty, torn before anything was applied, or stale
 		}
 		j.close()
 		return err
@@ -69,7 +72,7 @@ func (f *File) replayJournal() error {
 		j.close()
 		return fmt.Errorf("an interrupted write must be replayed first: open it read-write (gzfs fsck --repair)")
 	}
-	if err := j.apply(f.fd, finalSize, count); err != nil {
+	if err := j.apply(f.fd, b); err != nil {
 		j.close()
 		return fmt.Errorf("replay journal: %w", err)
 	}
@@ -79,8 +82,8 @@ func (f *File) replayJournal() error {
 	}
 	f.jnl = j
 	// The index may describe the state before the batch.
-	os.Remove(f.store.indexPath(f.ino))
-	f.log.Warn("replayed write journal after a crash", "file", f.name, "writes", count)
+	os.Remove(f.store.indexPath(f.fid.Ino))
+	f.log.Warn("replayed write journal after a crash", "file", f.name, "writes", b.count)
 	return nil
 }
 
@@ -101,7 +104,7 @@ func (f *File) endsWithEOF(size int64) bool {
 // openIndex maps the stored index and checks it against the backing file.
 // It returns why the index cannot be used, or "" when it can.
 func (f *File) openIndex(physical int64) string {
-	x, err := blockindex.Open(f.store.indexPath(f.ino), f.ino, f.opts.ReadOnly)
+	x, err := blockindex.Open(f.store.indexPath(f.fid.Ino), f.fid, f.opts.ReadOnly)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return "missing"
@@ -141,9 +144,9 @@ func (f *File) openIndex(physical int64) string {
 // rebuildIndex walks the member headers of the backing file and writes a
 // new index. A torn last member (a crash while appending) is cut off.
 func (f *File) rebuildIndex() error {
-	path := f.store.indexPath(f.ino)
+	path := f.store.indexPath(f.fid.Ino)
 	tmp := path + ".tmp"
-	x, err := blockindex.Create(tmp, f.ino, f.opts.BlockSize)
+	x, err := blockindex.Create(tmp, f.fid, f.opts.BlockSize)
 	if err != nil && f.opts.ReadOnly {
 		// A read-only store: keep the rebuilt index in an unlinked temp file.
 		tf, terr := os.CreateTemp("", "gzfs-index-*")
@@ -152,7 +155,7 @@ func (f *File) rebuildIndex() error {
 		}
 		tmp = tf.Name()
 		tf.Close()
-		x, err = blockindex.Create(tmp, f.ino, f.opts.BlockSize)
+		x, err = blockindex.Create(tmp, f.fid, f.opts.BlockSize)
 		defer os.Remove(tmp)
 		path = ""
 	}

@@ -41,11 +41,11 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	}
 	k0, err := f.idx.Find(off)
 	if err != nil {
-		return 0, &BlockError{File: f.name, Block: -1, Err: err}
+		return 0, f.lookupErr(-1, err)
 	}
 	k1, err := f.idx.Find(off + n - 1)
 	if err != nil {
-		return 0, &BlockError{File: f.name, Block: -1, Err: err}
+		return 0, f.lookupErr(-1, err)
 	}
 
 	type result struct {

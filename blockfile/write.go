@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
@@ -44,10 +45,27 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.writable(); err != nil {
 		return 0, err
 	}
+	p, err := f.clipWrite(p, off)
+	if err != nil {
+		return 0, err
+	}
 	if err := f.writeLocked(p, off); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// clipWrite applies MaxFileSize to a write of p at off, as local
+// filesystems do: EFBIG when off is at or past it, else the part of p below
+// it.
+func (f *File) clipWrite(p []byte, off int64) ([]byte, error) {
+	if len(p) == 0 {
+		return p, nil
+	}
+	if off >= MaxFileSize {
+		return nil, fmt.Errorf("%s: write at %d: the maximum file size is %d bytes: %w", f.name, off, MaxFileSize, syscall.EFBIG)
+	}
+	return p[:min(int64(len(p)), MaxFileSize-off)], nil
 }
 
 // Append writes p at the current end of the file atomically with respect to
@@ -59,7 +77,15 @@ func (f *File) Append(p []byte) (int64, error) {
 		return 0, err
 	}
 	off := f.size
-	return off, f.writeLocked(p, off)
+	p, err := f.clipWrite(p, off)
+	if err != nil {
+		return off, err
+	}
+	if int64(len(p)) < MaxFileSize-off || len(p) == 0 {
+		return off, f.writeLocked(p, off)
+	}
+	// Append has no short count: all of p or nothing.
+	return off, fmt.Errorf("%s: append at %d: the maximum file size is %d bytes: %w", f.name, off, MaxFileSize, syscall.EFBIG)
 }
 
 func (f *File) writable() error {
@@ -77,20 +103,25 @@ func (f *File) writeLocked(p []byte, off int64) error {
 		return nil
 	}
 	end := off + int64(len(p))
+	if end > f.size {
+		if err := f.checkGrowth(end); err != nil {
+			return err
+		}
+	}
 	g := f.geom()
 	g.size = max(f.size, end)
 	k0, err := g.blockOf(off, f.idx.Find)
 	if err != nil {
-		return &BlockError{File: f.name, Block: -1, Err: err}
+		return f.lookupErr(-1, err)
 	}
 	k1, err := g.blockOf(end-1, f.idx.Find)
 	if err != nil {
-		return &BlockError{File: f.name, Block: -1, Err: err}
+		return f.lookupErr(-1, err)
 	}
 	for k := k0; k <= k1; k++ {
 		start, bend, err := f.blockRange(g, k)
 		if err != nil {
-			return &BlockError{File: f.name, Block: k, Err: err}
+			return f.lookupErr(k, err)
 		}
 		from, to := max(off, start), min(end, bend)
 		buf, err := f.dirtyBlock(k, from == start && to == bend)
@@ -126,6 +157,7 @@ func (f *File) account() {
 	}
 	heldBlocks.Add(n - f.held)
 	f.held = n
+	f.promise()
 }
 
 // dirtyBlock returns the in-memory copy of block k to modify, loading it
@@ -238,7 +270,17 @@ func (f *File) Truncate(size int64) error {
 	if err := f.writable(); err != nil {
 		return err
 	}
+	defer f.account()
+	if size > MaxFileSize {
+		return fmt.Errorf("%s: truncate to %d: the maximum file size is %d bytes: %w", f.name, size, MaxFileSize, syscall.EFBIG)
+	}
 	if size >= f.size {
+		if size == f.size {
+			return nil
+		}
+		if err := f.checkGrowth(size); err != nil {
+			return err
+		}
 		f.size = size
 		f.idx.SetDirty(true)
 		f.armTimer()
@@ -254,14 +296,14 @@ func (f *File) Truncate(size int64) error {
 	if size > 0 {
 		var err error
 		if last, err = g.blockOf(size-1, f.idx.Find); err != nil {
-			return &BlockError{File: f.name, Block: -1, Err: err}
+			return f.lookupErr(-1, err)
 		}
 	}
 	for k, d := range f.dirty {
 		start, _, err := f.blockRange(g, k)
 		switch {
 		case err != nil:
-			return &BlockError{File: f.name, Block: k, Err: err}
+			return f.lookupErr(k, err)
 		case k > last:
 			delete(f.dirty, k)
 		case k == last && int64(len(d)) > size-start:
@@ -271,7 +313,7 @@ func (f *File) Truncate(size int64) error {
 	stored := f.idx.Len()
 	if last >= stored-1 {
 		f.size = size
-		if last == stored-1 {
+		if last >= 0 && last == stored-1 {
 			if r, err := f.record(last); err != nil {
 				return err
 			} else if r.LogicalEnd() > size {

@@ -19,7 +19,7 @@ func TestFullDisk(t *testing.T) {
 		t.Skipf("cannot mount tmpfs: %v %s", err, out)
 	}
 	defer exec.Command("umount", dir).Run()
-	x, err := Create(filepath.Join(dir, "x.idx"), 1, 4096)
+	x, err := Create(filepath.Join(dir, "x.idx"), FileID{Ino: 1}, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,10 @@
 //	 40  backing file size uint64
 //	 48  tail check uint64: the last 8 bytes (CRC32, ISIZE) of the backing file
 //	 56  backing inode uint64
-//	 64  reserved
+//	 64  backing birth uint64: the birth time or generation of the backing
+//	     file (0: the filesystem tells neither), so that an index left by a
+//	     deleted file never serves a new file that reuses its inode number
+//	 72  reserved
 //	124  CRC32 of bytes 0..123
 //	record i at 128 + 32*i:
 //	  0  backing offset uint64
@@ -78,6 +81,14 @@ func (r Record) End() int64 { return r.Offset + int64(r.Size) }
 // LogicalEnd returns the logical offset just past the block.
 func (r Record) LogicalEnd() int64 { return r.Logical + int64(r.Length) }
 
+// FileID identifies a backing file. Filesystems reuse inode numbers at
+// once, so Birth (its birth time or generation, 0 when the filesystem tells
+// neither) tells a new file from a deleted one with the same number.
+type FileID struct {
+	Ino   uint64
+	Birth uint64
+}
+
 // Index is an open, mapped index file.
 type Index struct {
 	f   *os.File
@@ -85,8 +96,8 @@ type Index struct {
 }
 
 // Create makes a new empty index at path (replacing any file there) for the
-// backing inode ino with the given block size.
-func Create(path string, ino uint64, blockSize int) (*Index, error) {
+// backing file id with the given block size.
+func Create(path string, id FileID, blockSize int) (*Index, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create index: %w", err)
@@ -101,15 +112,16 @@ func Create(path string, ino uint64, blockSize int) (*Index, error) {
 	x.put32(12, RecordSize)
 	x.put32(16, uint32(blockSize))
 	x.put32(20, flagUnif)
-	x.put64(56, ino)
+	x.put64(56, id.Ino)
+	x.put64(64, id.Birth)
 	x.seal()
 	return x, nil
 }
 
 // Open maps the index at path and checks its header against the backing
-// inode ino. Any mismatch gives an error wrapping ErrInvalid (or
+// file id. Any mismatch gives an error wrapping ErrInvalid (or
 // os.ErrNotExist): the caller rebuilds the index.
-func Open(path string, ino uint64, readOnly bool) (*Index, error) {
+func Open(path string, id FileID, readOnly bool) (*Index, error) {
 	flag := os.O_RDWR
 	if readOnly {
 		flag = os.O_RDONLY
@@ -118,7 +130,7 @@ func Open(path string, ino uint64, readOnly bool) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
-	x, err := openFile(f, ino, readOnly)
+	x, err := openFile(f, id, readOnly)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -126,7 +138,7 @@ func Open(path string, ino uint64, readOnly bool) (*Index, error) {
 	return x, nil
 }
 
-func openFile(f *os.File, ino uint64, readOnly bool) (*Index, error) {
+func openFile(f *os.File, id FileID, readOnly bool) (*Index, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat index: %w", err)
@@ -143,14 +155,14 @@ func openFile(f *os.File, ino uint64, readOnly bool) (*Index, error) {
 		return nil, fmt.Errorf("mmap index: %w", err)
 	}
 	x := &Index{f: f, mem: mem}
-	if err := x.check(ino); err != nil {
+	if err := x.check(id); err != nil {
 		unix.Munmap(mem)
 		return nil, err
 	}
 	return x, nil
 }
 
-func (x *Index) check(ino uint64) error {
+func (x *Index) check(id FileID) error {
 	switch {
 	case string(x.mem[:8]) != Magic:
 		return fmt.Errorf("%w: bad magic", ErrInvalid)
@@ -160,8 +172,10 @@ func (x *Index) check(ino uint64) error {
 		return fmt.Errorf("%w: record size %d", ErrInvalid, x.get32(12))
 	case crc32.ChecksumIEEE(x.mem[:crcOffset]) != x.get32(crcOffset):
 		return fmt.Errorf("%w: header checksum", ErrInvalid)
-	case x.get64(56) != ino:
-		return fmt.Errorf("%w: made for inode %d, not %d", ErrInvalid, x.get64(56), ino)
+	case x.get64(56) != id.Ino:
+		return fmt.Errorf("%w: made for inode %d, not %d", ErrInvalid, x.get64(56), id.Ino)
+	case x.get64(64) != id.Birth:
+		return fmt.Errorf("%w: made for another file with inode %d (birth %d, not %d)", ErrInvalid, id.Ino, x.get64(64), id.Birth)
 	case x.get32(16) == 0:
 		return fmt.Errorf("%w: block size 0", ErrInvalid)
 	case x.Len() > x.capacity():
@@ -313,6 +327,45 @@ func (x *Index) Set(i int64, r Record) error {
 	} else if i < n-1 {
 		uniform = uniform && int64(r.Length) == b
 	}
+	if !uniform && x.Uniform() {
+		x.put32(20, x.get32(20)&^flagUnif)
+	}
+	x.seal()
+	return nil
+}
+
+// AppendRun appends n records of equal member size and length, the first
+// one r, each next one right after the one before in the backing file and
+// in the logical file (a run of zero blocks): one pass, one header update.
+func (x *Index) AppendRun(n int64, r Record) error {
+	if n <= 0 {
+		return nil
+	}
+	first := x.Len()
+	for x.capacity() < first+n {
+		grow := min(max(x.capacity(), minRecords), maxGrowth)
+		if err := x.remap(x.capacity() + grow); err != nil {
+			return err
+		}
+	}
+	b := int64(x.BlockSize())
+	uniform := x.Uniform() && r.Logical == first*b && (n == 1 || int64(r.Length) == b)
+	if uniform && first > 0 {
+		prev, err := x.At(first - 1)
+		uniform = err == nil && int64(prev.Length) == b
+	}
+	for i := first; i < first+n; i++ {
+		p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
+		binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
+		binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
+		binary.LittleEndian.PutUint32(p[16:], r.Size)
+		binary.LittleEndian.PutUint32(p[20:], r.Length)
+		binary.LittleEndian.PutUint32(p[24:], r.Pad)
+		binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
+		r.Offset += int64(r.Size)
+		r.Logical += int64(r.Length)
+	}
+	x.put64(24, uint64(first+n))
 	if !uniform && x.Uniform() {
 		x.put32(20, x.get32(20)&^flagUnif)
 	}

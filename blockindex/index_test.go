@@ -20,7 +20,7 @@ func fill(t testing.TB, x *Index, n int64, b int64) {
 
 func TestCreateSetReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.idx")
-	x, err := Create(path, 42, 61440)
+	x, err := Create(path, FileID{Ino: 42}, 61440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestCreateSetReopen(t *testing.T) {
 	if err := x.Close(); err != nil {
 		t.Fatal(err)
 	}
-	y, err := Open(path, 42, true)
+	y, err := Open(path, FileID{Ino: 42}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestCreateSetReopen(t *testing.T) {
 }
 
 func TestNonUniformBinarySearch(t *testing.T) {
-	x, err := Create(filepath.Join(t.TempDir(), "x.idx"), 1, 65280)
+	x, err := Create(filepath.Join(t.TempDir(), "x.idx"), FileID{Ino: 1}, 65280)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestNonUniformBinarySearch(t *testing.T) {
 func TestOpenRejectsDamage(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.idx")
-	x, err := Create(path, 9, 4096)
+	x, err := Create(path, FileID{Ino: 9}, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestOpenRejectsDamage(t *testing.T) {
 	}
 	for name, f := range damage {
 		os.WriteFile(path, f(bytes.Clone(good)), 0o644)
-		if y, err := Open(path, 9, false); !errors.Is(err, ErrInvalid) {
+		if y, err := Open(path, FileID{Ino: 9}, false); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Open gave %v", name, err)
 			if y != nil {
 				y.Close()
@@ -110,14 +110,18 @@ func TestOpenRejectsDamage(t *testing.T) {
 		}
 	}
 	os.WriteFile(path, good, 0o644)
-	if _, err := Open(path, 10, false); !errors.Is(err, ErrInvalid) {
+	if _, err := Open(path, FileID{Ino: 10}, false); !errors.Is(err, ErrInvalid) {
 		t.Errorf("index of another inode accepted: %v", err)
+	}
+	// Same inode number, another file (the number was reused).
+	if _, err := Open(path, FileID{Ino: 9, Birth: 12345}, false); !errors.Is(err, ErrInvalid) {
+		t.Errorf("index of another file with the same inode number accepted: %v", err)
 	}
 	// A garbled record is caught when read.
 	bad := bytes.Clone(good)
 	bad[HeaderSize+3*RecordSize+2] ^= 0xff
 	os.WriteFile(path, bad, 0o644)
-	y, err := Open(path, 9, false)
+	y, err := Open(path, FileID{Ino: 9}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +132,7 @@ func TestOpenRejectsDamage(t *testing.T) {
 }
 
 func TestExportGZI(t *testing.T) {
-	x, _ := Create(filepath.Join(t.TempDir(), "x.idx"), 1, 100)
+	x, _ := Create(filepath.Join(t.TempDir(), "x.idx"), FileID{Ino: 1}, 100)
 	defer x.Close()
 	fill(t, x, 3, 100)
 	var buf bytes.Buffer
@@ -146,7 +150,7 @@ func TestExportGZI(t *testing.T) {
 func FuzzOpen(f *testing.F) {
 	dir := f.TempDir()
 	seed := filepath.Join(dir, "seed.idx")
-	x, _ := Create(seed, 1, 61440)
+	x, _ := Create(seed, FileID{Ino: 1}, 61440)
 	fill(f, x, 3, 61440)
 	x.SetState(3*61440, 3000, 5)
 	x.Close()
@@ -159,7 +163,7 @@ func FuzzOpen(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		y, err := Open(path, 1, true)
+		y, err := Open(path, FileID{Ino: 1}, true)
 		if err != nil {
 			return
 		}
@@ -171,4 +175,38 @@ func FuzzOpen(f *testing.F) {
 			y.Find(y.LogicalSize() - 1)
 		}
 	})
+}
+
+// TestAppendRun appends runs of records in bulk: every record reads back
+// with its checksum, offsets and logical offsets follow each other, and the
+// uniform flag holds only while the run keeps the block size.
+func TestAppendRun(t *testing.T) {
+	x, err := Create(filepath.Join(t.TempDir(), "x.idx"), FileID{Ino: 1, Birth: 2}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	fill(t, x, 3, 4096) // offsets 0, 1000, 2000
+	if err := x.AppendRun(5000, Record{Offset: 3000, Logical: 3 * 4096, Size: 50, Length: 4096, Pad: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if x.Len() != 5003 || !x.Uniform() {
+		t.Fatalf("len %d uniform %v", x.Len(), x.Uniform())
+	}
+	for i := int64(3); i < x.Len(); i++ {
+		r, err := x.At(i)
+		want := Record{Offset: 3000 + (i-3)*50, Logical: i * 4096, Size: 50, Length: 4096, Pad: 7}
+		if err != nil || r != want {
+			t.Fatalf("record %d: %+v, %v; want %+v", i, r, err, want)
+		}
+	}
+	if k, err := x.Find(4000 * 4096); err != nil || k != 4000 {
+		t.Fatalf("Find: %d, %v", k, err)
+	}
+	if err := x.AppendRun(2, Record{Offset: 1 << 20, Logical: 5003 * 4096, Size: 50, Length: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if x.Uniform() {
+		t.Fatal("a run of short blocks kept the uniform flag")
+	}
 }
