@@ -271,20 +271,8 @@ func (f *File) Truncate(size int64) error {
 		return err
 	}
 	defer f.account()
-	if size > MaxFileSize {
-		return fmt.Errorf("%s: truncate to %d: the maximum file size is %d bytes: %w", f.name, size, MaxFileSize, syscall.EFBIG)
-	}
 	if size >= f.size {
-		if size == f.size {
-			return nil
-		}
-		if err := f.checkGrowth(size); err != nil {
-			return err
-		}
-		f.size = size
-		f.idx.SetDirty(true)
-		f.armTimer()
-		return nil
+		return f.growLocked(size)
 	}
 	if err := f.drain(len(f.pending)); err != nil {
 		return err
@@ -323,6 +311,37 @@ func (f *File) Truncate(size int64) error {
 		return nil
 	}
 	return f.cutStored(last, size)
+}
+
+// Grow extends the file to size with zeros, like a growing Truncate; a
+// file already that long is left as it is (fallocate).
+func (f *File) Grow(size int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.writable(); err != nil {
+		return err
+	}
+	defer f.account()
+	return f.growLocked(max(size, f.size))
+}
+
+// growLocked sets a logical size of at least f.size: EFBIG past
+// MaxFileSize, ENOSPC when the zero fill cannot fit. Callers hold f.mu for
+// writing.
+func (f *File) growLocked(size int64) error {
+	if size > MaxFileSize {
+		return fmt.Errorf("%s: truncate to %d: the maximum file size is %d bytes: %w", f.name, size, MaxFileSize, syscall.EFBIG)
+	}
+	if size == f.size {
+		return nil
+	}
+	if err := f.checkGrowth(size); err != nil {
+		return err
+	}
+	f.size = size
+	f.idx.SetDirty(true)
+	f.armTimer()
+	return nil
 }
 
 // cutStored drops the stored blocks after last and cuts block last at the

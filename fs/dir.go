@@ -18,6 +18,9 @@ func (n *node) checkNew(dirfd int, name string) syscall.Errno {
 	if isReserved(name) {
 		return syscall.EPERM
 	}
+	if len(name) > n.fsys.nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	if _, _, _, err := n.fsys.lookupAt(dirfd, name, n.dirName); err == nil {
 		return syscall.EEXIST
 	} else if err != syscall.ENOENT && err != unix.ENOENT {
@@ -52,6 +55,9 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if isReserved(name) {
 		return nil, nil, 0, syscall.EPERM
 	}
+	if len(name) > n.fsys.nameMax {
+		return nil, nil, 0, syscall.ENAMETOOLONG
+	}
 	dirfd, done, err := n.fsys.openDir(&n.Inode)
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
@@ -63,8 +69,8 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		}
 		return n.createExisting(ctx, k, dirfd, bname, &st, flags, out)
 	}
-	bname := name + gzSuffix
-	fd, err := openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, mode&07777)
+	bname := n.fsys.bname(name, kindGz)
+	fd, err := n.fsys.createGz(dirfd, bname, name, unix.O_RDWR, mode)
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
@@ -143,11 +149,12 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if mode&unix.S_IFMT == unix.S_IFREG || mode&unix.S_IFMT == 0 {
 		return n.makeEntry(ctx, name, out, kindGz, func(dirfd int) (string, error) {
-			fd, err := openAt(dirfd, name+gzSuffix, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, mode&07777)
+			bname := n.fsys.bname(name, kindGz)
+			fd, err := n.fsys.createGz(dirfd, bname, name, unix.O_WRONLY, mode)
 			if err == nil {
 				unix.Close(fd)
 			}
-			return name + gzSuffix, err
+			return bname, err
 		})
 	}
 	return n.makeEntry(ctx, name, out, kindOther, func(dirfd int) (string, error) {
@@ -199,8 +206,15 @@ func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name strin
 	}
 	defer tdone()
 	return n.makeEntry(ctx, name, out, t.kind, func(dirfd int) (string, error) {
-		bname := backingName(name, t.kind)
-		return bname, unix.Linkat(tdirfd, tbname, dirfd, bname, 0)
+		bname := n.fsys.bname(name, t.kind)
+		if err := n.fsys.writeLongName(dirfd, bname, name); err != nil {
+			return bname, err
+		}
+		err := unix.Linkat(tdirfd, tbname, dirfd, bname, 0)
+		if err != nil {
+			n.fsys.dropLongName(dirfd, bname)
+		}
+		return bname, err
 	})
 }
 
@@ -225,6 +239,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := unix.Unlinkat(dirfd, bname, 0); err != nil {
 		return toErrno(err)
 	}
+	n.fsys.dropLongName(dirfd, bname)
 	if k == kindGz && st.Nlink <= 1 {
 		n.fsys.lastLinkGone(&st)
 	}
@@ -268,4 +283,17 @@ func (fsys *FS) forgetIno(ino uint64) {
 	if err := fsys.store.Forget(ino); err != nil {
 		fsys.log.Warn("forget sidecars", "ino", ino, "err", err)
 	}
+}
+
+// createGz creates the backing file of a new gzfs file (O_EXCL), writing
+// the name file of a long name first.
+func (fsys *FS) createGz(dirfd int, bname, name string, access int, mode uint32) (int, error) {
+	if err := fsys.writeLongName(dirfd, bname, name); err != nil {
+		return -1, err
+	}
+	fd, err := openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|access, mode&07777)
+	if err != nil && err != unix.EEXIST {
+		fsys.dropLongName(dirfd, bname)
+	}
+	return fd, err
 }

@@ -154,7 +154,8 @@ func (h *dirHandle) load() error {
 			}
 			mode = st.Mode & unix.S_IFMT
 		}
-		name, _, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, exists)
+		name, _, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, exists,
+			func(base string) (string, bool) { return fsys.readLongName(h.fd, base) })
 		if hidden {
 			if plain, gz := gzMountName(r.name); gz && mode == unix.S_IFREG && exists(plain) {
 				fsys.logClash(h.n.dirName(), plain)

@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gzfs/gzfs/blockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,8 +97,40 @@ func (h *gzHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64
 	return 0, syscall.EINVAL
 }
 
-// Allocate is not supported on gzfs files: compressed space cannot be
-// reserved ahead. posix_fallocate(3) then writes zeros itself.
+// Allocate implements fallocate(2) for what a compressed file can honour:
+// mode 0 grows the file to off+size with zeros (EFBIG past the maximum file
+// size, ENOSPC when the zero blocks would not fit); FALLOC_FL_KEEP_SIZE
+// alone succeeds without reserving anything (compressed space cannot be
+// reserved ahead); FALLOC_FL_PUNCH_HOLE and FALLOC_FL_ZERO_RANGE write
+// zeros over the range inside the file (zero blocks take about 100 bytes
+// each). Other modes are EOPNOTSUPP.
 func (h *gzHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
-	return syscall.EOPNOTSUPP
+	if !h.write {
+		return syscall.EBADF
+	}
+	const known = unix.FALLOC_FL_KEEP_SIZE | unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_ZERO_RANGE
+	if mode&^known != 0 || mode&unix.FALLOC_FL_PUNCH_HOLE != 0 && mode&unix.FALLOC_FL_ZERO_RANGE != 0 {
+		return syscall.EOPNOTSUPP
+	}
+	if off > uint64(blockfile.MaxFileSize) || size > uint64(blockfile.MaxFileSize)-off {
+		return syscall.EFBIG
+	}
+	start, end := int64(off), int64(off+size)
+	eng := h.of.eng
+	if mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0 {
+		zeros := make([]byte, min(end-start, 1<<20))
+		for at := start; at < min(end, eng.Size()); at += int64(len(zeros)) {
+			n := min(int64(len(zeros)), min(end, eng.Size())-at)
+			if _, err := eng.WriteAt(zeros[:n], at); err != nil {
+				return h.fsys.errno("fallocate", h.of.name, err)
+			}
+		}
+	}
+	if mode&unix.FALLOC_FL_KEEP_SIZE == 0 {
+		if err := eng.Grow(end); err != nil {
+			return h.fsys.errno("fallocate", h.of.name, err)
+		}
+	}
+	h.of.touch()
+	return 0
 }

@@ -43,6 +43,7 @@ type FS struct {
 	sizes    sizeCache
 	clashes  sync.Map // backing path -> struct{}: clashes already logged
 	isRoot   bool     // the daemon runs as root: new entries get the caller's owner
+	nameMax  int      // NAME_MAX of the backing filesystem: the longest mount name
 	tmpStore string   // a temporary store directory to remove at Close
 }
 
@@ -78,6 +79,7 @@ func New(backing string, opts Options) (*FS, error) {
 		log:     opts.Logger,
 		cache:   blockfile.NewCache(opts.CacheBytes),
 		isRoot:  os.Geteuid() == 0,
+		nameMax: backingNameMax(fd),
 	}
 	store, err := blockfile.OpenStore(filepath.Join(abs, blockfile.StoreDirName))
 	if err != nil && opts.ReadOnly {

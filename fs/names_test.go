@@ -1,10 +1,18 @@
 package fs
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestEntryName(t *testing.T) {
-	present := map[string]bool{"x": true, "x.gz": true, "y.gz": true, "d.gz": true}
+	long := strings.Repeat("n", 254)
+	lb := longBase(long)
+	present := map[string]bool{"x": true, "x.gz": true, "y.gz": true, "d.gz": true, lb + ".gz": true, lb + ".name": true}
 	exists := func(n string) bool { return present[n] }
+	names := map[string]string{lb: long}
+	longName := func(base string) (string, bool) { n, ok := names[base]; return n, ok }
+	orphan := longBase("gone")
 	tests := []struct {
 		name           string
 		regular, isDir bool
@@ -21,9 +29,13 @@ func TestEntryName(t *testing.T) {
 		{".gzfs", false, true, "", 0, true},
 		{".gzfs.gz", true, false, "", 0, true},
 		{"a.gz.gz", true, false, "a.gz", kindGz, false},
+		{lb + ".gz", true, false, long, kindGz, false},
+		{lb + ".name", true, false, "", 0, true},
+		{orphan + ".gz", true, false, orphan, kindGz, false}, // name file lost: shown by its backing name
+		{orphan + ".name", true, false, "", 0, true},
 	}
 	for _, tt := range tests {
-		got, k, hidden := entryName(tt.name, tt.regular, tt.isDir, exists)
+		got, k, hidden := entryName(tt.name, tt.regular, tt.isDir, exists, longName)
 		if hidden != tt.hidden || (!hidden && (got != tt.want || k != tt.wantKind)) {
 			t.Errorf("entryName(%q) = %q, %v, %v; want %q, %v, %v", tt.name, got, k, hidden, tt.want, tt.wantKind, tt.hidden)
 		}
@@ -31,15 +43,32 @@ func TestEntryName(t *testing.T) {
 }
 
 func TestBackingName(t *testing.T) {
-	if got := backingName("a", kindGz); got != "a.gz" {
+	if got := backingName("a", kindGz, 255); got != "a.gz" {
 		t.Errorf("gz: %q", got)
 	}
-	if got := backingName("a.gz", kindGz); got != "a.gz.gz" {
+	if got := backingName("a.gz", kindGz, 255); got != "a.gz.gz" {
 		t.Errorf("gz.gz: %q", got)
 	}
 	for _, k := range []kind{kindDir, kindPlain, kindOther} {
-		if got := backingName("a", k); got != "a" {
+		if got := backingName("a", k, 255); got != "a" {
 			t.Errorf("%v: %q", k, got)
 		}
+	}
+	fits := strings.Repeat("f", 252)
+	if got := backingName(fits, kindGz, 255); got != fits+".gz" {
+		t.Errorf("252 bytes: %q", got)
+	}
+	for _, n := range []int{253, 254, 255} {
+		name := strings.Repeat("l", n)
+		got := backingName(name, kindGz, 255)
+		if !isLongBase(strings.TrimSuffix(got, ".gz")) || len(got) > 255 || longNameFile(got) == "" {
+			t.Errorf("%d bytes: %q", n, got)
+		}
+		if backingName(name, kindDir, 255) != name {
+			t.Errorf("%d-byte directory name changed", n)
+		}
+	}
+	if longNameFile("a.gz") != "" || isLongNameFile("gzfs.longname.x.name") {
+		t.Error("short names taken for long ones")
 	}
 }

@@ -69,7 +69,7 @@ func (n *node) where() (dirfd int, bname string, done func(), err error) {
 	if err != nil {
 		return -1, "", noop, err
 	}
-	return dirfd, backingName(name, n.kind), done, nil
+	return dirfd, n.fsys.bname(name, n.kind), done, nil
 }
 
 // dirName is the mount path of n, for messages.
@@ -81,6 +81,9 @@ func (fsys *FS) lookupAt(dirfd int, name string, dirName func() string) (k kind,
 	if isReserved(name) {
 		return 0, "", stat{}, syscall.ENOENT
 	}
+	if len(name) > fsys.nameMax {
+		return 0, "", stat{}, syscall.ENAMETOOLONG
+	}
 	st, err = statAt(dirfd, name)
 	if err == nil {
 		if _, gz := gzMountName(name); !(gz && st.isReg()) {
@@ -89,7 +92,7 @@ func (fsys *FS) lookupAt(dirfd int, name string, dirName func() string) (k kind,
 				k = kindDir
 			case st.isReg():
 				k = kindPlain
-				if gst, gerr := statAt(dirfd, name+gzSuffix); gerr == nil && gst.isReg() {
+				if gst, gerr := statAt(dirfd, fsys.bname(name, kindGz)); gerr == nil && gst.isReg() {
 					fsys.logClash(dirName(), name)
 				}
 			default:
@@ -100,11 +103,8 @@ func (fsys *FS) lookupAt(dirfd int, name string, dirName func() string) (k kind,
 	} else if err != unix.ENOENT && err != unix.ENAMETOOLONG {
 		return 0, "", stat{}, err
 	}
-	bname = name + gzSuffix
+	bname = fsys.bname(name, kindGz)
 	st, err = statAt(dirfd, bname)
-	if err == unix.ENAMETOOLONG {
-		return 0, "", stat{}, syscall.ENOENT
-	}
 	if err != nil {
 		return 0, "", stat{}, err
 	}

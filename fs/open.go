@@ -23,8 +23,9 @@ func wantsWrite(flags uint32) bool { return flags&unix.O_ACCMODE != unix.O_RDONL
 // backingPath is the backing path of n for messages.
 func (n *node) backingPath() string {
 	p := n.Path(nil)
-	if n.kind == kindGz {
-		p += gzSuffix
+	if n.kind == kindGz && !n.IsRoot() {
+		dir, name := path.Split(p)
+		p = dir + n.fsys.bname(name, kindGz)
 	}
 	return path.Join(n.fsys.backing, p)
 }

@@ -51,35 +51,61 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		return toErrno(derr)
 	}
 	exists := derr == nil
-	target := backingName(newName, sk)
+	target := n.fsys.bname(newName, sk)
 
 	if flags&unix.RENAME_EXCHANGE != 0 {
 		if !exists {
 			return syscall.ENOENT
 		}
 		if target == db {
+			// Same backing forms: the names stay, so do their name files.
 			return toErrno(unix.Renameat2(sfd, sb, dfd, db, unix.RENAME_EXCHANGE))
+		}
+		back := n.fsys.bname(name, dk)
+		if err := n.fsys.writeLongName(dfd, target, newName); err != nil {
+			return toErrno(err)
+		}
+		if err := n.fsys.writeLongName(sfd, back, name); err != nil {
+			return toErrno(err)
 		}
 		if err := unix.Renameat2(sfd, sb, dfd, target, unix.RENAME_NOREPLACE); err != nil {
 			return toErrno(err)
 		}
-		if err := unix.Renameat2(dfd, db, sfd, backingName(name, dk), unix.RENAME_NOREPLACE); err != nil {
+		if err := unix.Renameat2(dfd, db, sfd, back, unix.RENAME_NOREPLACE); err != nil {
 			unix.Renameat2(dfd, target, sfd, sb, unix.RENAME_NOREPLACE)
 			return toErrno(err)
 		}
+		n.fsys.dropLongName(sfd, sb)
+		n.fsys.dropLongName(dfd, db)
 		return 0
 	}
 	if exists && flags&unix.RENAME_NOREPLACE != 0 {
 		return syscall.EEXIST
 	}
+	sameEntry := np == n && sb == target
+	if exists && dst.Dev == sst.Dev && dst.Ino == sst.Ino && (sameEntry || target == db) {
+		// Two names of one file: rename(2) does nothing.
+		return 0
+	}
+	if err := n.fsys.writeLongName(dfd, target, newName); err != nil {
+		return toErrno(err)
+	}
+	var err2 error
 	if !exists || target != db {
 		// Nothing of that form under the target name: never replace an
 		// entry the mount does not show under newName.
-		if err := unix.Renameat2(sfd, sb, dfd, target, unix.RENAME_NOREPLACE); err != nil {
-			return toErrno(err)
+		err2 = unix.Renameat2(sfd, sb, dfd, target, unix.RENAME_NOREPLACE)
+	} else {
+		err2 = unix.Renameat(sfd, sb, dfd, target)
+	}
+	if err2 != nil {
+		if !exists || target != db {
+			n.fsys.dropLongName(dfd, target)
 		}
-	} else if err := unix.Renameat(sfd, sb, dfd, target); err != nil {
-		return toErrno(err)
+		return toErrno(err2)
+	}
+	if !sameEntry {
+		n.fsys.dropLongName(sfd, sb)
 	}
 	if exists && (dst.Dev != sst.Dev || dst.Ino != sst.Ino) {
 		if target != db {
@@ -91,6 +117,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 				n.fsys.log.Warn("rename: removing the replaced entry", "name", db, "err", err)
 				return toErrno(err)
 			}
+			n.fsys.dropLongName(dfd, db)
 		}
 		if dk == kindGz && dst.Nlink <= 1 {
 			n.fsys.lastLinkGone(&dst)

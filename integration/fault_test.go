@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,18 +18,7 @@ import (
 // TestENOSPC: a full backing file system reaches the writer as ENOSPC (at
 // write, close or fsync), and the mount keeps working.
 func TestENOSPC(t *testing.T) {
-	requireRoot(t)
-	root := t.TempDir()
-	small := filepath.Join(root, "small")
-	os.Mkdir(small, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", small).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v %s", err, out)
-	}
-	defer exec.Command("umount", "-l", small).Run()
-	m := &mountProc{t: t, bin: gzfsBin, backing: small, dir: filepath.Join(root, "mnt"), log: filepath.Join(root, "log")}
-	os.Mkdir(m.dir, 0o755)
-	m.start()
-	t.Cleanup(m.cleanup)
+	m := newTmpfsMount(t, "3m")
 
 	f, err := os.Create(m.path("fill"))
 	if err != nil {
@@ -61,7 +48,7 @@ func TestENOSPC(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var sfs unix.Statfs_t
-		unix.Statfs(small, &sfs)
+		unix.Statfs(m.backing, &sfs)
 		if int64(sfs.Bavail)*sfs.Bsize > 1<<20 || time.Now().After(deadline) {
 			break
 		}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +87,7 @@ func raceBinary(t *testing.T) string {
 }
 
 // requireRoot fails (CI) or skips a test that needs root.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
@@ -121,6 +123,25 @@ func newMount(t testing.TB, opts ...string) *mountProc {
 			t.Fatal(err)
 		}
 	}
+	m.start()
+	t.Cleanup(m.cleanup)
+	return m
+}
+
+// newTmpfsMount mounts gzfs over a fresh tmpfs of the given size (such as
+// "3m") as BACKING: a small filesystem that fills up.
+func newTmpfsMount(t testing.TB, size string, opts ...string) *mountProc {
+	t.Helper()
+	requireRoot(t)
+	root := t.TempDir()
+	small := filepath.Join(root, "small")
+	os.Mkdir(small, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	m := &mountProc{t: t, bin: gzfsBin, backing: small, dir: filepath.Join(root, "mnt"), log: filepath.Join(root, "log"), opts: opts}
+	os.Mkdir(m.dir, 0o755)
 	m.start()
 	t.Cleanup(m.cleanup)
 	return m
@@ -298,11 +319,22 @@ func zcat(t testing.TB, path string) []byte {
 // holding want.
 func checkBacking(t testing.TB, m *mountProc, p string, want []byte) {
 	t.Helper()
-	bp := m.bpath(p + ".gz")
+	bp := m.bpath(backingGzName(p))
 	gzipTest(t, bp)
 	if got := zcat(t, bp); !bytes.Equal(got, want) {
 		t.Errorf("zcat %s: %d bytes, want %d (first difference at %d)", bp, len(got), len(want), firstDiff(got, want))
 	}
+}
+
+// backingGzName is the backing path of the gzfs file at mount path p, in
+// the documented long-name form when the name plus ".gz" passes 255 bytes.
+func backingGzName(p string) string {
+	dir, name := filepath.Split(p)
+	if len(name)+3 <= 255 {
+		return p + ".gz"
+	}
+	sum := sha256.Sum256([]byte(name))
+	return dir + "gzfs.longname." + base64.RawURLEncoding.EncodeToString(sum[:]) + ".gz"
 }
 
 func firstDiff(a, b []byte) int {
