@@ -7,6 +7,8 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/gzfs/gzfs/bgzf"
 )
 
 // checkNew refuses a new mount name that is reserved or taken (in either
@@ -291,9 +293,22 @@ func (fsys *FS) createGz(dirfd int, bname, name string, access int, mode uint32)
 	if err := fsys.writeLongName(dirfd, bname, name); err != nil {
 		return -1, err
 	}
-	fd, err := openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|access, mode&07777)
-	if err != nil && err != unix.EEXIST {
-		fsys.dropLongName(dirfd, bname)
+	// O_NOATIME: the engine's own reads must not change st_atime (see openEngineFd).
+	fd, err := openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|unix.O_NOATIME|access, mode&07777)
+	if err != nil {
+		if err != unix.EEXIST {
+			fsys.dropLongName(dirfd, bname)
+		}
+		return -1, err
 	}
-	return fd, err
+	// An empty gzfs file is the BGZF EOF marker: written now, so that the
+	// size, blocks and mtime the kernel caches from the create reply stay
+	// those of the file after its first close.
+	if _, err := unix.Pwrite(fd, bgzf.EOFMember, 0); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dirfd, bname, 0)
+		fsys.dropLongName(dirfd, bname)
+		return -1, err
+	}
+	return fd, nil
 }
