@@ -28,13 +28,16 @@ RACE_DIRS := blockfile blockindex fs
 RACE_RE   := blockfile|blockindex|fs
 # Per-invocation limits: together well under 15 minutes on 2 cores.
 RACE_TIMEOUT ?= 6m
-TEST_TIMEOUT ?= 5m
+TEST_TIMEOUT ?= 10m
+# The file exerciser's long mode (make fsx-long).
+FSX_LONG_OPS   ?= 500000
+FSX_LONG_SEEDS ?= 1,2,3,4,5,6,7,8
 
 # Commands the tests and the demo need, and the Debian packages that hold them.
 DEPS_CMDS := fusermount3 pigz bgzip gzip zcat getfattr
 DEPS_PKGS := fuse3 pigz tabix gzip attr
 
-.PHONY: all build deps demo demo-offline demo-mount test fmt-check vet test-race test-purego test-rest fuzz bench bench-quick clean
+.PHONY: all build deps demo demo-offline demo-mount test fmt-check vet test-race test-purego test-rest fuzz fsx-long bench bench-quick clean
 
 all: build
 
@@ -139,6 +142,10 @@ fuzz:
 			( set -x; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$dir ); \
 		done; \
 	done
+
+## fsx-long: the file exerciser through the mount, FSX_LONG_SEEDS x FSX_LONG_OPS operations (hours)
+fsx-long: deps
+	$(GO) test -count=1 -timeout 0 -run '^TestFSX$$' -v ./integration -args -fsx.ops=$(FSX_LONG_OPS) -fsx.seeds=$(FSX_LONG_SEEDS)
 
 ## bench: benchmark vs pigz/bgzip/gzip/loopback (issue 5): ratios to bench/results.md and .svg (~25 min)
 bench:

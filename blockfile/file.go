@@ -49,6 +49,7 @@ type File struct {
 	appendBuf []byte           // reused to gather members for one append write
 	closed    bool
 	bgErr     error       // error of a timer flush, reported by the next Flush/Sync/Close
+	broken    error       // a journaled batch was not applied: every later call fails
 	timer     *time.Timer // pending timer flush, when FlushInterval > 0
 
 	lastRead atomic.Int64 // the last block of the last read: sequential-read detection

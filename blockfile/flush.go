@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
+	"golang.org/x/sys/unix"
 )
 
 // slackRound rounds the members gzfs writes up to a multiple of this many
@@ -65,6 +67,9 @@ func (f *File) Sync() error {
 // flushLocked writes every pending and dirty block. Callers hold f.mu for
 // writing.
 func (f *File) flushLocked() error {
+	if f.broken != nil {
+		return f.broken
+	}
 	if err := f.bgErr; err != nil {
 		f.bgErr = nil
 		return err
@@ -248,9 +253,12 @@ func (f *File) appendZeros(n int64) error {
 	for n > 0 {
 		c := min(n, per)
 		chunk := append(buf[:c*zl], bgzf.EOFMember...) // c < per only in the last round
+		if err := f.idx.Reserve(c); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
 		f.idx.SetDirty(true)
 		if _, err := f.fd.WriteAt(chunk, f.backing); err != nil {
-			return fmt.Errorf("%s: append zero blocks: %w", f.name, err)
+			return f.undoAppend(fmt.Errorf("%s: append zero blocks: %w", f.name, err))
 		}
 		f.eof = true
 		rec := blockindex.Record{Offset: f.backing, Logical: f.storedLogical(), Size: uint32(zl),
@@ -299,9 +307,12 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 		buf = append(buf, m.Bytes...)
 	}
 	buf = append(buf, bgzf.EOFMember...)
+	if err := f.idx.Reserve(int64(len(ms))); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
 	f.idx.SetDirty(true)
 	if _, err := f.fd.WriteAt(buf, f.backing); err != nil {
-		return fmt.Errorf("%s: append: %w", f.name, err)
+		return f.undoAppend(fmt.Errorf("%s: append: %w", f.name, err))
 	}
 	f.eof = true
 	logical := f.storedLogical()
@@ -322,6 +333,24 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 	last := ms[len(ms)-1].Bytes
 	f.idx.SetState(logical, f.physical(), binary.LittleEndian.Uint64(last[len(last)-8:]))
 	return nil
+}
+
+// undoAppend cuts a failed append (a full disk: part of it may be written)
+// back to the last recorded member and puts the EOF marker after it again,
+// so that the backing file stays a valid gzip stream of what the index
+// says. It returns err.
+func (f *File) undoAppend(err error) error {
+	if terr := f.fd.Truncate(f.backing); terr != nil {
+		f.log.Error("cutting a failed append", "file", f.name, "err", terr)
+		return err
+	}
+	if _, werr := f.fd.WriteAt(bgzf.EOFMember, f.backing); werr != nil {
+		f.log.Error("rewriting the EOF marker after a failed append", "file", f.name, "err", werr)
+		f.eof = false
+		return err
+	}
+	f.eof = true
+	return err
 }
 
 // saveState records the backing size, logical size and tail in the index.
@@ -451,11 +480,26 @@ func (f *File) commitBatch(finalSize int64, writes []extent) error {
 		}
 		f.jnl = j
 	}
+	// Room for a growing batch is taken first: a full disk fails here,
+	// before anything in the backing file changed.
+	if grow := finalSize - f.physical(); grow > 0 {
+		err := unix.Fallocate(int(f.fd.Fd()), unix.FALLOC_FL_KEEP_SIZE, f.physical(), grow)
+		if err != nil && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("%s: reserve %d bytes for a rewrite: %w", f.name, grow, err)
+		}
+	}
 	if err := f.jnl.commit(f.fid, finalSize, writes, f.fd); err != nil {
+		if rerr := f.jnl.retire(); rerr != nil { // a torn journal: give its space back
+			f.log.Error("emptying a torn journal", "file", f.name, "err", rerr)
+		}
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
 	if err := f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize}); err != nil {
-		return fmt.Errorf("%s: %w", f.name, err)
+		// Half applied: only a replay of the journal (at the next open)
+		// makes the backing file whole again; until then this File fails.
+		err = fmt.Errorf("%s: %w", f.name, err)
+		f.broken = fmt.Errorf("%s: a rewrite could not be applied; the next open replays it from the journal (%v): %w", f.name, err, syscall.EIO)
+		return err
 	}
 	return nil
 }

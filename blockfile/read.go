@@ -27,6 +27,9 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if f.closed {
 		return 0, os.ErrClosed
 	}
+	if f.broken != nil {
+		return 0, f.broken
+	}
 	if off >= f.size {
 		return 0, io.EOF
 	}

@@ -92,6 +92,9 @@ func (f *File) writable() error {
 	if f.closed {
 		return os.ErrClosed
 	}
+	if f.broken != nil {
+		return f.broken
+	}
 	if f.opts.ReadOnly {
 		return fmt.Errorf("%s: %w", f.name, ErrReadOnly)
 	}

@@ -303,9 +303,8 @@ func (x *Index) Set(i int64, r Record) error {
 	if i < 0 || i > n {
 		return fmt.Errorf("index record %d of %d: out of range", i, n)
 	}
-	if i == n && n >= x.capacity() {
-		grow := min(max(n, minRecords), maxGrowth)
-		if err := x.remap(n + grow); err != nil {
+	if i == n {
+		if err := x.Reserve(1); err != nil {
 			return err
 		}
 	}
@@ -334,6 +333,19 @@ func (x *Index) Set(i int64, r Record) error {
 	return nil
 }
 
+// Reserve makes room for n more records (allocating it on disk), so that
+// appending them cannot fail: callers reserve before they write the data
+// the records describe.
+func (x *Index) Reserve(n int64) error {
+	for x.capacity() < x.Len()+n {
+		grow := min(max(x.capacity(), minRecords), maxGrowth)
+		if err := x.remap(x.capacity() + max(grow, x.Len()+n-x.capacity())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // AppendRun appends n records of equal member size and length, the first
 // one r, each next one right after the one before in the backing file and
 // in the logical file (a run of zero blocks): one pass, one header update.
@@ -342,11 +354,8 @@ func (x *Index) AppendRun(n int64, r Record) error {
 		return nil
 	}
 	first := x.Len()
-	for x.capacity() < first+n {
-		grow := min(max(x.capacity(), minRecords), maxGrowth)
-		if err := x.remap(x.capacity() + grow); err != nil {
-			return err
-		}
+	if err := x.Reserve(n); err != nil {
+		return err
 	}
 	b := int64(x.BlockSize())
 	uniform := x.Uniform() && r.Logical == first*b && (n == 1 || int64(r.Length) == b)
