@@ -17,7 +17,7 @@ import (
 type sizeCache struct {
 	mu  sync.Mutex
 	max int
-	m   map[uint64]sizeEntry
+	m   map[fileKey]sizeEntry
 }
 
 type sizeEntry struct {
@@ -28,10 +28,10 @@ type sizeEntry struct {
 
 func (c *sizeCache) init(max int) {
 	c.max = max
-	c.m = make(map[uint64]sizeEntry)
+	c.m = make(map[fileKey]sizeEntry)
 }
 
-func (c *sizeCache) get(key uint64, st *stat) (sizeEntry, bool) {
+func (c *sizeCache) get(key fileKey, st *stat) (sizeEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
@@ -41,7 +41,7 @@ func (c *sizeCache) get(key uint64, st *stat) (sizeEntry, bool) {
 	return e, true
 }
 
-func (c *sizeCache) put(key uint64, st *stat, logical int64, foreign bool) {
+func (c *sizeCache) put(key fileKey, st *stat, logical int64, foreign bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
@@ -50,7 +50,7 @@ func (c *sizeCache) put(key uint64, st *stat, logical int64, foreign bool) {
 	c.m[key] = sizeEntry{stampOf(st), logical, foreign}
 }
 
-func (c *sizeCache) drop(key uint64) {
+func (c *sizeCache) drop(key fileKey) {
 	c.mu.Lock()
 	delete(c.m, key)
 	c.mu.Unlock()
@@ -65,7 +65,7 @@ func (fsys *FS) fillAttr(k kind, st *stat, dirfd int, bname string, out *fuse.At
 	if k != kindGz {
 		return nil
 	}
-	key := fsys.inoOf(st.Dev, st.Ino)
+	key := fsys.keyOf(st)
 	if of := fsys.files.get(key); of != nil {
 		fsys.fillOpen(of, out)
 		fsys.files.release(of)
@@ -95,7 +95,7 @@ func (fsys *FS) fillOpen(of *openFile, out *fuse.Attr) {
 
 // logicalSize returns the uncompressed size of the gzfs file bname in dirfd
 // that is not open, and whether it is a foreign (non-BGZF) gzip file.
-func (fsys *FS) logicalSize(key uint64, st *stat, dirfd int, bname string) (int64, bool, error) {
+func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int64, bool, error) {
 	if st.Size == 0 {
 		return 0, false, nil
 	}

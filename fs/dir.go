@@ -84,7 +84,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		unix.Close(fd)
 		return nil, nil, 0, toErrno(err)
 	}
-	key := n.fsys.inoOf(st.Dev, st.Ino)
+	key := n.fsys.keyOf(&st)
 	used := false
 	of, shared, err := n.fsys.files.acquire(key, n.backingPath()+"/"+bname, func() (int, bool, error) {
 		used = true
@@ -99,7 +99,9 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	out.Attr.FromStat(statT(&st))
 	n.fsys.fillOpen(of, &out.Attr)
 	child := n.NewInode(ctx, &node{fsys: n.fsys, kind: kindGz}, n.fsys.stableAttr(&st))
-	fh, fuseFlags, errno := n.fsys.gzHandle(of, shared, flags)
+	// A new file is empty: O_TRUNC has nothing to cut (and must not move
+	// st_mtime past what the reply above told the kernel).
+	fh, fuseFlags, errno := n.fsys.gzHandle(of, shared, flags&^unix.O_TRUNC)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -125,7 +127,7 @@ func (n *node) createExisting(ctx context.Context, k kind, dirfd int, bname stri
 		}
 		return child, &plainHandle{fsys: n.fsys, fd: fd, name: bname}, 0, 0
 	}
-	key := n.fsys.inoOf(st.Dev, st.Ino)
+	key := n.fsys.keyOf(st)
 	of, shared, err := n.fsys.files.acquire(key, n.backingPath()+"/"+bname, func() (int, bool, error) {
 		return openEngineFd(dirfd, bname, n.fsys.opts.ReadOnly)
 	})
@@ -266,7 +268,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 // lastLinkGone forgets what gzfs keeps for a backing inode without links.
 func (fsys *FS) lastLinkGone(st *stat) {
-	key := fsys.inoOf(st.Dev, st.Ino)
+	key := fsys.keyOf(st)
 	fsys.sizes.drop(key)
 	fsys.files.dropStamp(key)
 	if of := fsys.files.get(key); of != nil {

@@ -149,6 +149,19 @@ func (fsys *FS) inoOf(dev, ino uint64) uint64 {
 	return (swapped ^ rootSwapped) ^ ino
 }
 
+// fileKey identifies a backing file for the open-file table and the size
+// cache: the mount's inode number and the node generation (the birth time),
+// since the backing filesystem reuses inode numbers at once.
+type fileKey struct {
+	ino, gen uint64
+}
+
+// keyOf is the fileKey of a backing entry.
+func (fsys *FS) keyOf(st *stat) fileKey { return fileKey{fsys.inoOf(st.Dev, st.Ino), st.gen()} }
+
+// key is the fileKey of a node.
+func (n *node) key() fileKey { a := n.StableAttr(); return fileKey{a.Ino, a.Gen} }
+
 // stableAttr is the identity of the node for a backing entry.
 func (fsys *FS) stableAttr(st *stat) fusefs.StableAttr {
 	return fusefs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: fsys.inoOf(st.Dev, st.Ino), Gen: st.gen()}

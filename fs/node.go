@@ -146,7 +146,7 @@ func (n *node) lookupIn(ctx context.Context, dirfd int, name string, out *fuse.E
 // descriptor and engine (so an unlinked open file still has attributes).
 func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if n.kind == kindGz {
-		if of := n.fsys.files.get(n.StableAttr().Ino); of != nil {
+		if of := n.fsys.files.get(n.key()); of != nil {
 			defer n.fsys.files.release(of)
 			st, err := statFd(of.fd)
 			if err != nil {

@@ -35,7 +35,7 @@ func (n *node) backingPath() string {
 // or when the backing file cannot be written).
 func (n *node) acquire() (*openFile, bool, error) {
 	fsys := n.fsys
-	return fsys.files.acquire(n.StableAttr().Ino, n.backingPath(), func() (int, bool, error) {
+	return fsys.files.acquire(n.key(), n.backingPath(), func() (int, bool, error) {
 		dirfd, bname, done, err := n.where()
 		if err != nil {
 			return -1, false, err

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,9 +16,9 @@ import (
 // openFile is one backing inode opened through the engine, shared by every
 // handle (and every hardlink) of that inode.
 type openFile struct {
-	key        uint64 // the node's inode number
-	backingIno uint64 // for Store.Forget
-	name       string // backing path, for messages
+	key        fileKey // the node's inode number and generation
+	backingIno uint64  // for Store.Forget
+	name       string  // backing path, for messages
 	eng        *blockfile.File
 	fd         int  // second descriptor of the backing file: fstat, fchmod, fchown, futimens
 	readOnly   bool // the engine cannot write (read-only backing file or mount)
@@ -49,14 +50,14 @@ func stampOf(st *stat) stamp {
 type openTable struct {
 	fsys   *FS
 	mu     sync.Mutex
-	m      map[uint64]*openFile
-	stamps map[uint64]stamp
+	m      map[fileKey]*openFile
+	stamps map[fileKey]stamp
 }
 
 func (t *openTable) init(fsys *FS) {
 	t.fsys = fsys
-	t.m = make(map[uint64]*openFile)
-	t.stamps = make(map[uint64]stamp)
+	t.m = make(map[fileKey]*openFile)
+	t.stamps = make(map[fileKey]stamp)
 }
 
 // opener opens the backing file; it returns the descriptor and whether it
@@ -64,7 +65,7 @@ func (t *openTable) init(fsys *FS) {
 type opener func() (fd int, readOnly bool, err error)
 
 // get returns the open instance of key with a reference, or nil.
-func (t *openTable) get(key uint64) *openFile {
+func (t *openTable) get(key fileKey) *openFile {
 	t.mu.Lock()
 	e := t.m[key]
 	if e == nil || e.closing {
@@ -83,7 +84,7 @@ func (t *openTable) get(key uint64) *openFile {
 
 // acquire returns the open instance of key with a new reference, opening it
 // with open if nobody has it open. shared reports that it was already open.
-func (t *openTable) acquire(key uint64, name string, open opener) (of *openFile, shared bool, err error) {
+func (t *openTable) acquire(key fileKey, name string, open opener) (of *openFile, shared bool, err error) {
 	for {
 		t.mu.Lock()
 		e := t.m[key]
@@ -126,6 +127,12 @@ func (t *openTable) open(e *openFile, open opener) error {
 	if err != nil {
 		unix.Close(fd)
 		return wrap("fstat", e.name, err)
+	}
+	if t.fsys.keyOf(&st) != e.key {
+		// The name now holds another file (renamed over, or a reused inode
+		// number): ESTALE makes the kernel look the name up again.
+		unix.Close(fd)
+		return syscall.ESTALE
 	}
 	e.backingIno = st.Ino
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
@@ -172,6 +179,16 @@ func (t *openTable) closeEntry(e *openFile) error {
 	if err != nil {
 		err = wrap("close", e.name, err)
 	}
+	// A change that wrote nothing (a truncate to the same size) still
+	// moved st_mtime: keep it on the backing file.
+	if lw := e.lastWrite.Load(); lw > 0 && err == nil {
+		if st, serr := statFd(e.fd); serr == nil && st.Mtim.Nano() < lw {
+			ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(lw)}
+			if terr := futimens(e.fd, &ts); terr != nil {
+				t.fsys.log.Warn("setting mtime at close", "file", e.name, "err", terr)
+			}
+		}
+	}
 	if st, serr := statFd(e.fd); serr == nil && err == nil {
 		t.mu.Lock()
 		if len(t.stamps) > 1<<16 {
@@ -191,7 +208,7 @@ func (t *openTable) closeEntry(e *openFile) error {
 
 // unchanged reports whether the backing file is as it was at the last
 // release (so cached pages of the kernel are still right).
-func (t *openTable) unchanged(key uint64, st *stat) bool {
+func (t *openTable) unchanged(key fileKey, st *stat) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.stamps[key]
@@ -199,7 +216,7 @@ func (t *openTable) unchanged(key uint64, st *stat) bool {
 }
 
 // dropStamp forgets the stamp of key (its content changed outside a handle).
-func (t *openTable) dropStamp(key uint64) {
+func (t *openTable) dropStamp(key fileKey) {
 	t.mu.Lock()
 	delete(t.stamps, key)
 	t.mu.Unlock()

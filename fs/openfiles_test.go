@@ -29,17 +29,18 @@ func TestOpenTableShares(t *testing.T) {
 	fsys := newTestFS(t)
 	path := filepath.Join(fsys.Backing(), "f.gz")
 	os.WriteFile(path, nil, 0o644)
+	key := fileKeyOf(t, fsys, path)
 	var opens atomic.Int32
 	open := func() (int, bool, error) {
 		opens.Add(1)
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 		return fd, false, err
 	}
-	a, sharedA, err := fsys.files.acquire(7, path, open)
+	a, sharedA, err := fsys.files.acquire(key, path, open)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, sharedB, err := fsys.files.acquire(7, path, open)
+	b, sharedB, err := fsys.files.acquire(key, path, open)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,21 +55,21 @@ func TestOpenTableShares(t *testing.T) {
 		t.Fatalf("read through the other handle: %q %v", buf, err)
 	}
 	fsys.files.release(a)
-	if fsys.files.get(7) != b {
+	if fsys.files.get(key) != b {
 		t.Fatal("released too early")
 	}
 	fsys.files.release(b) // the get above
 	fsys.files.release(b)
-	if fsys.files.get(7) != nil {
+	if fsys.files.get(key) != nil {
 		t.Fatal("still open after the last release")
 	}
 	// The last release flushed: the backing file holds the data, and the
 	// stamp says it is unchanged.
 	st, _ := statAt(unix.AT_FDCWD, path)
-	if !fsys.files.unchanged(7, &st) {
+	if !fsys.files.unchanged(key, &st) {
 		t.Error("no stamp after the last release")
 	}
-	c, _, err := fsys.files.acquire(7, path, open)
+	c, _, err := fsys.files.acquire(key, path, open)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +88,7 @@ func TestOpenTableConcurrent(t *testing.T) {
 	fsys := newTestFS(t)
 	path := filepath.Join(fsys.Backing(), "f.gz")
 	os.WriteFile(path, nil, 0o644)
+	key := fileKeyOf(t, fsys, path)
 	open := func() (int, bool, error) {
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 		return fd, false, err
@@ -98,7 +100,7 @@ func TestOpenTableConcurrent(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < rounds; i++ {
-				of, _, err := fsys.files.acquire(1, path, open)
+				of, _, err := fsys.files.acquire(key, path, open)
 				if err != nil {
 					t.Error(err)
 					return
@@ -111,7 +113,7 @@ func TestOpenTableConcurrent(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
-	of, _, err := fsys.files.acquire(1, path, open)
+	of, _, err := fsys.files.acquire(key, path, open)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,4 +127,14 @@ func TestOpenTableConcurrent(t *testing.T) {
 			t.Fatalf("chunk %d lost", i)
 		}
 	}
+}
+
+// fileKeyOf is the open-table key of the backing file at path.
+func fileKeyOf(t *testing.T, fsys *FS, path string) fileKey {
+	t.Helper()
+	st, err := statAt(unix.AT_FDCWD, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys.keyOf(&st)
 }

@@ -20,7 +20,7 @@ func (n *node) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAtt
 	fd := -1
 	var of *openFile
 	if n.kind == kindGz {
-		if of = n.fsys.files.get(n.StableAttr().Ino); of != nil {
+		if of = n.fsys.files.get(n.key()); of != nil {
 			defer n.fsys.files.release(of)
 			fd = of.fd
 		}

@@ -25,7 +25,7 @@ const (
 // through /proc/self/fd.
 func (n *node) pathFd() (fd int, done func(), err error) {
 	if n.kind == kindGz {
-		if of := n.fsys.files.get(n.StableAttr().Ino); of != nil {
+		if of := n.fsys.files.get(n.key()); of != nil {
 			return of.fd, func() { n.fsys.files.release(of) }, nil
 		}
 	}
@@ -73,7 +73,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // storedSize is the backing size of a gzfs file after its last flush.
 func (n *node) storedSize() int64 {
-	if of := n.fsys.files.get(n.StableAttr().Ino); of != nil {
+	if of := n.fsys.files.get(n.key()); of != nil {
 		defer n.fsys.files.release(of)
 		return of.eng.StoredSize()
 	}

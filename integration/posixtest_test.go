@@ -45,6 +45,9 @@ func TestGoFusePosixtest(t *testing.T) {
 				t.Fatal(err)
 			}
 			posixtest.All[name](t, dir)
+			if t.Failed() {
+				t.Logf("daemon log:\n%s", m.logText())
+			}
 		})
 	}
 }
