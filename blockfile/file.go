@@ -50,6 +50,8 @@ type File struct {
 	closed    bool
 	bgErr     error       // error of a timer flush, reported by the next Flush/Sync/Close
 	broken    error       // a journaled batch was not applied: every later call fails
+	synced    int64       // backing bytes below this offset may be durable (fsynced): rewrites there fsync
+	idleStamp fileStamp   // the backing file at Idle; zero while not idle
 	timer     *time.Timer // pending timer flush, when FlushInterval > 0
 
 	lastRead atomic.Int64 // the last block of the last read: sequential-read detection
@@ -273,6 +275,71 @@ func (f *File) Close() error {
 		return fmt.Errorf("%s: close: %w", f.name, err)
 	}
 	return nil
+}
+
+// Idle flushes the File, marks its index clean and releases its lock on
+// the backing file, so that other processes may take the file, while the
+// File stays open (index mapped) for a cheap Resume. A File opened again
+// and again (a log appended to by a shell's >>) then costs a lookup, not an
+// open and index mapping each time.
+func (f *File) Idle() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return os.ErrClosed
+	}
+	if !f.opts.ReadOnly {
+		if err := f.flushLocked(); err != nil {
+			return err
+		}
+		f.idx.SetDirty(false)
+	}
+	st, err := f.fd.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	if err := unix.Flock(int(f.fd.Fd()), unix.LOCK_UN); err != nil {
+		return fmt.Errorf("%s: unlock: %w", f.name, err)
+	}
+	f.idleStamp = stampOf(st)
+	return nil
+}
+
+// Resume takes an idle File back: it locks the backing file again and
+// checks that nothing changed it meanwhile. false means the File is stale
+// (or another process holds the file): close it and open the file anew.
+func (f *File) Resume() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.idleStamp == (fileStamp{}) {
+		return false
+	}
+	lockHow := unix.LOCK_EX
+	if f.opts.ReadOnly {
+		lockHow = unix.LOCK_SH
+	}
+	if err := unix.Flock(int(f.fd.Fd()), lockHow|unix.LOCK_NB); err != nil {
+		return false
+	}
+	st, err := f.fd.Stat()
+	if err != nil || stampOf(st) != f.idleStamp {
+		return false
+	}
+	f.idleStamp = fileStamp{}
+	return true
+}
+
+// fileStamp is what tells that a backing file was changed.
+type fileStamp struct {
+	size, mtime, ctime int64
+}
+
+func stampOf(st os.FileInfo) fileStamp {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileStamp{size: st.Size(), mtime: st.ModTime().UnixNano()}
+	}
+	return fileStamp{st.Size(), sys.Mtim.Nano(), sys.Ctim.Nano()}
 }
 
 // tailCheck is the index's check of the backing file's end: the last 8

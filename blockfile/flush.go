@@ -54,9 +54,18 @@ func (f *File) Sync() error {
 	if err := f.flushLocked(); err != nil {
 		return err
 	}
+	// The journal's emptiness first: a batch retired without fsync must not
+	// come back, after power loss, over data this fsync makes durable.
+	if f.jnl != nil && f.jnl.unsynced {
+		if err := f.jnl.sync(); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
 	if err := f.fd.Sync(); err != nil {
 		return fmt.Errorf("%s: fsync: %w", f.name, err)
 	}
+	f.synced = f.backing
+	f.idx.SetSyncedEnd(f.synced)
 	f.idx.SetDirty(false)
 	if err := f.idx.Sync(); err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
@@ -488,13 +497,22 @@ func (f *File) commitBatch(finalSize int64, writes []extent) error {
 			return fmt.Errorf("%s: reserve %d bytes for a rewrite: %w", f.name, grow, err)
 		}
 	}
+	// Only a batch that overwrites bytes an fsync made durable needs fsyncs
+	// of its own (see journal.durable).
+	f.jnl.durable = false
+	for _, w := range writes {
+		if w.off < f.synced {
+			f.jnl.durable = true
+			break
+		}
+	}
 	if err := f.jnl.commit(f.fid, finalSize, writes, f.fd); err != nil {
 		if rerr := f.jnl.retire(); rerr != nil { // a torn journal: give its space back
 			f.log.Error("emptying a torn journal", "file", f.name, "err", rerr)
 		}
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	if err := f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize}); err != nil {
+	if err := f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize, size: f.physical()}); err != nil {
 		// Half applied: only a replay of the journal (at the next open)
 		// makes the backing file whole again; until then this File fails.
 		err = fmt.Errorf("%s: %w", f.name, err)

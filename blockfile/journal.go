@@ -46,6 +46,7 @@ type batch struct {
 	start     int64
 	count     uint32
 	finalSize int64
+	size      int64 // the backing size before the batch (-1: unknown)
 }
 
 // copyChunk is the buffer size for streaming journal data.
@@ -74,6 +75,16 @@ var errJournalTorn = errors.New("journal incomplete")
 type journal struct {
 	path string
 	f    *os.File
+	// durable: the batch under way overwrites bytes an fsync made durable,
+	// so the journal is fsynced before it is applied and the data before it
+	// is retired (power loss). Otherwise (only bytes written since the last
+	// fsync change) nothing is fsynced: the journal still protects against
+	// a crash of the process, whose writes the kernel keeps.
+	durable bool
+	// unsynced: a retirement was not fsynced; File.Sync fsyncs the journal
+	// so that an old batch can never come back after power loss.
+	unsynced bool
+	empty    bool // known to be empty: commit need not truncate it
 }
 
 func openJournal(path string) (*journal, error) {
@@ -81,7 +92,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &journal{path: path, f: f}, nil
+	return &journal{path: path, f: f, durable: true}, nil
 }
 
 // crcWriter feeds everything written through it to a CRC.
@@ -98,10 +109,17 @@ func (c crcWriter) Write(p []byte) (int, error) {
 // commit writes a batch to the journal and makes it durable. Extents
 // without data are copied from backing.
 func (j *journal) commit(id blockindex.FileID, finalSize int64, writes []extent, backing io.ReaderAt) error {
-	if err := j.f.Truncate(0); err != nil {
-		return fmt.Errorf("write journal: %w", err)
+	if !j.empty {
+		if err := j.f.Truncate(0); err != nil {
+			return fmt.Errorf("write journal: %w", err)
+		}
 	}
-	bw := bufio.NewWriterSize(io.NewOffsetWriter(j.f, 0), 256<<10)
+	total := int64(journalHeader + 4)
+	for _, w := range writes {
+		total += 12 + w.length()
+	}
+	// Buffers sized to the batch: most batches are one block.
+	bw := bufio.NewWriterSize(io.NewOffsetWriter(j.f, 0), int(min(total, 256<<10)))
 	cw := crcWriter{w: bw, crc: crc32.NewIEEE()}
 	var hdr [journalHeader]byte
 	copy(hdr[:], journalMagic)
@@ -127,20 +145,35 @@ func (j *journal) commit(id blockindex.FileID, finalSize int64, writes []extent,
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
-	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("sync journal: %w", err)
+	j.empty = false
+	if j.durable {
+		if err := j.f.Sync(); err != nil {
+			return fmt.Errorf("sync journal: %w", err)
+		}
 	}
 	return nil
 }
 
-// retire empties the journal durably once its batch is applied and synced.
+// retire empties the journal once its batch is applied (durably when the
+// batch was durable).
 func (j *journal) retire() error {
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("retire journal: %w", err)
 	}
-	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("retire journal: %w", err)
+	j.empty = true
+	if !j.durable {
+		j.unsynced = true
+		return nil
 	}
+	return j.sync()
+}
+
+// sync makes the journal's state durable.
+func (j *journal) sync() error {
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("sync journal: %w", err)
+	}
+	j.unsynced = false
 	return nil
 }
 
@@ -166,9 +199,9 @@ func (j *journal) check(id blockindex.FileID) (b batch, ok bool, stale string, e
 		if size < journalHeader+4 {
 			return b, false, "", nil
 		}
-		b = batch{start: journalHeader, finalSize: int64(le.Uint64(hdr[24:])), count: le.Uint32(hdr[32:])}
+		b = batch{start: journalHeader, finalSize: int64(le.Uint64(hdr[24:])), count: le.Uint32(hdr[32:]), size: -1}
 	case journalMagicV1:
-		b = batch{start: journalHeaderV1, finalSize: int64(le.Uint64(hdr[16:])), count: le.Uint32(hdr[24:])}
+		b = batch{start: journalHeaderV1, finalSize: int64(le.Uint64(hdr[16:])), count: le.Uint32(hdr[24:]), size: -1}
 	default:
 		return b, false, "", nil
 	}
@@ -201,7 +234,7 @@ func (j *journal) apply(fd *os.File, b batch) error {
 	}
 	end := st.Size() - 4
 	pos, count, finalSize := b.start, b.count, b.finalSize
-	buf := make([]byte, copyChunk)
+	buf := make([]byte, min(copyChunk, max(end-pos, 1)))
 	for i := uint32(0); i < count; i++ {
 		var eh [12]byte
 		if pos+12 > end {
@@ -228,11 +261,15 @@ func (j *journal) apply(fd *os.File, b batch) error {
 		}
 		pos += n
 	}
-	if err := fd.Truncate(finalSize); err != nil {
-		return fmt.Errorf("set size %d: %w", finalSize, err)
+	if b.size != finalSize {
+		if err := fd.Truncate(finalSize); err != nil {
+			return fmt.Errorf("set size %d: %w", finalSize, err)
+		}
 	}
-	if err := fd.Sync(); err != nil {
-		return fmt.Errorf("fsync: %w", err)
+	if j.durable {
+		if err := fd.Sync(); err != nil {
+			return fmt.Errorf("fsync: %w", err)
+		}
 	}
 	return nil
 }

@@ -40,6 +40,12 @@ func (f *File) recover() error {
 	}
 	f.size = f.idx.LogicalSize()
 	f.blockSize = int64(f.idx.BlockSize())
+	// Bytes past the data end of the last fsync were never promised durable;
+	// without that record, everything there may have been fsynced.
+	f.synced = f.backing
+	if end, ok := f.idx.SyncedEnd(); ok && reason == "" {
+		f.synced = min(end, f.backing)
+	}
 	return nil
 }
 
@@ -232,6 +238,7 @@ func (f *File) rebuildIndex() error {
 		return err
 	}
 	x.SetState(logical, physical, tail)
+	x.SetSyncedEnd(f.backing) // what is there may have been fsynced
 	if path != "" {
 		if err := os.Rename(tmp, path); err != nil {
 			x.Close()

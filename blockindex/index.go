@@ -19,7 +19,10 @@
 //	 64  backing birth uint64: the birth time or generation of the backing
 //	     file (0: the filesystem tells neither), so that an index left by a
 //	     deleted file never serves a new file that reuses its inode number
-//	 72  reserved
+//	 72  synced data end uint64: where the data members ended at the last
+//	     fsync (valid when flag bit 2 is set): bytes past it were never
+//	     made durable, so rewriting them in place needs no fsync
+//	 80  reserved
 //	124  CRC32 of bytes 0..123
 //	record i at 128 + 32*i:
 //	  0  backing offset uint64
@@ -60,6 +63,7 @@ const (
 	maxGrowth  = 1 << 21 // grow by at most this many records (64 MiB) at once
 	flagUnif   = 1 << 0
 	flagDirty  = 1 << 1
+	flagSynced = 1 << 2 // the synced data end at 72 is valid
 	crcOffset  = 124
 )
 
@@ -248,6 +252,20 @@ func (x *Index) SetDirty(dirty bool) {
 		flags |= flagDirty
 	}
 	x.put32(20, flags)
+	x.seal()
+}
+
+// SyncedEnd returns where the data members ended at the last fsync, and
+// whether the index knows it (indexes of older gzfs versions do not).
+func (x *Index) SyncedEnd() (int64, bool) {
+	return int64(x.get64(72)), x.get32(20)&flagSynced != 0
+}
+
+// SetSyncedEnd records where the data members end at an fsync (callers
+// make it durable with Sync).
+func (x *Index) SetSyncedEnd(end int64) {
+	x.put64(72, uint64(end))
+	x.put32(20, x.get32(20)|flagSynced)
 	x.seal()
 }
 

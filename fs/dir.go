@@ -276,6 +276,7 @@ func (fsys *FS) lastLinkGone(st *stat) {
 		fsys.files.release(of)
 		return
 	}
+	fsys.files.evict(key)
 	fsys.forgetIno(st.Ino)
 }
 

@@ -19,6 +19,10 @@ import (
 // Options.FlushInterval is 0.
 const DefaultFlushInterval = 3 * time.Second
 
+// DefaultIdleTimeout is how long the engine of a file stays open after its
+// last handle is released when Options.IdleTimeout is 0.
+const DefaultIdleTimeout = 2 * time.Second
+
 // Options configure a gzfs file system.
 type Options struct {
 	Level         int           // deflate level for new blocks (0: blockfile default)
@@ -26,6 +30,7 @@ type Options struct {
 	CacheBytes    int64         // shared cache of inflated blocks (0: 64 MiB)
 	ReadOnly      bool          // refuse every change
 	FlushInterval time.Duration // tail flush timer (0: DefaultFlushInterval, <0: off)
+	IdleTimeout   time.Duration // how long a released file stays open, idle (0: DefaultIdleTimeout, <0: off)
 	Logger        *slog.Logger  // nil: slog.Default()
 }
 
@@ -95,7 +100,11 @@ func New(backing string, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("sidecar store: %w", err)
 	}
 	fsys.store = store
-	fsys.files.init(fsys)
+	idle := opts.IdleTimeout
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
+	fsys.files.init(fsys, max(idle, 0))
 	fsys.sizes.init(1 << 16)
 	return fsys, nil
 }

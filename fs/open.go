@@ -116,11 +116,10 @@ func (fsys *FS) gzHandle(of *openFile, shared bool, flags uint32) (fusefs.FileHa
 	}
 	var fuseFlags uint32
 	if flags&unix.O_TRUNC != 0 && write {
-		if err := of.eng.Truncate(0); err != nil {
+		if err := of.truncate(0); err != nil {
 			fsys.files.release(of)
 			return nil, 0, fsys.errno("truncate", of.name, err)
 		}
-		of.touch()
 	} else if shared {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	} else if st, err := statFd(of.fd); err == nil && fsys.files.unchanged(of.key, &st) {

@@ -25,6 +25,8 @@ type openFile struct {
 
 	refs    int           // guarded by openTable.mu
 	closing bool          // guarded by openTable.mu
+	parking chan struct{} // guarded by openTable.mu: non-nil while going idle, closed when done
+	idle    *time.Timer   // guarded by openTable.mu: set while idle (no handle; closed when it fires)
 	ready   chan struct{} // closed once eng (or err) is set
 	done    chan struct{} // closed once closed and out of the table
 	err     error         // the open failed
@@ -36,6 +38,21 @@ type openFile struct {
 // touch records a change for st_mtime until the engine writes the backing file.
 func (of *openFile) touch() { of.lastWrite.Store(time.Now().UnixNano()) }
 
+// truncate sets the size; a truncate to the size the file has already
+// writes nothing, so it sets st_mtime (and st_ctime) on the backing file
+// itself, as ext4 does.
+func (of *openFile) truncate(size int64) error {
+	if of.eng.Size() == size {
+		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
+		return futimens(of.fd, &ts)
+	}
+	if err := of.eng.Truncate(size); err != nil {
+		return err
+	}
+	of.touch()
+	return nil
+}
+
 // stamp is the state of a backing file when its last handle was released:
 // if it is unchanged at the next open, the kernel page cache is kept.
 type stamp struct {
@@ -46,18 +63,25 @@ func stampOf(st *stat) stamp {
 	return stamp{st.Size, st.Mtim.Nano(), st.Ctim.Nano()}
 }
 
-// openTable holds the open engine instances, keyed by inode number.
+// openTable holds the open engine instances, keyed by inode number and
+// birth. An instance whose last handle is released stays idle for a while
+// (flushed, its lock released, its index mapped): opened again unchanged,
+// it costs a lookup.
 type openTable struct {
-	fsys   *FS
-	mu     sync.Mutex
-	m      map[fileKey]*openFile
-	stamps map[fileKey]stamp
+	fsys    *FS
+	mu      sync.Mutex
+	m       map[fileKey]*openFile
+	stamps  map[fileKey]stamp
+	idleFor time.Duration // how long an instance stays idle (0: closed at once)
+	idleMax int           // at most this many idle instances
+	idleNow int           // guarded by mu
 }
 
-func (t *openTable) init(fsys *FS) {
+func (t *openTable) init(fsys *FS, idleFor time.Duration) {
 	t.fsys = fsys
 	t.m = make(map[fileKey]*openFile)
 	t.stamps = make(map[fileKey]stamp)
+	t.idleFor, t.idleMax = idleFor, 256
 }
 
 // opener opens the backing file; it returns the descriptor and whether it
@@ -68,7 +92,7 @@ type opener func() (fd int, readOnly bool, err error)
 func (t *openTable) get(key fileKey) *openFile {
 	t.mu.Lock()
 	e := t.m[key]
-	if e == nil || e.closing {
+	if e == nil || e.closing || e.idle != nil || e.parking != nil {
 		t.mu.Unlock()
 		return nil
 	}
@@ -92,6 +116,24 @@ func (t *openTable) acquire(key fileKey, name string, open opener) (of *openFile
 			done := e.done
 			t.mu.Unlock()
 			<-done
+			continue
+		}
+		if e != nil && e.parking != nil {
+			parked := e.parking
+			t.mu.Unlock()
+			<-parked
+			continue
+		}
+		if e != nil && e.idle != nil {
+			e.idle.Stop()
+			e.idle = nil
+			t.idleNow--
+			e.refs = 1
+			t.mu.Unlock()
+			if e.eng.Resume() {
+				return e, true, nil // unchanged since its last release
+			}
+			t.closeNow(e) // changed behind our back: open it anew
 			continue
 		}
 		if e != nil {
@@ -158,8 +200,84 @@ func (t *openTable) release(e *openFile) error {
 		t.mu.Unlock()
 		return nil
 	}
+	if e.err == nil && e.eng != nil && !e.forget.Load() && t.idleFor > 0 && t.idleNow < t.idleMax {
+		return t.park(e) // unlocks t.mu
+	}
 	e.closing = true
 	t.mu.Unlock()
+	return t.finish(e)
+}
+
+// park makes the released entry e idle: flushed and unlocked, closed when
+// idleFor passes without a new handle. Called with t.mu held; unlocks it.
+func (t *openTable) park(e *openFile) error {
+	parked := make(chan struct{})
+	e.parking = parked
+	t.idleNow++
+	t.mu.Unlock()
+	err := e.eng.Idle()
+	if err == nil {
+		t.recordClose(e, e.eng.Size())
+	}
+	t.mu.Lock()
+	e.parking = nil
+	close(parked)
+	if e.closing { // closeAll (unmount) took it meanwhile
+		t.idleNow--
+		t.mu.Unlock()
+		return err
+	}
+	if err != nil {
+		t.idleNow--
+		e.closing = true
+		t.mu.Unlock()
+		return errors.Join(wrap("close", e.name, err), t.finish(e))
+	}
+	e.idle = time.AfterFunc(t.idleFor, func() { t.expire(e) })
+	t.mu.Unlock()
+	return nil
+}
+
+// expire closes e if it is still idle.
+func (t *openTable) expire(e *openFile) {
+	t.mu.Lock()
+	if e.idle == nil || e.closing || e.refs > 0 {
+		t.mu.Unlock()
+		return
+	}
+	e.idle = nil
+	t.idleNow--
+	e.closing = true
+	t.mu.Unlock()
+	if err := t.finish(e); err != nil {
+		t.fsys.log.Warn("closing an idle file", "file", e.name, "err", err)
+	}
+}
+
+// evict closes the idle instance of key at once, if there is one (its last
+// link is gone).
+func (t *openTable) evict(key fileKey) {
+	t.mu.Lock()
+	e := t.m[key]
+	t.mu.Unlock()
+	if e != nil {
+		t.expire(e)
+	}
+}
+
+// closeNow closes an entry taken from idle that cannot be resumed.
+func (t *openTable) closeNow(e *openFile) {
+	t.mu.Lock()
+	e.refs = 0
+	e.closing = true
+	t.mu.Unlock()
+	if err := t.finish(e); err != nil {
+		t.fsys.log.Warn("closing a file changed while idle", "file", e.name, "err", err)
+	}
+}
+
+// finish closes a closing entry and takes it out of the table.
+func (t *openTable) finish(e *openFile) error {
 	err := t.closeEntry(e)
 	t.mu.Lock()
 	if t.m[e.key] == e {
@@ -178,32 +296,33 @@ func (t *openTable) closeEntry(e *openFile) error {
 	err := e.eng.Close()
 	if err != nil {
 		err = wrap("close", e.name, err)
-	}
-	// A change that wrote nothing (a truncate to the same size) still
-	// moved st_mtime: keep it on the backing file.
-	if lw := e.lastWrite.Load(); lw > 0 && err == nil {
-		if st, serr := statFd(e.fd); serr == nil && st.Mtim.Nano() < lw {
-			ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(lw)}
-			if terr := futimens(e.fd, &ts); terr != nil {
-				t.fsys.log.Warn("setting mtime at close", "file", e.name, "err", terr)
-			}
-		}
-	}
-	if st, serr := statFd(e.fd); serr == nil && err == nil {
-		t.mu.Lock()
-		if len(t.stamps) > 1<<16 {
-			clear(t.stamps)
-		}
-		t.stamps[e.key] = stampOf(&st)
-		t.mu.Unlock()
-		// The next stat needs no engine open.
-		t.fsys.sizes.put(e.key, &st, size, false)
+	} else {
+		t.recordClose(e, size)
 	}
 	unix.Close(e.fd)
 	if e.forget.Load() {
 		t.fsys.forgetIno(e.backingIno)
 	}
 	return err
+}
+
+// recordClose runs when the last handle of e is gone and its data is in the
+// backing file: the backing file's stamp and logical size are remembered
+// (the kernel's cached pages stay valid while the stamp holds; the next
+// stat needs no engine).
+func (t *openTable) recordClose(e *openFile, size int64) {
+	e.lastWrite.Store(0) // written: the backing file's mtime says it now
+	st, err := statFd(e.fd)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	if len(t.stamps) > 1<<16 {
+		clear(t.stamps)
+	}
+	t.stamps[e.key] = stampOf(&st)
+	t.mu.Unlock()
+	t.fsys.sizes.put(e.key, &st, size, false)
 }
 
 // unchanged reports whether the backing file is as it was at the last
@@ -227,7 +346,7 @@ func (t *openTable) snapshot() []*openFile {
 	t.mu.Lock()
 	var list []*openFile
 	for _, e := range t.m {
-		if !e.closing {
+		if !e.closing && e.idle == nil && e.parking == nil {
 			e.refs++
 			list = append(list, e)
 		}
@@ -260,6 +379,11 @@ func (t *openTable) closeAll() error {
 	for _, e := range t.m {
 		if !e.closing {
 			e.closing = true
+			if e.idle != nil {
+				e.idle.Stop()
+				e.idle = nil
+				t.idleNow--
+			}
 			list = append(list, e)
 		}
 	}
@@ -267,6 +391,12 @@ func (t *openTable) closeAll() error {
 	var errs []error
 	for _, e := range list {
 		<-e.ready
+		t.mu.Lock()
+		parked := e.parking
+		t.mu.Unlock()
+		if parked != nil {
+			<-parked
+		}
 		if err := t.closeEntry(e); err != nil {
 			errs = append(errs, err)
 		}

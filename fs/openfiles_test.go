@@ -9,13 +9,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 func newTestFS(t *testing.T) *FS {
 	t.Helper()
-	fsys, err := New(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FlushInterval: -1})
+	fsys, err := New(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FlushInterval: -1, IdleTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,17 +70,37 @@ func TestOpenTableShares(t *testing.T) {
 	if !fsys.files.unchanged(key, &st) {
 		t.Error("no stamp after the last release")
 	}
-	c, _, err := fsys.files.acquire(key, path, open)
+	// Idle: taken again unchanged, it is the same instance.
+	c, sharedC, err := fsys.files.acquire(key, path, open)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c == a || opens.Load() != 2 {
-		t.Error("not reopened after the last release")
-	}
-	if c.eng.Size() != 5 {
-		t.Errorf("size after reopen %d", c.eng.Size())
+	if c != a || !sharedC || opens.Load() != 1 {
+		t.Errorf("not resumed from idle: same %v, shared %v, opens %d", c == a, sharedC, opens.Load())
 	}
 	fsys.files.release(c)
+	// Changed behind its back while idle (another process): opened anew.
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := fsys.files.acquire(key, path, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == a || opens.Load() != 2 || d.eng.Size() != 0 {
+		t.Errorf("a file changed while idle was not opened anew: opens %d, size %d", opens.Load(), d.eng.Size())
+	}
+	fsys.files.release(d)
+	// Idle past its time: closed.
+	time.Sleep(300 * time.Millisecond)
+	e, _, err := fsys.files.acquire(key, path, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e == d || opens.Load() != 3 {
+		t.Errorf("an idle instance outlived its timeout: opens %d", opens.Load())
+	}
+	fsys.files.release(e)
 }
 
 // TestOpenTableConcurrent acquires and releases one key from many

@@ -127,10 +127,9 @@ func (n *node) truncate(of *openFile, fd, dirfd int, bname string, size int64) s
 		if of.readOnly {
 			return syscall.EACCES
 		}
-		if err := of.eng.Truncate(size); err != nil {
+		if err := of.truncate(size); err != nil {
 			return n.fsys.errno("truncate", of.name, err)
 		}
-		of.touch()
 		return 0
 	case kindPlain:
 		if fd >= 0 {

@@ -24,7 +24,9 @@ import (
 // for byte, the last synced content or the attempted one; after the space
 // is freed the file works again.
 func TestENOSPCEveryPoint(t *testing.T) {
-	m := newTmpfsMount(t, "12m", "blocksize=4096", "flush=0")
+	// idle=0: the engine closes at the last release, so waitReleased knows
+	// when the daemon is done with a file.
+	m := newTmpfsMount(t, "12m", "blocksize=4096", "flush=0", "idle=0")
 	r := rand.New(rand.NewPCG(11, 12))
 	kinds := []string{"append", "rewrite", "zerofill", "indexgrowth"}
 	failed := map[string]int{}

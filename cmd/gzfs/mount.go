@@ -46,6 +46,8 @@ Options:
   cache=MiB     memory for inflated blocks shared by all files (default 64)
   flush=DUR     write the growing tail of a file after DUR (default 3s; 0: only
                 at close/fsync)
+  idle=DUR      keep a file's engine open DUR after its last close, so that
+                reopening it is cheap (default 2s; 0: close at once)
   ro            read-only mount
   allow_other   let other users access the mount (off by default)
   nonempty      allow mounting over a non-empty directory
@@ -245,6 +247,8 @@ func (cfg *mountConfig) parseOptions(list string) error {
 			cfg.fs.CacheBytes = mib << 20
 		case key == "flush" && hasVal:
 			cfg.fs.FlushInterval, err = parseInterval(val)
+		case key == "idle" && hasVal:
+			cfg.fs.IdleTimeout, err = parseInterval(val)
 		case key == "ro" && !hasVal:
 			cfg.fs.ReadOnly = true
 		case key == "allow_other" && !hasVal:
