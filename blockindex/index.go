@@ -122,6 +122,33 @@ func Create(path string, id FileID, blockSize int) (*Index, error) {
 	return x, nil
 }
 
+// Header is what an index header says of its backing file (see Peek).
+type Header struct {
+	Logical, Backing int64
+	Tail             uint64
+	Dirty            bool
+}
+
+// Peek reads and checks the header of the index at path for the backing
+// file id, without mapping it or changing anything: a cheap answer to
+// "how big is this file" for a stat. Errors wrap ErrInvalid or
+// os.ErrNotExist, as for Open.
+func Peek(path string, id FileID) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, fmt.Errorf("open index: %w", err)
+	}
+	defer f.Close()
+	x := &Index{mem: make([]byte, HeaderSize)}
+	if _, err := io.ReadFull(f, x.mem); err != nil {
+		return Header{}, fmt.Errorf("%w: short header: %v", ErrInvalid, err)
+	}
+	if err := x.checkHeader(id); err != nil {
+		return Header{}, err
+	}
+	return Header{Logical: x.LogicalSize(), Backing: x.BackingSize(), Tail: x.Tail(), Dirty: x.Dirty()}, nil
+}
+
 // Open maps the index at path and checks its header against the backing
 // file id. Any mismatch gives an error wrapping ErrInvalid (or
 // os.ErrNotExist): the caller rebuilds the index.
@@ -167,6 +194,17 @@ func openFile(f *os.File, id FileID, readOnly bool) (*Index, error) {
 }
 
 func (x *Index) check(id FileID) error {
+	if err := x.checkHeader(id); err != nil {
+		return err
+	}
+	if x.Len() > x.capacity() {
+		return fmt.Errorf("%w: %d records in room for %d", ErrInvalid, x.Len(), x.capacity())
+	}
+	return nil
+}
+
+// checkHeader checks the header fields alone.
+func (x *Index) checkHeader(id FileID) error {
 	switch {
 	case string(x.mem[:8]) != Magic:
 		return fmt.Errorf("%w: bad magic", ErrInvalid)
@@ -182,8 +220,6 @@ func (x *Index) check(id FileID) error {
 		return fmt.Errorf("%w: made for another file with inode %d (birth %d, not %d)", ErrInvalid, id.Ino, x.get64(64), id.Birth)
 	case x.get32(16) == 0:
 		return fmt.Errorf("%w: block size 0", ErrInvalid)
-	case x.Len() > x.capacity():
-		return fmt.Errorf("%w: %d records in room for %d", ErrInvalid, x.Len(), x.capacity())
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package fs
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"sync"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -102,9 +103,18 @@ func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int
 	if e, ok := fsys.sizes.get(key, st); ok {
 		return e.logical, e.foreign, nil
 	}
-	of, _, err := fsys.files.acquire(key, bname, func() (int, bool, error) {
-		return openEngineFd(dirfd, bname, fsys.opts.ReadOnly)
-	})
+	size, err := fsys.peekSize(dirfd, bname)
+	if err == nil {
+		fsys.sizes.put(key, st, size, false)
+		return size, false, nil
+	}
+	var of *openFile
+	if errors.Is(err, blockfile.ErrPendingJournal) {
+		// Only the engine, read-write, can replay it and say.
+		of, _, err = fsys.files.acquire(key, bname, func() (int, bool, error) {
+			return openEngineFd(dirfd, bname, fsys.opts.ReadOnly)
+		})
+	}
 	if errors.Is(err, blockfile.ErrNotBGZF) {
 		size, isGzip, serr := gzipISize(dirfd, bname, st.Size)
 		if serr != nil {
@@ -119,10 +129,25 @@ func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int
 	if err != nil {
 		return 0, false, err
 	}
-	size := of.eng.Size()
+	size = of.eng.Size()
 	fsys.files.release(of)
 	fsys.sizes.put(key, st, size, false)
 	return size, false, nil
+}
+
+// peekSize reads the logical size of a gzfs file that is not open without
+// opening the engine: no lock, no journal replay, no index written.
+func (fsys *FS) peekSize(dirfd int, bname string) (int64, error) {
+	fd, err := openAt(dirfd, bname, unix.O_RDONLY|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = openAt(dirfd, bname, unix.O_RDONLY, 0)
+	}
+	if err != nil {
+		return 0, err
+	}
+	f := os.NewFile(uintptr(fd), bname)
+	defer f.Close()
+	return blockfile.PeekSize(f, fsys.store)
 }
 
 // gzipISize reads the ISIZE trailer of a gzip file (the uncompressed size

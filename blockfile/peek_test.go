@@ -1,0 +1,74 @@
+package blockfile
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// TestPeekSize: the size of a file that is not open, read without the
+// engine: from the index, from the headers when the index is gone or
+// stale, through a torn tail; foreign gzip and pending journals are told.
+func TestPeekSize(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.gz")
+	data := textish(r, 5*MinBlockSize+77)
+	packFile(t, path, data, Options{BlockSize: MinBlockSize})
+	store, _ := FindStore(path)
+	peek := func() (int64, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return PeekSize(f, store)
+	}
+	if n, err := peek(); n != int64(len(data)) || err != nil {
+		t.Fatalf("with index: %d, %v", n, err)
+	}
+	ents, _ := os.ReadDir(store.Dir())
+	os.RemoveAll(store.Dir())
+	os.Mkdir(store.Dir(), 0o755)
+	if n, err := peek(); n != int64(len(data)) || err != nil {
+		t.Fatalf("without index: %d, %v", n, err)
+	}
+	if now, _ := os.ReadDir(store.Dir()); len(now) != 0 {
+		t.Fatalf("peek wrote sidecars: %v (had %v)", now, ents)
+	}
+	raw, _ := os.ReadFile(path)
+	os.WriteFile(path, raw[:len(raw)-40], 0o644) // torn: the EOF marker and part of the last member
+	if n, err := peek(); err != nil || n != int64(len(data)-77) {
+		t.Fatalf("torn tail: %d, %v (want %d)", n, err, len(data)-77)
+	}
+	os.WriteFile(path, raw, 0o644)
+	os.WriteFile(store.journalPath(inodeOf(t, path)), []byte("pending"), 0o644)
+	if _, err := peek(); !errors.Is(err, ErrPendingJournal) {
+		t.Fatalf("pending journal: %v", err)
+	}
+	os.Remove(store.journalPath(inodeOf(t, path)))
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write(data)
+	w.Close()
+	os.WriteFile(path, gz.Bytes(), 0o644)
+	if _, err := peek(); !errors.Is(err, ErrNotBGZF) {
+		t.Fatalf("plain gzip: %v", err)
+	}
+}
+
+func inodeOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	return st.Sys().(*syscall.Stat_t).Ino
+}

@@ -1,0 +1,46 @@
+package integration
+
+import (
+	"os"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestStatNoSideEffects: a stat of a file that is not open opens no engine:
+// it works while another process (an offline gzfs command) holds the
+// backing file's lock, and writes no sidecar.
+func TestStatNoSideEffects(t *testing.T) {
+	m := newMount(t)
+	data := pattern(300_000, 5)
+	mustWrite(t, m.path("f"), data)
+	m.unmount()
+	os.RemoveAll(m.bpath(".gzfs")) // no index: the size comes from the headers
+	fd, err := unix.Open(m.bpath("f.gz"), unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil { // as gzfs fsck --repair does
+		t.Fatal(err)
+	}
+	m.start()
+	st, err := os.Stat(m.path("f"))
+	if err != nil || st.Size() != int64(len(data)) {
+		t.Fatalf("stat while another process holds the file: %v, %v", st, err)
+	}
+	ents, _ := os.ReadDir(m.bpath(".gzfs"))
+	var ino unix.Stat_t
+	unix.Stat(m.bpath("f.gz"), &ino)
+	for _, e := range ents {
+		if e.Name() == strconv.FormatUint(ino.Ino, 10)+".idx" {
+			t.Errorf("stat wrote an index: %v", ents)
+		}
+	}
+	// Opening it is what fails while the lock is held, with a clear errno.
+	_, err = os.Open(m.path("f"))
+	expectErrno(t, err, unix.EAGAIN)
+	unix.Flock(fd, unix.LOCK_UN)
+	expectContent(t, m, "f", data)
+}
