@@ -52,6 +52,7 @@ type File struct {
 	broken    error       // a journaled batch was not applied: every later call fails
 	synced    int64       // backing bytes below this offset may be durable (fsynced): rewrites there fsync
 	idleStamp fileStamp   // the backing file at Idle; zero while not idle
+	reloaded  fileStamp   // the backing file when a block error last rebuilt the index
 	timer     *time.Timer // pending timer flush, when FlushInterval > 0
 
 	lastRead atomic.Int64 // the last block of the last read: sequential-read detection

@@ -17,8 +17,21 @@ const readAheadBlocks = 16
 
 // ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
 // returns io.EOF when fewer bytes are available. A damaged block gives an
-// error wrapping ErrCorrupt (a *BlockError) and nothing of that block.
+// error wrapping ErrCorrupt (a *BlockError) and nothing of that block; but
+// first, once per state of the backing file, the index is rebuilt from the
+// member headers and the read tried again, since an index that looks clean
+// can still be stale (power loss before the kernel wrote the data back, or
+// another machine's writer on a shared volume).
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.readAt(p, off)
+	var be *BlockError
+	if errors.As(err, &be) && f.reloadIndex(be) {
+		n, err = f.readAt(p, off)
+	}
+	return n, err
+}
+
+func (f *File) readAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%s: negative offset %d", f.name, off)
 	}

@@ -248,3 +248,40 @@ func (f *File) rebuildIndex() error {
 	f.idx = x
 	return nil
 }
+
+// reloadIndex rebuilds the index from the member headers after block
+// error be, unless it was rebuilt for this very state of the backing file
+// already, or blocks are held in memory (they were laid out by the index in
+// use). It reports whether a new index is in place.
+func (f *File) reloadIndex(be *BlockError) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.broken != nil || len(f.dirty) > 0 || len(f.pending) > 0 {
+		return false
+	}
+	st, err := f.fd.Stat()
+	if err != nil || stampOf(st) == f.reloaded {
+		return false
+	}
+	f.reloaded = stampOf(st)
+	old := f.idx
+	f.backing = st.Size()
+	f.eof = f.endsWithEOF(f.backing)
+	if f.eof {
+		f.backing -= int64(len(bgzf.EOFMember))
+	}
+	if err := f.rebuildIndex(); err != nil {
+		f.idx = old
+		f.log.Error("rebuilding the index after a damaged block failed", "file", f.name, "err", err)
+		return false
+	}
+	old.Close()
+	f.cache.dropFile(f.id)
+	f.size = f.idx.LogicalSize()
+	f.blockSize = int64(f.idx.BlockSize())
+	f.synced = f.backing
+	f.state = "rebuilt (a block did not match the index)"
+	f.log.Warn("index did not match the backing file; rebuilt it from the block headers", "file", f.name,
+		"block", be.Block, "err", be.Err)
+	return true
+}
