@@ -27,8 +27,9 @@ var EOFMember = []byte{
 
 // Header is what the fixed-size start of a member tells without inflating.
 type Header struct {
-	Size       int // whole member size in bytes (BSIZE+1)
-	HeaderSize int // bytes before the deflate data (12 + XLEN)
+	Size       int    // whole member size in bytes (BSIZE+1)
+	HeaderSize int    // bytes before the deflate data (12 + XLEN)
+	MTime      uint32 // the MTIME field: gzfs's block number hint
 }
 
 // ParseHeader parses the member header at the start of b. b must hold the
@@ -68,11 +69,20 @@ func ParseHeader(b []byte) (Header, error) {
 			if size < hsize+TrailerSize {
 				return Header{}, fmt.Errorf("%w: BSIZE %d too small", ErrFormat, size-1)
 			}
-			return Header{Size: size, HeaderSize: hsize}, nil
+			return Header{Size: size, HeaderSize: hsize, MTime: binary.LittleEndian.Uint32(b[4:8])}, nil
 		}
 		extra = extra[4+slen:]
 	}
 	return Header{}, fmt.Errorf("%w: no BC subfield (not BGZF)", ErrFormat)
+}
+
+// SetBlockNumber writes the block number k of a member into its MTIME
+// field (modulo 2^32; block 0 keeps MTIME 0, so gunzip -N sees no time).
+// gzip tools ignore the MTIME of members; gzfs uses it to place the members
+// that follow a damaged stretch (lost writeback after a power loss) at their
+// logical offsets.
+func SetBlockNumber(member []byte, k int64) {
+	binary.LittleEndian.PutUint32(member[4:8], uint32(k))
 }
 
 // IsGzip reports whether b starts with the gzip magic.

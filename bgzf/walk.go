@@ -23,6 +23,7 @@ type MemberInfo struct {
 	Size    int    // bytes of the member (of the damaged stretch when Damaged)
 	ISize   uint32 // uncompressed length from the trailer
 	Damaged bool   // the header did not parse: the stretch runs to the next valid header
+	MTime   uint32 // the header's MTIME: gzfs's block number hint (see SetBlockNumber)
 }
 
 // Walk visits every member of the BGZF stream in r (size bytes) from header
@@ -47,7 +48,7 @@ func Walk(r io.ReaderAt, size int64, fn func(MemberInfo) error) (int64, error) {
 				return off, err
 			}
 			if isize <= MaxBlockData {
-				if err := fn(MemberInfo{Offset: off, Size: h.Size, ISize: isize}); err != nil {
+				if err := fn(MemberInfo{Offset: off, Size: h.Size, ISize: isize, MTime: h.MTime}); err != nil {
 					return off, err
 				}
 				off += int64(h.Size)
@@ -75,7 +76,7 @@ func Walk(r io.ReaderAt, size int64, fn func(MemberInfo) error) (int64, error) {
 			return off, err
 		}
 		if isize > MaxBlockData {
-			return off, fmt.Errorf("%w at offset %d: its length is unreadable too", ErrDamaged, off)
+			isize = 0 // its length is unreadable too: the numbering of the members after it may tell
 		}
 		if err := fn(MemberInfo{Offset: off, Size: int(next - off), ISize: isize, Damaged: true}); err != nil {
 			return off, err
@@ -131,17 +132,27 @@ func startsGzip(r io.ReaderAt, size int64) bool {
 // exactly at size.
 func resync(r io.ReaderAt, from, size int64) (int64, bool) {
 	window := make([]byte, MaxMemberSize)
-	n, _ := r.ReadAt(window[:min(int64(len(window)), max(size-from, 0))], from)
-	for i := 0; i+4 <= n; i++ {
-		if window[i] != 0x1f || window[i+1] != 0x8b || window[i+2] != 8 || window[i+3]&4 == 0 {
-			continue
+	for base := from; base < min(size, from+resyncReach); base += int64(len(window)) - 3 {
+		n, _ := r.ReadAt(window[:min(int64(len(window)), max(size-base, 0))], base)
+		for i := 0; i+4 <= n; i++ {
+			if window[i] != 0x1f || window[i+1] != 0x8b || window[i+2] != 8 || window[i+3]&4 == 0 {
+				continue
+			}
+			if p := base + int64(i); chainReachesEnd(r, p, size) {
+				return p, true
+			}
 		}
-		if p := from + int64(i); chainReachesEnd(r, p, size) {
-			return p, true
+		if n < len(window) {
+			break
 		}
 	}
 	return 0, false
 }
+
+// resyncReach is how far past a damaged header Walk looks for the next
+// valid one: past the most a writer leaves unsynced at once (the writes a
+// power loss can lose), so that the members after a lost stretch are found.
+const resyncReach = 16 << 20
 
 // chainReachesEnd reports whether members from p are whole up to size.
 func chainReachesEnd(r io.ReaderAt, p, size int64) bool {

@@ -81,10 +81,18 @@ func TestWalk(t *testing.T) {
 		t.Fatalf("not gzip: %v", err)
 	}
 
-	// Damage that cannot be bridged, far from the end, is an error.
+	// A long stretch lost (zeros: writeback that never happened) is
+	// bridged to the members after it.
 	big, offs := stream(t, 40)
 	garbled := bytes.Clone(big)
 	for p := offs[3]; p < offs[30]; p++ {
+		garbled[p] = 0
+	}
+	if _, _, err := walk(garbled); err != nil {
+		t.Fatalf("a long lost stretch: %v", err)
+	}
+	// Damage that cannot be bridged, far from the end, is an error.
+	for p := offs[3]; p < int64(len(garbled)); p++ {
 		garbled[p] = 0
 	}
 	if _, _, err := walk(garbled); !errors.Is(err, ErrDamaged) {

@@ -23,7 +23,7 @@ import (
 // and flushes are serialized with them.
 type File struct {
 	name     string
-	fd       *os.File
+	fd       backingFile
 	fid      blockindex.FileID // backing file identity: sidecar names and checks
 	id       uint64            // cache key of this File
 	store    *Store
@@ -64,6 +64,23 @@ type File struct {
 }
 
 var defaultWorkers = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// backingFile is what the engine does with its backing and journal files:
+// an *os.File, or in the power-loss test a recorder of every write.
+type backingFile interface {
+	io.ReaderAt
+	io.WriterAt
+	Truncate(size int64) error
+	Sync() error
+	Stat() (os.FileInfo, error)
+	Fd() uintptr
+	Close() error
+	Name() string
+}
+
+// wrapFile gives the engine its view of an opened file (a variable for
+// tests).
+var wrapFile = func(f *os.File) backingFile { return f }
 
 // maxDirtyBlocks bounds the blocks held in memory per File before a flush.
 const maxDirtyBlocks = 64
@@ -151,7 +168,7 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 		return nil, fmt.Errorf("not a regular file")
 	}
 	f = &File{
-		name: name, fd: fd, fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
+		name: name, fd: wrapFile(fd), fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
 		store: opts.Store, opts: opts, log: opts.Logger, cache: opts.Cache,
 		encoders: encoders, workers: defaultWorkers, dirty: make(map[int64][]byte),
 	}

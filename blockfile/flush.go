@@ -261,6 +261,9 @@ func (f *File) appendZeros(n int64) error {
 	}
 	for n > 0 {
 		c := min(n, per)
+		for i := int64(0); i < c; i++ {
+			bgzf.SetBlockNumber(buf[i*zl:], f.idx.Len()+i)
+		}
 		chunk := append(buf[:c*zl], bgzf.EOFMember...) // c < per only in the last round
 		if err := f.idx.Reserve(c); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
@@ -312,8 +315,9 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 		f.appendBuf = make([]byte, 0, n)
 	}
 	buf := f.appendBuf[:0]
-	for _, m := range ms {
+	for i, m := range ms {
 		buf = append(buf, m.Bytes...)
+		bgzf.SetBlockNumber(buf[len(buf)-len(m.Bytes):], f.idx.Len()+int64(i))
 	}
 	buf = append(buf, bgzf.EOFMember...)
 	if err := f.idx.Reserve(int64(len(ms))); err != nil {
@@ -416,6 +420,7 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64
 		if tailFrom < stored {
 			break
 		}
+		bgzf.SetBlockNumber(out.Bytes, k)
 		writes = append(writes, extent{off: start, data: out.Bytes})
 		_, isize := bgzf.Trailer(out.Bytes)
 		recs = append(recs, blockindex.Record{Offset: start, Logical: r.Logical,
@@ -448,6 +453,12 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64
 		}
 	}
 	f.backing = dataEnd
+	if f.jnl.durable {
+		// The batch fsynced the file: durable data may now lie anywhere up
+		// to the data end (members of fsynced blocks moved there).
+		f.synced = f.backing
+		f.idx.SetSyncedEnd(f.synced)
+	}
 	if err := f.saveState(); err != nil {
 		return err
 	}
@@ -512,7 +523,7 @@ func (f *File) commitBatch(finalSize int64, writes []extent) error {
 		}
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	if err := f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize, size: f.physical()}); err != nil {
+	if err := f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize}); err != nil {
 		// Half applied: only a replay of the journal (at the next open)
 		// makes the backing file whole again; until then this File fails.
 		err = fmt.Errorf("%s: %w", f.name, err)

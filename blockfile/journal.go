@@ -46,7 +46,6 @@ type batch struct {
 	start     int64
 	count     uint32
 	finalSize int64
-	size      int64 // the backing size before the batch (-1: unknown)
 }
 
 // copyChunk is the buffer size for streaming journal data.
@@ -74,7 +73,7 @@ var errJournalTorn = errors.New("journal incomplete")
 // journal is the open journal file of one backing file.
 type journal struct {
 	path string
-	f    *os.File
+	f    backingFile
 	// durable: the batch under way overwrites bytes an fsync made durable,
 	// so the journal is fsynced before it is applied and the data before it
 	// is retired (power loss). Otherwise (only bytes written since the last
@@ -92,7 +91,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &journal{path: path, f: f, durable: true}, nil
+	return &journal{path: path, f: wrapFile(f), durable: true}, nil
 }
 
 // crcWriter feeds everything written through it to a CRC.
@@ -199,9 +198,9 @@ func (j *journal) check(id blockindex.FileID) (b batch, ok bool, stale string, e
 		if size < journalHeader+4 {
 			return b, false, "", nil
 		}
-		b = batch{start: journalHeader, finalSize: int64(le.Uint64(hdr[24:])), count: le.Uint32(hdr[32:]), size: -1}
+		b = batch{start: journalHeader, finalSize: int64(le.Uint64(hdr[24:])), count: le.Uint32(hdr[32:])}
 	case journalMagicV1:
-		b = batch{start: journalHeaderV1, finalSize: int64(le.Uint64(hdr[16:])), count: le.Uint32(hdr[24:]), size: -1}
+		b = batch{start: journalHeaderV1, finalSize: int64(le.Uint64(hdr[16:])), count: le.Uint32(hdr[24:])}
 	default:
 		return b, false, "", nil
 	}
@@ -227,7 +226,7 @@ func (j *journal) check(id blockindex.FileID) (b batch, ok bool, stale string, e
 
 // apply copies the checked batch in the journal to fd, sets the final size
 // and syncs.
-func (j *journal) apply(fd *os.File, b batch) error {
+func (j *journal) apply(fd backingFile, b batch) error {
 	st, err := j.f.Stat()
 	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
@@ -261,10 +260,8 @@ func (j *journal) apply(fd *os.File, b batch) error {
 		}
 		pos += n
 	}
-	if b.size != finalSize {
-		if err := fd.Truncate(finalSize); err != nil {
-			return fmt.Errorf("set size %d: %w", finalSize, err)
-		}
+	if err := fd.Truncate(finalSize); err != nil {
+		return fmt.Errorf("set size %d: %w", finalSize, err)
 	}
 	if j.durable {
 		if err := fd.Sync(); err != nil {

@@ -173,6 +173,13 @@ func (f *File) rebuildIndex() error {
 	var firstLen uint32
 	physical := f.physical()
 	damaged := 0
+	// gzfs writes the block number of each member into its MTIME (see
+	// bgzf.SetBlockNumber). While every member so far agrees, a damaged
+	// stretch (writes lost to a power loss) is sized by the number of the
+	// member after it, so that the blocks after it keep their offsets.
+	hinted := true
+	tailDamaged := int64(-1) // a damaged stretch with no data after it
+	var lastDamaged blockindex.Record
 	end, werr := bgzf.Walk(f.fd, physical, func(m bgzf.MemberInfo) error {
 		if i == 0 {
 			firstLen = m.ISize
@@ -183,8 +190,42 @@ func (f *File) rebuildIndex() error {
 		if m.Damaged {
 			damaged++
 			f.log.Error("damaged member header; its block will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
+		} else if hinted && i > 0 && m.ISize > 0 {
+			bs := int64(x.BlockSize())
+			switch want := int64(m.MTime) * bs; {
+			case lastDamaged.Size > 0 && want != logical && want >= lastDamaged.Logical && want-lastDamaged.Logical <= 1<<31:
+				// The damaged stretch before this member held the blocks up to
+				// it (its own trailer, if any, cannot be trusted for that).
+				lastDamaged.Length = uint32(want - lastDamaged.Logical)
+				if err := x.Set(i-1, lastDamaged); err != nil {
+					return err
+				}
+				logical = want
+			case m.MTime == 0 || want-logical > 1<<31:
+				hinted = false // not gzfs's numbering (another tool's BGZF)
+			case want < logical:
+				// A stale copy of an earlier block (a member that moved; its
+				// new place was not written back): it holds no bytes here.
+				m.ISize = 0
+			case want > logical:
+				// Blocks lost between two whole members: a gap that reads as EIO.
+				damaged++
+				f.log.Error("blocks missing before a member; they will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
+				if err := x.Set(i, blockindex.Record{Offset: m.Offset, Logical: logical, Length: uint32(want - logical)}); err != nil {
+					return err
+				}
+				i++
+				logical = want
+			}
 		}
+		lastDamaged = blockindex.Record{}
 		rec := blockindex.Record{Offset: m.Offset, Logical: logical, Size: uint32(m.Size), Length: m.ISize}
+		if m.Damaged {
+			lastDamaged = rec
+			tailDamaged = i
+		} else if m.ISize > 0 {
+			tailDamaged = -1
+		}
 		if err := x.Set(i, rec); err != nil {
 			return err
 		}
@@ -192,6 +233,15 @@ func (f *File) rebuildIndex() error {
 		logical += int64(m.ISize)
 		return nil
 	})
+	if werr == nil && hinted && tailDamaged >= 0 {
+		// Only empty members follow the damaged stretch: it is a tail torn
+		// by a power loss (gzfs's numbering would place any block after it).
+		r, _ := x.At(tailDamaged)
+		x.Truncate(tailDamaged)
+		logical = r.Logical
+		werr = fmt.Errorf("%w: a damaged stretch at %d with no block after it", bgzf.ErrTornTail, r.Offset)
+		end = r.Offset
+	}
 	switch {
 	case werr == nil:
 	case errors.Is(werr, bgzf.ErrTornTail):

@@ -1,0 +1,307 @@
+package blockfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// The power-loss test, in the manner of CrashMonkey and ALICE: every write,
+// truncate and fsync the engine makes to its backing and journal files is
+// recorded; crash images are built from everything a file had when it was
+// last fsynced plus a random subset of its later writes (each kept, torn at
+// a 4 KiB boundary or lost, in any combination, so later pages can land
+// while earlier ones do not); the seek index (mapped, so not recorded) is
+// either the newest one, describing more than the image holds, or gone.
+// Opening each image must lose nothing that was fsynced, give no wrong
+// byte, and answer EIO only for blocks past the fsynced size.
+
+// recOp is one recorded change of a file.
+type recOp struct {
+	path string
+	kind byte // 'w' write, 't' truncate, 's' fsync
+	off  int64
+	data []byte
+}
+
+type recorder struct {
+	mu  sync.Mutex
+	ops []recOp
+}
+
+func (r *recorder) add(op recOp) {
+	r.mu.Lock()
+	r.ops = append(r.ops, op)
+	r.mu.Unlock()
+}
+
+// recFile records the changes made through it.
+type recFile struct {
+	*os.File
+	r *recorder
+}
+
+func (f recFile) WriteAt(p []byte, off int64) (int, error) {
+	f.r.add(recOp{path: f.Name(), kind: 'w', off: off, data: bytes.Clone(p)})
+	return f.File.WriteAt(p, off)
+}
+
+func (f recFile) Truncate(size int64) error {
+	f.r.add(recOp{path: f.Name(), kind: 't', off: size})
+	return f.File.Truncate(size)
+}
+
+func (f recFile) Sync() error {
+	f.r.add(recOp{path: f.Name(), kind: 's'})
+	return f.File.Sync()
+}
+
+// image builds the content of path after a power loss.
+func (r *recorder) image(rng *rand.Rand, path string) []byte {
+	var ops []recOp
+	lastSync := -1
+	for _, op := range r.ops {
+		if op.path == path {
+			ops = append(ops, op)
+			if op.kind == 's' {
+				lastSync = len(ops) - 1
+			}
+		}
+	}
+	var img []byte
+	write := func(off int64, p []byte) {
+		if end := off + int64(len(p)); end > int64(len(img)) {
+			img = append(img, make([]byte, end-int64(len(img)))...)
+		}
+		copy(img[off:], p)
+	}
+	for i, op := range ops {
+		durable := i <= lastSync
+		switch op.kind {
+		case 'w':
+			if durable {
+				write(op.off, op.data)
+				continue
+			}
+			for p := int64(0); p < int64(len(op.data)); {
+				end := min((op.off+p)/4096*4096+4096-op.off, int64(len(op.data)))
+				if rng.IntN(2) == 0 {
+					write(op.off+p, op.data[p:end])
+				}
+				p = end
+			}
+		case 't':
+			if durable || rng.IntN(2) == 0 {
+				if op.off <= int64(len(img)) {
+					img = img[:op.off]
+				} else {
+					img = append(img, make([]byte, op.off-int64(len(img)))...)
+				}
+			}
+		}
+	}
+	return img
+}
+
+// abandon drops the File as a killed process would: no flush, no index
+// update; its descriptors (and lock) are released.
+func (f *File) abandon() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.account()
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.idx.Close()
+	f.fd.Close()
+	if f.jnl != nil {
+		f.jnl.close()
+	}
+}
+
+func TestPowerLoss(t *testing.T) {
+	seeds, images := 16, 24 // GZFS_POWERLOSS_SEEDS=N runs more
+	if n, err := strconv.Atoi(os.Getenv("GZFS_POWERLOSS_SEEDS")); err == nil {
+		seeds = n
+	} else if testing.Short() {
+		seeds = 4
+	}
+	for seed := 1; seed <= seeds; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { powerLossRound(t, uint64(seed), images) })
+	}
+}
+
+func powerLossRound(t *testing.T, seed uint64, images int) {
+	rng := rand.New(rand.NewPCG(seed, 77))
+	rec := &recorder{}
+	defer func(w func(*os.File) backingFile) { wrapFile = w }(wrapFile)
+	wrapFile = func(f *os.File) backingFile { return recFile{f, rec} }
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.gz")
+	opts := Options{BlockSize: MinBlockSize, Level: 1, Logger: quiet, FlushInterval: -1}
+	f, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var model []byte
+	put := func(p []byte, off int64) {
+		if end := off + int64(len(p)); end > int64(len(model)) {
+			model = append(model, make([]byte, end-int64(len(model)))...)
+		}
+		copy(model[off:], p)
+	}
+	data := func() []byte {
+		if rng.IntN(3) == 0 {
+			return randomBytes(rng, 1+rng.IntN(3*MinBlockSize))
+		}
+		return textish(rng, 1+rng.IntN(3*MinBlockSize))
+	}
+	debug := os.Getenv("GZFS_DEBUG_CHECK") != "" // trace and check every step
+	trace := func(format string, args ...any) {
+		if debug {
+			t.Logf(format, args...)
+		}
+	}
+	// Phase 1: anything, with fsyncs and reopens.
+	for step := 0; step < 60; step++ {
+		if debug {
+			checkSame(t, f, model, fmt.Sprint("step ", step))
+		}
+		switch op := rng.IntN(10); {
+		case op < 5:
+			p, off := data(), rng.Int64N(int64(len(model))+MinBlockSize)
+			trace("write %d@%d", len(p), off)
+			if _, err := f.WriteAt(p, off); err != nil {
+				t.Fatal(err)
+			}
+			put(p, off)
+		case op < 6:
+			size := rng.Int64N(int64(len(model)) + 2*MinBlockSize)
+			trace("truncate %d", size)
+			if err := f.Truncate(size); err != nil {
+				t.Fatal(err)
+			}
+			if size <= int64(len(model)) {
+				model = model[:size]
+			} else {
+				model = append(model, make([]byte, size-int64(len(model)))...)
+			}
+		case op < 8:
+			trace("sync")
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		case op < 9:
+			trace("flush")
+			if err := f.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			trace("reopen")
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if f, err = Open(path, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	synced := bytes.Clone(model)
+	// Phase 2: writes, appends and flushes (close-like), no fsync; then
+	// the power goes.
+	versions := [][]byte{synced}
+	for step := 0; step < 12; step++ {
+		p := data()
+		off := rng.Int64N(int64(len(model)) + MinBlockSize)
+		if _, err := f.WriteAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		put(p, off)
+		versions = append(versions, bytes.Clone(model))
+		if rng.IntN(2) == 0 {
+			if err := f.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	store, ino := f.store, f.fid.Ino
+	f.abandon()
+	wrapFile = func(f *os.File) backingFile { return f }
+
+	idxPath, jnlPath := store.indexPath(ino), store.journalPath(ino)
+	newestIndex, _ := os.ReadFile(idxPath)
+	for i := 0; i < images; i++ {
+		img, jimg := rec.image(rng, path), rec.image(rng, jnlPath)
+		// In place, so that inode and birth (the sidecars' keys) stay.
+		if err := os.WriteFile(path, img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(jnlPath, jimg, 0o644)
+		indexKind := "newest index"
+		if rng.IntN(2) == 0 {
+			os.Remove(idxPath)
+			indexKind = "no index"
+		} else {
+			os.WriteFile(idxPath, newestIndex, 0o644)
+		}
+		err := checkImage(path, opts, synced, versions)
+		if err != nil {
+			t.Fatalf("image %d (%s, %d backing bytes, %d journal bytes): %v", i, indexKind, len(img), len(jimg), err)
+		}
+	}
+}
+
+// checkImage opens a crash image and checks it against the fsynced content
+// and the versions written after it.
+func checkImage(path string, opts Options, synced []byte, versions [][]byte) error {
+	f, err := Open(path, opts)
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	defer f.Close()
+	size := f.Size()
+	minLen := len(synced)
+	maxLen := 0
+	for _, v := range versions {
+		maxLen = max(maxLen, len(v))
+	}
+	if size < int64(minLen) || size > int64(maxLen) {
+		return fmt.Errorf("size %d, want %d to %d", size, minLen, maxLen)
+	}
+	buf := make([]byte, MinBlockSize)
+	for off := int64(0); off < size; off += MinBlockSize {
+		n, err := f.ReadAt(buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			if errors.Is(err, ErrCorrupt) && off >= int64(len(synced)) {
+				continue // torn data that was never fsynced
+			}
+			return fmt.Errorf("read at %d (fsynced size %d): %w", off, len(synced), err)
+		}
+		for i, c := range buf[:n] {
+			at := off + int64(i)
+			ok := false
+			for _, v := range versions {
+				if at < int64(len(v)) && v[at] == c {
+					ok = true
+					break
+				}
+			}
+			if !ok && !(c == 0 && at >= int64(len(synced))) {
+				return fmt.Errorf("byte %d is %#x: in no version since the fsync (fsynced size %d)", at, c, len(synced))
+			}
+		}
+	}
+	return nil
+}
