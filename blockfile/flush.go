@@ -281,6 +281,9 @@ func (f *File) appendZeros(n int64) error {
 		f.backing += c * zl
 		f.idx.SetState(f.storedLogical(), f.physical(), binary.LittleEndian.Uint64(z.Bytes[zl-8:]))
 		n -= c
+		if err := f.spillIndex(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -345,7 +348,7 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 	}
 	last := ms[len(ms)-1].Bytes
 	f.idx.SetState(logical, f.physical(), binary.LittleEndian.Uint64(last[len(last)-8:]))
-	return nil
+	return f.spillIndex()
 }
 
 // undoAppend cuts a failed append (a full disk: part of it may be written)

@@ -32,7 +32,10 @@ func (f *File) recover() error {
 			return err
 		}
 		f.state = "rebuilt (" + reason + ")"
-		if f.idx.Len() > 0 {
+		if f.idx.InMemory() && reason == "missing" {
+			f.state = "in memory (one block: no sidecar)"
+		}
+		if f.idx.Len() > 1 || reason != "missing" && f.idx.Len() > 0 {
 			f.log.Info("index rebuilt from block headers", "file", f.name, "reason", reason, "blocks", f.idx.Len())
 		}
 	} else {
@@ -150,23 +153,29 @@ func (f *File) openIndex(physical int64) string {
 // rebuildIndex walks the member headers of the backing file and writes a
 // new index. A torn last member (a crash while appending) is cut off.
 func (f *File) rebuildIndex() error {
+	// Built in memory; a file of more than one block spills it to a file as
+	// soon as it has two records (memory stays bounded), renamed into place
+	// at the end. A one-block file needs no sidecar at all.
 	path := f.store.indexPath(f.fid.Ino)
 	tmp := path + ".tmp"
-	x, err := blockindex.Create(tmp, f.fid, f.opts.BlockSize)
-	if err != nil && f.opts.ReadOnly {
-		// A read-only store: keep the rebuilt index in an unlinked temp file.
-		tf, terr := os.CreateTemp("", "gzfs-index-*")
-		if terr != nil {
-			return fmt.Errorf("rebuild index: %w", err)
+	x, err := blockindex.CreateMem(f.fid, f.opts.BlockSize)
+	if err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
+	}
+	spill := func() error {
+		if err := x.Persist(tmp); err == nil || !f.opts.ReadOnly {
+			return err
+		}
+		// A read-only store: keep the index in an unlinked temporary file.
+		tf, err := os.CreateTemp("", "gzfs-index-*")
+		if err != nil {
+			return err
 		}
 		tmp = tf.Name()
 		tf.Close()
-		x, err = blockindex.Create(tmp, f.fid, f.opts.BlockSize)
-		defer os.Remove(tmp)
 		path = ""
-	}
-	if err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
+		defer os.Remove(tmp)
+		return x.Persist(tmp)
 	}
 	var logical int64
 	var i int64
@@ -231,6 +240,9 @@ func (f *File) rebuildIndex() error {
 		}
 		i++
 		logical += int64(m.ISize)
+		if i == 2 && x.InMemory() {
+			return spill()
+		}
 		return nil
 	})
 	if werr == nil && hinted && tailDamaged >= 0 {
@@ -289,13 +301,34 @@ func (f *File) rebuildIndex() error {
 	}
 	x.SetState(logical, physical, tail)
 	x.SetSyncedEnd(f.backing) // what is there may have been fsynced
-	if path != "" {
+	switch {
+	case x.InMemory():
+		if !f.opts.ReadOnly {
+			os.Remove(path) // a stale sidecar of a file that is one block now
+		}
+	case path != "":
 		if err := os.Rename(tmp, path); err != nil {
 			x.Close()
 			return fmt.Errorf("rebuild index: %w", err)
 		}
 	}
 	f.idx = x
+	return nil
+}
+
+// spillIndex gives an in-memory index a file once the file has more than
+// one block. Callers hold f.mu for writing.
+func (f *File) spillIndex() error {
+	if !f.idx.InMemory() || f.idx.Len() < 2 || f.opts.ReadOnly {
+		return nil
+	}
+	path := f.store.indexPath(f.fid.Ino)
+	if err := f.idx.Persist(path + ".tmp"); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("%s: index: %w", f.name, err)
+	}
 	return nil
 }
 

@@ -111,6 +111,53 @@ func Create(path string, id FileID, blockSize int) (*Index, error) {
 		f.Close()
 		return nil, err
 	}
+	x.init(id, blockSize)
+	return x, nil
+}
+
+// CreateMem makes a new empty index in anonymous memory, with no file: the
+// index of a small file, rebuilt from its one or two member headers at
+// every open, costs no sidecar. Persist writes it to a file when the file
+// outgrows that.
+func CreateMem(id FileID, blockSize int) (*Index, error) {
+	mem, err := unix.Mmap(-1, 0, HeaderSize+8*RecordSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("map index: %w", err)
+	}
+	x := &Index{mem: mem}
+	x.init(id, blockSize)
+	return x, nil
+}
+
+// InMemory reports whether the index has no file (see CreateMem).
+func (x *Index) InMemory() bool { return x.f == nil }
+
+// Persist writes an in-memory index to a new file at path (replacing any
+// file there) and maps that file from now on.
+func (x *Index) Persist(path string) error {
+	if x.f != nil {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create index: %w", err)
+	}
+	old := x.mem
+	y := &Index{f: f}
+	n := max(x.Len(), minRecords)
+	if err := y.remap(n); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	copy(y.mem, old[:HeaderSize+x.Len()*RecordSize])
+	unix.Munmap(old)
+	x.f, x.mem = y.f, y.mem
+	return nil
+}
+
+// init writes the header of a new empty index.
+func (x *Index) init(id FileID, blockSize int) {
 	copy(x.mem, Magic)
 	x.put32(8, Version)
 	x.put32(12, RecordSize)
@@ -119,7 +166,6 @@ func Create(path string, id FileID, blockSize int) (*Index, error) {
 	x.put64(56, id.Ino)
 	x.put64(64, id.Birth)
 	x.seal()
-	return x, nil
 }
 
 // Header is what an index header says of its backing file (see Peek).
@@ -240,6 +286,16 @@ func (x *Index) capacity() int64 { return int64(len(x.mem)-HeaderSize) / RecordS
 func (x *Index) remap(n int64) error {
 	size := HeaderSize + n*RecordSize
 	old := int64(len(x.mem))
+	if x.f == nil && x.mem != nil { // in memory: a bigger anonymous mapping
+		mem, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			return fmt.Errorf("map index: %w", err)
+		}
+		copy(mem, x.mem)
+		unix.Munmap(x.mem)
+		x.mem = mem
+		return nil
+	}
 	if err := unix.Fallocate(int(x.f.Fd()), 0, old, size-old); err != nil &&
 		!errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
 		return fmt.Errorf("grow index: %w", err)
@@ -496,6 +552,9 @@ func (x *Index) ExportGZI(w io.Writer) error {
 
 // Sync makes the mapped index durable.
 func (x *Index) Sync() error {
+	if x.f == nil {
+		return nil
+	}
 	if err := unix.Msync(x.mem, unix.MS_SYNC); err != nil {
 		return fmt.Errorf("msync index: %w", err)
 	}
@@ -511,6 +570,9 @@ func (x *Index) Close() error {
 	if x.mem != nil {
 		err = unix.Munmap(x.mem)
 		x.mem = nil
+	}
+	if x.f == nil {
+		return err
 	}
 	if cerr := x.f.Close(); err == nil {
 		err = cerr

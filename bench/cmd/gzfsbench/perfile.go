@@ -65,7 +65,8 @@ func (b *bench) p10() error {
 	}
 	run := func(argv ...string) func(string) error {
 		return func(dir string) error {
-			cmd := exec.Command(argv[0], append(argv[1:], filepath.Join(dir, "tree"))...)
+			args := append([]string{filepath.Join(dir, "tree")}, argv[1:]...) // GNU tools take options after operands
+			cmd := exec.Command(argv[0], args...)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("%v: %v: %.200s", argv, err, out)
 			}
@@ -149,7 +150,12 @@ func (b *bench) p10() error {
 			}
 			ds[i] = time.Since(t0)
 		}
-		rate := func(d time.Duration) string { return fmt.Sprintf("%.0f %s", float64(m.ops)/d.Seconds(), m.unit) }
+		rate := func(d time.Duration) string {
+			if m.ops == 1 {
+				return fmt.Sprintf("%.2f s", d.Seconds())
+			}
+			return fmt.Sprintf("%.0f %s", float64(m.ops)/d.Seconds(), m.unit)
+		}
 		for i, l := range b.lbs {
 			b.add(ratioRow("P10", m.name, l.label, rate(ds[0]), rate(ds[i+1]), ds[i+1].Seconds()/ds[0].Seconds(), l.goal(m.goal), true))
 		}
