@@ -400,6 +400,17 @@ func (x *Index) At(i int64) (Record, error) {
 	}, nil
 }
 
+// put encodes record i with its checksum.
+func (x *Index) put(i int64, r Record) {
+	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
+	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
+	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
+	binary.LittleEndian.PutUint32(p[16:], r.Size)
+	binary.LittleEndian.PutUint32(p[20:], r.Length)
+	binary.LittleEndian.PutUint32(p[24:], r.Pad)
+	binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
+}
+
 func recordCRC(p []byte, i int64) uint32 {
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(i))
@@ -418,13 +429,7 @@ func (x *Index) Set(i int64, r Record) error {
 			return err
 		}
 	}
-	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
-	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
-	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
-	binary.LittleEndian.PutUint32(p[16:], r.Size)
-	binary.LittleEndian.PutUint32(p[20:], r.Length)
-	binary.LittleEndian.PutUint32(p[24:], r.Pad)
-	binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
+	x.put(i, r)
 	b := int64(x.BlockSize())
 	uniform := x.Uniform() && r.Logical == i*b
 	if i == n {
@@ -474,13 +479,7 @@ func (x *Index) AppendRun(n int64, r Record) error {
 		uniform = err == nil && int64(prev.Length) == b
 	}
 	for i := first; i < first+n; i++ {
-		p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
-		binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
-		binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
-		binary.LittleEndian.PutUint32(p[16:], r.Size)
-		binary.LittleEndian.PutUint32(p[20:], r.Length)
-		binary.LittleEndian.PutUint32(p[24:], r.Pad)
-		binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
+		x.put(i, r)
 		r.Offset += int64(r.Size)
 		r.Logical += int64(r.Length)
 	}
