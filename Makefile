@@ -34,8 +34,8 @@ FSX_LONG_OPS   ?= 500000
 FSX_LONG_SEEDS ?= 1,2,3,4,5,6,7,8
 
 # Commands the tests and the demo need, and the Debian packages that hold them.
-DEPS_CMDS := fusermount3 pigz bgzip gzip zcat getfattr
-DEPS_PKGS := fuse3 pigz tabix gzip attr
+DEPS_CMDS := fusermount3 pigz bgzip gzip zcat getfattr git
+DEPS_PKGS := fuse3 pigz tabix gzip attr git
 
 .PHONY: all build deps demo demo-offline demo-mount test fmt-check vet test-race test-purego test-rest fuzz fsx-long bench bench-quick clean
 

@@ -23,7 +23,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 
 need=()
-for c in pigz:pigz bgzip:tabix gzip:gzip fusermount3:fuse3; do
+for c in pigz:pigz bgzip:tabix gzip:gzip fusermount3:fuse3 git:git tar:tar; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || need+=("${c#*:}")
 done
 [ -e /usr/include/libdeflate.h ] || need+=(libdeflate-dev)

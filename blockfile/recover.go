@@ -21,11 +21,7 @@ func (f *File) recover() error {
 	if err != nil {
 		return err
 	}
-	f.backing = st.Size()
-	f.eof = f.endsWithEOF(f.backing)
-	if f.eof {
-		f.backing -= int64(len(bgzf.EOFMember))
-	}
+	f.measureBacking(st.Size())
 	reason := f.openIndex(st.Size())
 	if reason != "" {
 		if err := f.rebuildIndex(); err != nil {
@@ -41,15 +37,30 @@ func (f *File) recover() error {
 	} else {
 		f.state = "valid"
 	}
+	f.useIndex()
+	return nil
+}
+
+// measureBacking sets where the data members end (and whether the EOF
+// marker follows them) from the backing file's size.
+func (f *File) measureBacking(size int64) {
+	f.backing = size
+	f.eof = f.endsWithEOF(size)
+	if f.eof {
+		f.backing -= int64(len(bgzf.EOFMember))
+	}
+}
+
+// useIndex takes the sizes of the index just opened or rebuilt. Bytes past
+// the data end of the last fsync were never promised durable; an index
+// that does not record it (older, or rebuilt) counts everything as fsynced.
+func (f *File) useIndex() {
 	f.size = f.idx.LogicalSize()
 	f.blockSize = int64(f.idx.BlockSize())
-	// Bytes past the data end of the last fsync were never promised durable;
-	// without that record, everything there may have been fsynced.
 	f.synced = f.backing
-	if end, ok := f.idx.SyncedEnd(); ok && reason == "" {
+	if end, ok := f.idx.SyncedEnd(); ok {
 		f.synced = min(end, f.backing)
 	}
-	return nil
 }
 
 // replayJournal applies a batch left by a crash between journal commit and
@@ -348,11 +359,7 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	}
 	f.reloaded = stampOf(st)
 	old := f.idx
-	f.backing = st.Size()
-	f.eof = f.endsWithEOF(f.backing)
-	if f.eof {
-		f.backing -= int64(len(bgzf.EOFMember))
-	}
+	f.measureBacking(st.Size())
 	if err := f.rebuildIndex(); err != nil {
 		f.idx = old
 		f.log.Error("rebuilding the index after a damaged block failed", "file", f.name, "err", err)
@@ -360,9 +367,7 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	}
 	old.Close()
 	f.cache.dropFile(f.id)
-	f.size = f.idx.LogicalSize()
-	f.blockSize = int64(f.idx.BlockSize())
-	f.synced = f.backing
+	f.useIndex()
 	f.state = "rebuilt (a block did not match the index)"
 	f.log.Warn("index did not match the backing file; rebuilt it from the block headers", "file", f.name,
 		"block", be.Block, "err", be.Err)

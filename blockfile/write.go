@@ -77,15 +77,10 @@ func (f *File) Append(p []byte) (int64, error) {
 		return 0, err
 	}
 	off := f.size
-	p, err := f.clipWrite(p, off)
-	if err != nil {
-		return off, err
+	if off+int64(len(p)) > MaxFileSize { // no short count: all of p or nothing
+		return off, fmt.Errorf("%s: append at %d: the maximum file size is %d bytes: %w", f.name, off, MaxFileSize, syscall.EFBIG)
 	}
-	if int64(len(p)) < MaxFileSize-off || len(p) == 0 {
-		return off, f.writeLocked(p, off)
-	}
-	// Append has no short count: all of p or nothing.
-	return off, fmt.Errorf("%s: append at %d: the maximum file size is %d bytes: %w", f.name, off, MaxFileSize, syscall.EFBIG)
+	return off, f.writeLocked(p, off)
 }
 
 func (f *File) writable() error {

@@ -138,10 +138,7 @@ func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int
 // peekSize reads the logical size of a gzfs file that is not open without
 // opening the engine: no lock, no journal replay, no index written.
 func (fsys *FS) peekSize(dirfd int, bname string) (int64, error) {
-	fd, err := openAt(dirfd, bname, unix.O_RDONLY|unix.O_NOATIME, 0)
-	if err == unix.EPERM {
-		fd, err = openAt(dirfd, bname, unix.O_RDONLY, 0)
-	}
+	fd, _, err := openEngineFd(dirfd, bname, true)
 	if err != nil {
 		return 0, err
 	}

@@ -397,15 +397,9 @@ func (t *openTable) closeAll() error {
 		if parked != nil {
 			<-parked
 		}
-		if err := t.closeEntry(e); err != nil {
+		if err := t.finish(e); err != nil {
 			errs = append(errs, err)
 		}
-		t.mu.Lock()
-		if t.m[e.key] == e {
-			delete(t.m, e.key)
-		}
-		t.mu.Unlock()
-		close(e.done)
 	}
 	return errors.Join(errs...)
 }

@@ -124,6 +124,22 @@ func (b *bench) p10() error {
 				return fmt.Errorf("tar x: %v: %.200s", err, out)
 			}
 			return nil
+		}}, measure{"git status in a checkout of " + b.src.name + ", cold", 0.7, "runs/s", 1, func(dir string) error {
+			for _, argv := range [][]string{{"init", "-q"}, {"add", "-A"}, {"-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "x"}} {
+				cmd := exec.Command("git", argv...)
+				cmd.Dir = filepath.Join(dir, "tarx")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return fmt.Errorf("git %v: %v: %.200s", argv, err, out)
+				}
+			}
+			return dropCaches()
+		}, func(dir string) error {
+			cmd := exec.Command("git", "status", "--porcelain")
+			cmd.Dir = filepath.Join(dir, "tarx")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("git status: %v: %.200s", err, out)
+			}
+			return nil
 		}})
 	}
 	dirs := []string{filepath.Join(b.gmnt(), "p10")}
