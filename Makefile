@@ -132,7 +132,7 @@ test-purego:
 # Everything else (codec, CLI end-to-end tests, integration).
 test-rest:
 	@pkgs="$$($(GO) list ./... | grep -vE '/($(RACE_RE))$$')"; \
-	if [ -n "$$pkgs" ]; then set -x; $(GO) test -timeout $(TEST_TIMEOUT) $$pkgs; fi
+	if [ -n "$$pkgs" ]; then set -x; $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$pkgs; fi
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each)
 fuzz:
