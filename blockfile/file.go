@@ -43,7 +43,6 @@ type File struct {
 	dirty     map[int64][]byte // blocks changed in memory, by block number
 	pending   []*job           // full blocks being compressed for appending, in order
 	state     string           // index state for Stats
-	zero      bgzf.Member      // a full block of zeros, compressed once
 	held      int64            // this File's share of heldBlocks
 	promised  int64            // this File's share of promisedBytes
 	appendBuf []byte           // reused to gather members for one append write

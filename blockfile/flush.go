@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/gzfs/gzfs/bgzf"
@@ -137,6 +138,12 @@ func (f *File) flushLocked() error {
 	}
 	if err := f.appendRange(stored, last, members); err != nil {
 		return err
+	}
+	if d, ok := f.dirty[last]; ok && int64(len(d)) < f.blockSize {
+		// The partial last block is the one the next append rewrites (a
+		// log reopened per line): keep its bytes so that it is not
+		// inflated again.
+		f.cache.put(cacheKey{f.id, last}, slices.Clone(d))
 	}
 	for k, d := range f.dirty {
 		putBlockBuf(d)
@@ -288,10 +295,16 @@ func (f *File) appendZeros(n int64) error {
 	return nil
 }
 
-// zeroMember returns a member of n zero bytes (cached for full blocks).
+// zeroMember returns a member of n zero bytes. Members of a whole block of
+// zeros are compressed once per level and block size for the process
+// (every new file asks for one: the space check of its first write).
 func (f *File) zeroMember(n int) (bgzf.Member, error) {
-	if n == int(f.blockSize) && f.zero.Bytes != nil {
-		return f.zero, nil
+	key := zeroKey{f.encoders.Level(), n}
+	full := n == int(f.blockSize)
+	if full {
+		if m, ok := zeroMembers.Load(key); ok {
+			return m.(bgzf.Member), nil
+		}
 	}
 	e := f.encoders.Get()
 	defer f.encoders.Put(e)
@@ -299,11 +312,18 @@ func (f *File) zeroMember(n int) (bgzf.Member, error) {
 	if err != nil {
 		return m, fmt.Errorf("%s: compress zeros: %w", f.name, err)
 	}
-	if n == int(f.blockSize) {
-		f.zero = m
+	if full {
+		zeroMembers.Store(key, m)
 	}
 	return m, nil
 }
+
+// zeroKey names a cached member of zeros: level and length.
+type zeroKey struct{ level, n int }
+
+// zeroMembers caches full blocks of zeros, compressed (zeroKey -> bgzf.Member;
+// the members are shared and never modified).
+var zeroMembers sync.Map
 
 // appendMembers writes members after the last data member, over the EOF
 // marker, and a new EOF marker after them (no journal needed: the marker

@@ -72,3 +72,41 @@ func inodeOf(t *testing.T, path string) uint64 {
 	st, _ := f.Stat()
 	return st.Sys().(*syscall.Stat_t).Ino
 }
+
+// TestOneBlockNoSidecar: a file of one block (followed by the EOF marker)
+// needs no index file, neither when written nor when opened again without
+// one (the marker is no second block).
+func TestOneBlockNoSidecar(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "one.gz")
+	f, err := Create(path, 0o644, testOpts(MinBlockSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("one block\n"), 400)
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := FindStore(path)
+	for round := 0; round < 2; round++ {
+		f, err := Open(path, testOpts(MinBlockSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Stats(); !f.idx.InMemory() {
+			t.Fatalf("round %d: index state %q, want in memory", round, st.IndexState)
+		}
+		got := make([]byte, len(data))
+		if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("round %d: read back: %v", round, err)
+		}
+		f.Close()
+		if _, err := os.Stat(store.indexPath(inodeOf(t, path))); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("round %d: a one-block file has an index sidecar (%v)", round, err)
+		}
+	}
+	gzipOK(t, path, data)
+}

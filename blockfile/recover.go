@@ -251,7 +251,10 @@ func (f *File) rebuildIndex() error {
 		}
 		i++
 		logical += int64(m.ISize)
-		if i == 2 && x.InMemory() {
+		// A second record means a file of more blocks than one: the index
+		// gets its file. The EOF marker at the very end is no block (it is
+		// dropped below), so a one-block file keeps its index in memory.
+		if i >= 2 && x.InMemory() && !(m.ISize == 0 && m.Offset+int64(m.Size) == physical) {
 			return spill()
 		}
 		return nil
