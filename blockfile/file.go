@@ -53,6 +53,8 @@ type File struct {
 	idleStamp fileStamp   // the backing file at Idle; zero while not idle
 	reloaded  fileStamp   // the backing file when a block error last rebuilt the index
 	timer     *time.Timer // pending timer flush, when FlushInterval > 0
+	fastTail  int64       // the last block, stored at fastLevel by an append; -1: none
+	settling  bool        // this flush writes every block at the configured level (Close)
 
 	lastRead atomic.Int64 // the last block of the last read: sequential-read detection
 	flightMu sync.Mutex
@@ -169,7 +171,7 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 	f = &File{
 		name: name, fd: wrapFile(fd), fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
 		store: opts.Store, opts: opts, log: opts.Logger, cache: opts.Cache,
-		encoders: encoders, workers: defaultWorkers, dirty: make(map[int64][]byte),
+		encoders: encoders, workers: defaultWorkers, dirty: make(map[int64][]byte), fastTail: -1,
 	}
 	if opts.Workers > 0 {
 		f.workers = make(chan struct{}, opts.Workers)
@@ -270,6 +272,13 @@ func (f *File) Close() error {
 	var err error
 	if !f.opts.ReadOnly {
 		err = f.flushLocked()
+		if err == nil && f.fastTail >= 0 {
+			// The file comes to rest: its last block gets the configured level.
+			if err = f.settleTail(); err == nil {
+				err = f.flushLocked()
+			}
+			f.settling = false
+		}
 		if err == nil {
 			f.idx.SetDirty(false)
 		}

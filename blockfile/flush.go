@@ -120,7 +120,8 @@ func (f *File) flushLocked() error {
 			f.dirty[k] = append(d, make([]byte, end-start-int64(len(d)))...)
 		}
 	}
-	members, err := f.compressDirty()
+	fast := f.fastTailBlock(stored, last)
+	members, err := f.compressDirty(fast)
 	if err != nil {
 		return err
 	}
@@ -138,6 +139,11 @@ func (f *File) flushLocked() error {
 	}
 	if err := f.appendRange(stored, last, members); err != nil {
 		return err
+	}
+	if fast >= 0 {
+		f.fastTail = fast
+	} else if _, ok := f.dirty[f.fastTail]; ok {
+		f.fastTail = -1 // rewritten at the configured level
 	}
 	if d, ok := f.dirty[last]; ok && int64(len(d)) < f.blockSize {
 		// The partial last block is the one the next append rewrites (a
@@ -159,6 +165,27 @@ func (f *File) flushLocked() error {
 	return nil
 }
 
+// settleTail recompresses at the configured level a last block that an
+// append left at fastLevel (see fastTailBlock). Callers hold f.mu for
+// writing and flush afterwards.
+func (f *File) settleTail() error {
+	k := f.fastTail
+	f.fastTail = -1
+	if k < 0 || k != f.idx.Len()-1 || len(f.dirty) > 0 || len(f.pending) > 0 || f.storedLogical() != f.size {
+		return nil // changed since: the next flush writes it at the configured level
+	}
+	if r, err := f.record(k); err != nil || int64(r.Length) >= f.blockSize {
+		return err // filled since: the append pipeline wrote it at the configured level
+	}
+	d, err := f.dirtyBlock(k, false)
+	if err != nil {
+		return err
+	}
+	f.dirty[k] = d
+	f.settling = true
+	return nil
+}
+
 // storedLogical is the logical size the stored blocks hold.
 func (f *File) storedLogical() int64 {
 	n := f.idx.Len()
@@ -172,11 +199,45 @@ func (f *File) storedLogical() int64 {
 	return r.LogicalEnd()
 }
 
-// compressDirty compresses every dirty block in parallel.
-func (f *File) compressDirty() (map[int64]bgzf.Member, error) {
+// fastLevel is the deflate level of a partial last block rewritten by an
+// append (see fastTailBlock).
+const fastLevel = 1
+
+// fastTailBlock returns the block that this flush may compress at
+// fastLevel, or -1: the partial last block when it was stored already, so
+// that this flush rewrites it to append to it. A log reopened for every
+// line (shell >>, loggers) rewrites its last block at every close; at the
+// configured level that compression was most of the cost. The block gets
+// the configured level once it is full (the append pipeline compresses full
+// blocks) and when the File is closed (Close recompresses a fast tail), so
+// the stored size of a file at rest does not change. A block written for
+// the first time (a new small file) always gets the configured level.
+// Callers hold f.mu for writing.
+func (f *File) fastTailBlock(stored, last int64) int64 {
+	if f.settling || f.encoders.Level() <= fastLevel || last >= stored {
+		return -1
+	}
+	d, ok := f.dirty[last]
+	if !ok || int64(len(d)) >= f.blockSize {
+		return -1
+	}
+	return last
+}
+
+// compressDirty compresses every dirty block in parallel, block fast (if
+// not -1) at fastLevel.
+func (f *File) compressDirty(fast int64) (map[int64]bgzf.Member, error) {
 	out := make(map[int64]bgzf.Member, len(f.dirty))
 	jobs := make([]*job, 0, len(f.dirty)) // startJob encodes into pooled buffers
 	for k, d := range f.dirty {
+		if k == fast {
+			fp, err := encoderPool(fastLevel)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, f.startJobWith(fp, k, d, slackRound))
+			continue
+		}
 		jobs = append(jobs, f.startJob(k, d, slackRound))
 	}
 	var errs []error

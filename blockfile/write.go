@@ -22,13 +22,18 @@ type job struct {
 
 // startJob compresses data on the worker pool. roundTo > 1 leaves slack.
 func (f *File) startJob(k int64, data []byte, roundTo int) *job {
+	return f.startJobWith(f.encoders, k, data, roundTo)
+}
+
+// startJobWith is startJob with the encoders of a given level.
+func (f *File) startJobWith(encoders *bgzf.EncoderPool, k int64, data []byte, roundTo int) *job {
 	j := &job{block: k, data: data, done: make(chan struct{})}
 	f.workers <- struct{}{}
 	go func() {
 		defer close(j.done)
 		defer func() { <-f.workers }()
-		e := f.encoders.Get()
-		defer f.encoders.Put(e)
+		e := encoders.Get()
+		defer encoders.Put(e)
 		j.m, j.err = e.Encode(getMemberBuf(), data, roundTo)
 	}()
 	return j
