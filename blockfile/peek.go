@@ -1,9 +1,12 @@
 package blockfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/gzfs/gzfs/bgzf"
@@ -36,6 +39,17 @@ func PeekSize(fd *os.File, store *Store) (int64, error) {
 	if jst, err := os.Stat(store.journalPath(sys.Ino)); err == nil && jst.Size() > 0 {
 		return 0, ErrPendingJournal
 	}
+	if size <= peekWhole {
+		// A small file (most of a source tree): one read of the whole
+		// file and a walk in memory is cheaper than the index sidecar.
+		buf := peekBufs.Get().(*[]byte)
+		defer peekBufs.Put(buf)
+		b := (*buf)[:size]
+		if _, err := fd.ReadAt(b, 0); err != nil {
+			return 0, fmt.Errorf("%s: %w", fd.Name(), err)
+		}
+		return walkSize(bytes.NewReader(b), size, fd.Name())
+	}
 	f := &File{name: fd.Name(), fd: fd, fid: backingID(int(fd.Fd()), sys.Ino)}
 	dataEnd := size
 	if f.endsWithEOF(size) {
@@ -46,8 +60,19 @@ func PeekSize(fd *os.File, store *Store) (int64, error) {
 			return h.Logical, nil
 		}
 	}
+	return walkSize(fd, size, fd.Name())
+}
+
+// peekWhole is the backing size up to which PeekSize reads the whole file
+// instead of the index: a few members.
+const peekWhole = 64 << 10
+
+var peekBufs = sync.Pool{New: func() any { b := make([]byte, peekWhole); return &b }}
+
+// walkSize adds up the ISIZE of every member of the BGZF stream in r.
+func walkSize(r io.ReaderAt, size int64, name string) (int64, error) {
 	var logical int64
-	_, err = bgzf.Walk(fd, size, func(m bgzf.MemberInfo) error {
+	_, err := bgzf.Walk(r, size, func(m bgzf.MemberInfo) error {
 		logical += int64(m.ISize)
 		return nil
 	})
@@ -57,5 +82,5 @@ func PeekSize(fd *os.File, store *Store) (int64, error) {
 	case errors.Is(err, bgzf.ErrFormat):
 		return 0, fmt.Errorf("%w: %v", ErrNotBGZF, err)
 	}
-	return 0, fmt.Errorf("%s: %w", fd.Name(), err)
+	return 0, fmt.Errorf("%s: %w", name, err)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,13 +15,23 @@ import (
 // TestPeekSize: the size of a file that is not open, read without the
 // engine: from the index, from the headers when the index is gone or
 // stale, through a torn tail; foreign gzip and pending journals are told.
+// A small file is read whole; a big one through its index.
 func TestPeekSize(t *testing.T) {
+	for _, n := range []int{5*MinBlockSize + 77, 200*MinBlockSize + 77} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) { testPeekSize(t, n) })
+	}
+}
+
+func testPeekSize(t *testing.T, n int) {
 	r := rand.New(rand.NewPCG(3, 3))
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.gz")
-	data := textish(r, 5*MinBlockSize+77)
+	data := textish(r, n)
 	packFile(t, path, data, Options{BlockSize: MinBlockSize})
 	store, _ := FindStore(path)
+	if st, _ := os.Stat(path); (n > 100*MinBlockSize) != (st.Size() > peekWhole) {
+		t.Fatalf("backing size %d does not test the path meant for %d bytes", st.Size(), n)
+	}
 	peek := func() (int64, error) {
 		f, err := os.Open(path)
 		if err != nil {
