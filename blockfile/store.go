@@ -73,11 +73,16 @@ func (s *Store) journalPath(ino uint64) string {
 	return filepath.Join(s.dir, strconv.FormatUint(ino, 10)+".jnl")
 }
 
+// checkpointPath is the checkpoint index of a foreign gzip file (gzindex).
+func (s *Store) checkpointPath(ino uint64) string {
+	return filepath.Join(s.dir, strconv.FormatUint(ino, 10)+".ckp")
+}
+
 // Forget removes the sidecars kept for the backing inode ino (call it when
 // the last link of a file is removed).
 func (s *Store) Forget(ino uint64) error {
 	var errs []error
-	for _, p := range []string{s.indexPath(ino), s.journalPath(ino)} {
+	for _, p := range []string{s.indexPath(ino), s.journalPath(ino), s.checkpointPath(ino)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -67,7 +67,7 @@ func Build(r io.ReaderAt, id Identity, path string, opts BuildOptions) (*Index, 
 	b := builder{r: r, id: id, opts: opts, z: z, f: f, recs: recs,
 		in: make([]byte, opts.readSize), win: make([]byte, WindowSize), winOff: HeaderSize}
 	b.h = header{id: id, span: opts.Span}
-	if b.cw, err = flate.NewWriter(&b.cbuf, flate.BestSpeed); err != nil {
+	if b.cw, err = flate.NewWriter(&b.cbuf, flate.BestCompression); err != nil {
 		return nil, err
 	}
 	if err := b.run(); err != nil {

@@ -1,0 +1,276 @@
+package blockfile
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/gzfs/gzfs/gzindex"
+)
+
+// Foreign is a gzip file that is not BGZF (written by gzip, pigz, log
+// rotation...), opened read-only for random access. With its checkpoint
+// index (a gzindex sidecar in the store, built by BuildIndex) a read at
+// any offset inflates at most one span; without it, reads stream from the
+// start (forward reads continue the stream). It is safe for concurrent
+// use; indexed reads run in parallel.
+type Foreign struct {
+	name  string
+	f     *os.File
+	store *Store
+	id    gzindex.Identity
+	log   *slog.Logger
+
+	mu      sync.RWMutex
+	idx     *gzindex.Index // nil until opened or built
+	state   string         // for Stats: "valid", "missing", "stale", ...
+	closed  bool
+	stop    bool // ask a running build to stop
+	build   sync.WaitGroup
+	running bool
+
+	streamMu sync.Mutex
+	zr       *gzip.Reader
+	pos      int64 // uncompressed offset of zr
+}
+
+// IsGzip reports whether prefix starts like a gzip file.
+func IsGzip(prefix []byte) bool { return len(prefix) >= 2 && prefix[0] == 0x1f && prefix[1] == 0x8b }
+
+// OpenForeign opens the foreign gzip file f (the Foreign owns it from now
+// on) and its checkpoint index when one matches the file; a stale or
+// damaged index is removed (BuildIndex makes a new one).
+func OpenForeign(f *os.File, name string, store *Store, log *slog.Logger) (*Foreign, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	fid := backingID(int(f.Fd()), sys.Ino)
+	id := gzindex.Identity{Ino: fid.Ino, Birth: fid.Birth, Size: st.Size(), MTime: sys.Mtim.Nano()}
+	if st.Size() >= 8 {
+		if _, err := f.ReadAt(id.Tail[:], st.Size()-8); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	x := &Foreign{name: name, f: f, store: store, id: id, log: log}
+	x.state = "missing"
+	if !gzindex.Supported {
+		x.state = "unsupported (pure-Go build)"
+		return x, nil
+	}
+	path := store.checkpointPath(sys.Ino)
+	idx, err := gzindex.Open(path, id)
+	switch {
+	case err == nil:
+		x.idx, x.state = idx, "valid"
+	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, gzindex.ErrStale), errors.Is(err, gzindex.ErrDamaged):
+		x.state = "dropped (" + err.Error() + ")"
+		log.Info("checkpoint index does not match; it will be rebuilt", "file", name, "reason", err)
+		os.Remove(path)
+	default:
+		x.state = "unreadable (" + err.Error() + ")"
+	}
+	return x, nil
+}
+
+// Indexed reports whether reads go through the checkpoint index.
+func (x *Foreign) Indexed() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.idx != nil
+}
+
+// Size returns the uncompressed size and true when the index knows it;
+// otherwise the gzip trailer's ISIZE (the size modulo 4 GiB of the last
+// member only) and false.
+func (x *Foreign) Size() (int64, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.idx != nil {
+		return x.idx.Size(), true
+	}
+	if x.id.Size < 18 {
+		return 0, false
+	}
+	return int64(uint32(x.id.Tail[4]) | uint32(x.id.Tail[5])<<8 | uint32(x.id.Tail[6])<<16 | uint32(x.id.Tail[7])<<24), false
+}
+
+// ForeignStats describes a foreign file and its index.
+type ForeignStats struct {
+	Stored      int64  // bytes of the gzip file
+	Logical     int64  // uncompressed bytes (-1 while unknown)
+	IndexState  string // "valid", "built", "missing", "building", ...
+	IndexBytes  int64  // size of the checkpoint index
+	Checkpoints int64
+	Span        int64
+	Damaged     int64 // compressed offset where the data stops decoding, -1 if none
+}
+
+// Stats returns the file's and the index's state.
+func (x *Foreign) Stats() ForeignStats {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	s := ForeignStats{Stored: x.id.Size, Logical: -1, IndexState: x.state, Damaged: -1}
+	if x.running {
+		s.IndexState = "building"
+	}
+	if x.idx != nil {
+		s.Logical, s.IndexBytes, s.Checkpoints, s.Span, s.Damaged = x.idx.Size(), x.idx.Bytes(), x.idx.Len(), x.idx.Span(), x.idx.Damaged()
+	}
+	return s
+}
+
+// BuildIndex builds the checkpoint index if there is none (one pass over
+// the file; progress, if set, is called with compressed and uncompressed
+// bytes so far). Reads go on meanwhile (streaming) and use the index once
+// it is complete. A Close stops it.
+func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
+	if !gzindex.Supported {
+		return fmt.Errorf("%s: %w", x.name, errors.New("checkpoint indexes need the libdeflate build"))
+	}
+	x.mu.Lock()
+	if x.closed {
+		x.mu.Unlock()
+		return os.ErrClosed
+	}
+	if x.idx != nil || x.running {
+		x.mu.Unlock()
+		return nil
+	}
+	x.running = true
+	x.build.Add(1)
+	x.mu.Unlock()
+	defer x.build.Done()
+	idx, err := gzindex.Build(x.f, x.id, x.store.checkpointPath(x.id.Ino), gzindex.BuildOptions{
+		Span: span, Progress: progress,
+		Stop: func() bool { x.mu.RLock(); defer x.mu.RUnlock(); return x.stop },
+	})
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.running = false
+	if err != nil {
+		if !errors.Is(err, gzindex.ErrStopped) {
+			x.state = "build failed (" + err.Error() + ")"
+		}
+		return fmt.Errorf("%s: build index: %w", x.name, err)
+	}
+	if x.closed {
+		idx.Close()
+		return os.ErrClosed
+	}
+	x.idx, x.state = idx, "built"
+	if d := idx.Damaged(); d >= 0 {
+		x.log.Error("gzip data damaged: reads past it fail", "file", x.name, "compressed_offset", d, "readable_bytes", idx.Size())
+	}
+	return nil
+}
+
+// ReadAt reads uncompressed bytes at off: through the index when there is
+// one, else by streaming. Past damaged data it fails with an error wrapping
+// ErrCorrupt that names the offset.
+func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
+	x.mu.RLock()
+	idx := x.idx
+	closed := x.closed
+	x.mu.RUnlock()
+	if closed {
+		return 0, os.ErrClosed
+	}
+	if idx != nil {
+		n, err := idx.ReadAt(x.f, p, off)
+		if errors.Is(err, gzindex.ErrCorrupt) {
+			x.log.Error("corrupt gzip data", "file", x.name, "offset", off, "err", err)
+			err = fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
+		}
+		return n, err
+	}
+	return x.streamAt(p, off)
+}
+
+// streamAt serves a read without an index: a forward read continues the
+// stream, an earlier one starts it again.
+func (x *Foreign) streamAt(p []byte, off int64) (int, error) {
+	x.streamMu.Lock()
+	defer x.streamMu.Unlock()
+	if x.zr == nil || off < x.pos {
+		br := bufio.NewReaderSize(io.NewSectionReader(x.f, 0, x.id.Size), 256<<10)
+		var err error
+		if x.zr == nil {
+			x.zr, err = gzip.NewReader(br)
+		} else {
+			err = x.zr.Reset(br)
+		}
+		if err != nil {
+			x.zr = nil
+			if errors.Is(err, io.EOF) {
+				return 0, io.EOF
+			}
+			return 0, fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
+		}
+		x.pos = 0
+	}
+	if off > x.pos {
+		n, err := io.CopyN(io.Discard, x.zr, off-x.pos)
+		x.pos += n
+		if err != nil {
+			return 0, x.streamErr(err, x.pos)
+		}
+	}
+	n := 0
+	for n < len(p) {
+		m, err := x.zr.Read(p[n:])
+		n += m
+		x.pos += int64(m)
+		if err != nil {
+			return n, x.streamErr(err, x.pos)
+		}
+	}
+	return n, nil
+}
+
+// streamErr maps an error of the stream: its end is io.EOF, anything else
+// (a truncated or damaged stream) is corrupt data.
+func (x *Foreign) streamErr(err error, at int64) error {
+	if err == io.EOF || errors.Is(err, gzip.ErrHeader) && at > 0 {
+		return io.EOF // the end, or bytes after the last member that gzip ignores too
+	}
+	x.log.Error("corrupt gzip data", "file", x.name, "offset", at, "err", err)
+	return fmt.Errorf("%s: %w at uncompressed offset %d: %v", x.name, ErrCorrupt, at, err)
+}
+
+// Close stops a running build, waits for it and closes the file.
+func (x *Foreign) Close() error {
+	x.mu.Lock()
+	if x.closed {
+		x.mu.Unlock()
+		return os.ErrClosed
+	}
+	x.closed, x.stop = true, true
+	x.mu.Unlock()
+	x.build.Wait()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var err error
+	if x.idx != nil {
+		err = x.idx.Close()
+	}
+	return errors.Join(err, x.f.Close())
+}

@@ -1,0 +1,134 @@
+package blockfile
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gzfs/gzfs/gzindex"
+)
+
+func gzipOf(t *testing.T, data []byte) []byte {
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, 6)
+	w.Write(data)
+	w.Close()
+	return b.Bytes()
+}
+
+func openForeignAt(t *testing.T, path string) *Foreign {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := FindStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := OpenForeign(f, path, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func foreignReads(t *testing.T, x *Foreign, model []byte, r *rand.Rand) {
+	t.Helper()
+	for i := 0; i < 60; i++ {
+		off := r.Int64N(int64(len(model)))
+		p := make([]byte, 1+r.IntN(70000))
+		n, err := x.ReadAt(p, off)
+		want := model[off:min(off+int64(len(p)), int64(len(model)))]
+		if n != len(want) || !bytes.Equal(p[:n], want) || (n < len(p) && err != io.EOF) {
+			t.Fatalf("read %d at %d: %d bytes, %v (want %d)", len(p), off, n, err, len(want))
+		}
+	}
+}
+
+// TestForeign: a plain gzip file reads right by streaming, then through
+// the checkpoint index it builds; the index is found again at the next
+// open, and dropped and rebuilt when the file changes.
+func TestForeign(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	data := textish(r, 3<<20)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.gz")
+	os.WriteFile(path, gzipOf(t, data), 0o644)
+	x := openForeignAt(t, path)
+	if st := x.Stats(); st.IndexState != "missing" && gzindex.Supported {
+		t.Fatalf("state %q", st.IndexState)
+	}
+	foreignReads(t, x, data, r) // streaming
+	if !gzindex.Supported {
+		if err := x.BuildIndex(0, nil); err == nil {
+			t.Fatal("pure-Go build made an index")
+		}
+		x.Close()
+		return
+	}
+	if err := x.BuildIndex(256<<10, nil); err != nil {
+		t.Fatal(err)
+	}
+	if size, exact := x.Size(); !exact || size != int64(len(data)) {
+		t.Fatalf("size %d %v", size, exact)
+	}
+	foreignReads(t, x, data, r)
+	x.Close()
+
+	x = openForeignAt(t, path)
+	if st := x.Stats(); st.IndexState != "valid" || st.Checkpoints < 2 {
+		t.Fatalf("reopened: %+v", st)
+	}
+	foreignReads(t, x, data, r)
+	x.Close()
+
+	// The file changes: the index is dropped, never used for wrong bytes.
+	data2 := textish(r, 2<<20)
+	os.WriteFile(path, gzipOf(t, data2), 0o644)
+	x = openForeignAt(t, path)
+	if x.Indexed() {
+		t.Fatalf("an index of the old file was used: %+v", x.Stats())
+	}
+	if err := x.BuildIndex(256<<10, nil); err != nil {
+		t.Fatal(err)
+	}
+	foreignReads(t, x, data2, r)
+	x.Close()
+}
+
+// TestForeignDamaged: a truncated gzip file reads up to the cut, past it
+// ErrCorrupt, with and without the index.
+func TestForeignDamaged(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 10))
+	data := textish(r, 2<<20)
+	gz := gzipOf(t, data)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cut.gz")
+	os.WriteFile(path, gz[:len(gz)/2], 0o644)
+	for _, indexed := range []bool{false, true} {
+		x := openForeignAt(t, path)
+		if indexed {
+			if !gzindex.Supported {
+				x.Close()
+				continue
+			}
+			if err := x.BuildIndex(128<<10, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := make([]byte, 1000)
+		if n, err := x.ReadAt(p, 1000); err != nil || !bytes.Equal(p[:n], data[1000:2000]) {
+			t.Fatalf("indexed=%v: read before the cut: %d, %v", indexed, n, err)
+		}
+		if _, err := x.ReadAt(p, int64(len(data))-5000); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("indexed=%v: read past the cut: %v", indexed, err)
+		}
+		x.Close()
+	}
+}
