@@ -56,18 +56,10 @@ func OpenForeign(f *os.File, name string, store *Store, log *slog.Logger) (*Fore
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok || !st.Mode().IsRegular() {
+	id, err := foreignIdentity(f, st)
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	fid := backingID(int(f.Fd()), sys.Ino)
-	id := gzindex.Identity{Ino: fid.Ino, Birth: fid.Birth, Size: st.Size(), MTime: sys.Mtim.Nano()}
-	if st.Size() >= 8 {
-		if _, err := f.ReadAt(id.Tail[:], st.Size()-8); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	x := &Foreign{name: name, f: f, store: store, id: id, log: log}
 	x.state = "missing"
@@ -75,7 +67,7 @@ func OpenForeign(f *os.File, name string, store *Store, log *slog.Logger) (*Fore
 		x.state = "unsupported (pure-Go build)"
 		return x, nil
 	}
-	path := store.checkpointPath(sys.Ino)
+	path := store.checkpointPath(id.Ino)
 	idx, err := gzindex.Open(path, id)
 	switch {
 	case err == nil:
@@ -89,6 +81,47 @@ func OpenForeign(f *os.File, name string, store *Store, log *slog.Logger) (*Fore
 		x.state = "unreadable (" + err.Error() + ")"
 	}
 	return x, nil
+}
+
+// foreignIdentity is what names the state of a foreign file for its index.
+func foreignIdentity(f *os.File, st os.FileInfo) (gzindex.Identity, error) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || !st.Mode().IsRegular() {
+		return gzindex.Identity{}, errors.New("not a regular file")
+	}
+	fid := backingID(int(f.Fd()), sys.Ino)
+	id := gzindex.Identity{Ino: fid.Ino, Birth: fid.Birth, Size: st.Size(), MTime: sys.Mtim.Nano()}
+	if st.Size() >= 8 {
+		if _, err := f.ReadAt(id.Tail[:], st.Size()-8); err != nil {
+			return gzindex.Identity{}, err
+		}
+	}
+	return id, nil
+}
+
+// PeekForeignSize returns the uncompressed size of the foreign gzip file
+// open as f, without changing anything: exact (true) from a checkpoint
+// index that matches the file, else the ISIZE of the last member (the
+// size modulo 4 GiB of that member, what gzip -l shows) and false.
+func PeekForeignSize(f *os.File, store *Store) (int64, bool, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, false, err
+	}
+	id, err := foreignIdentity(f, st)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if gzindex.Supported {
+		if idx, err := gzindex.Open(store.checkpointPath(id.Ino), id); err == nil {
+			defer idx.Close()
+			return idx.Size(), true, nil
+		}
+	}
+	if id.Size < 18 {
+		return 0, false, nil
+	}
+	return int64(uint32(id.Tail[4]) | uint32(id.Tail[5])<<8 | uint32(id.Tail[6])<<16 | uint32(id.Tail[7])<<24), false, nil
 }
 
 // Indexed reports whether reads go through the checkpoint index.

@@ -41,8 +41,8 @@ var (
 	_ fusefs.FileLseeker   = (*plainHandle)(nil)
 	_ fusefs.FileAllocater = (*plainHandle)(nil)
 
-	_ fusefs.FileReader   = (*streamHandle)(nil)
-	_ fusefs.FileReleaser = (*streamHandle)(nil)
+	_ fusefs.FileReader   = (*foreignHandle)(nil)
+	_ fusefs.FileReleaser = (*foreignHandle)(nil)
 
 	_ fusefs.FileReaddirenter = (*dirHandle)(nil)
 	_ fusefs.FileLookuper     = (*dirHandle)(nil)

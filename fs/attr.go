@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"encoding/binary"
 	"errors"
 	"os"
 	"sync"
@@ -116,7 +115,7 @@ func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int
 		})
 	}
 	if errors.Is(err, blockfile.ErrNotBGZF) {
-		size, isGzip, serr := gzipISize(dirfd, bname, st.Size)
+		size, isGzip, serr := fsys.foreignSize(key, dirfd, bname)
 		if serr != nil {
 			return 0, true, serr
 		}
@@ -147,26 +146,29 @@ func (fsys *FS) peekSize(dirfd int, bname string) (int64, error) {
 	return blockfile.PeekSize(f, fsys.store)
 }
 
-// gzipISize reads the ISIZE trailer of a gzip file (the uncompressed size
-// of its last member modulo 4 GiB, what gzip -l shows), and whether the
-// file starts like gzip at all.
-func gzipISize(dirfd int, bname string, size int64) (int64, bool, error) {
+// foreignSize returns the uncompressed size of a gzip file that is not
+// BGZF (exact once its checkpoint index is built, else its ISIZE trailer),
+// and whether the file starts like gzip at all.
+func (fsys *FS) foreignSize(key fileKey, dirfd int, bname string) (int64, bool, error) {
+	if e := fsys.foreign.get(key); e != nil {
+		size, exact := e.x.Size()
+		fsys.foreign.release(e)
+		if exact {
+			return size, true, nil
+		}
+	}
 	fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
 	if err != nil {
 		return 0, false, err
 	}
-	defer unix.Close(fd)
 	if !isGzipFd(fd) {
+		unix.Close(fd)
 		return 0, false, nil
 	}
-	if size < 18 {
-		return 0, true, nil
-	}
-	var b [4]byte
-	if _, err := unix.Pread(fd, b[:], size-4); err != nil {
-		return 0, true, err
-	}
-	return int64(binary.LittleEndian.Uint32(b[:])), true, nil
+	f := os.NewFile(uintptr(fd), bname)
+	defer f.Close()
+	size, _, err := blockfile.PeekForeignSize(f, fsys.store)
+	return size, true, err
 }
 
 // isGzipFd reports whether the file starts with the gzip magic bytes.

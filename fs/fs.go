@@ -45,6 +45,7 @@ type FS struct {
 	store    *blockfile.Store
 	cache    *blockfile.Cache
 	files    openTable
+	foreign  foreignTable
 	sizes    sizeCache
 	clashes  sync.Map // backing path -> struct{}: clashes already logged
 	isRoot   bool     // the daemon runs as root: new entries get the caller's owner
@@ -105,6 +106,7 @@ func New(backing string, opts Options) (*FS, error) {
 		idle = DefaultIdleTimeout
 	}
 	fsys.files.init(fsys, max(idle, 0))
+	fsys.foreign.init(fsys)
 	fsys.sizes.init(1 << 16)
 	return fsys, nil
 }
@@ -124,6 +126,7 @@ func (fsys *FS) FlushAll() error { return fsys.files.flushAll() }
 // backing directory.
 func (fsys *FS) Close() error {
 	err := fsys.files.closeAll()
+	fsys.foreign.closeAll()
 	if cerr := unix.Close(fsys.rootFd); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"os"
 	"path"
 	"syscall"
 
@@ -148,5 +147,9 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 		n.fsys.log.Warn("a .gz file that is not gzip is shown as it is, read-only", "file", name)
 		return &plainHandle{fsys: n.fsys, fd: fd, name: name}, 0, 0
 	}
-	return &streamHandle{fsys: n.fsys, f: os.NewFile(uintptr(fd), name), name: name}, fuse.FOPEN_DIRECT_IO, 0
+	e, err := n.fsys.foreign.acquire(n.key(), name, fd)
+	if err != nil {
+		return nil, 0, n.fsys.errno("open", name, err)
+	}
+	return &foreignHandle{fsys: n.fsys, e: e}, fuse.FOPEN_DIRECT_IO, 0
 }

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -10,73 +9,153 @@ import (
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/klauspost/compress/gzip"
+
+	"github.com/gzfs/gzfs/blockfile"
+	"github.com/gzfs/gzfs/gzindex"
 )
 
-// streamHandle reads a foreign gzip file (gzip but not BGZF) by streaming
-// decompression: forward reads continue the stream, a read before the
-// current position starts again from the beginning. It is read-only and
+// foreignHandle reads a foreign gzip file (gzip but not BGZF) through the
+// shared blockfile.Foreign of its inode: through its checkpoint index when
+// there is one (random access), else as a stream. It is read-only and
 // opened with FOPEN_DIRECT_IO, since st_size (the ISIZE trailer) may be
-// wrong for multi-member files or files over 4 GiB.
-type streamHandle struct {
+// wrong for multi-member files or files over 4 GiB until the index is
+// built.
+type foreignHandle struct {
 	fsys *FS
-	f    *os.File
-	name string
-
-	mu  sync.Mutex
-	zr  *gzip.Reader
-	pos int64 // uncompressed offset of zr
+	e    *foreignEntry
 }
 
-func (h *streamHandle) reset() error {
-	if _, err := h.f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	br := bufio.NewReaderSize(h.f, 256<<10)
-	if h.zr == nil {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return err
-		}
-		h.zr = zr
-	} else if err := h.zr.Reset(br); err != nil {
-		return err
-	}
-	h.pos = 0
-	return nil
-}
-
-// Read decompresses the range [off, off+len(dest)).
-func (h *streamHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.zr == nil || off < h.pos {
-		if err := h.reset(); err != nil {
-			if errors.Is(err, io.EOF) {
-				return fuse.ReadResultData(nil), 0
-			}
-			return nil, h.fsys.errno("gunzip", h.name, err)
-		}
-	}
-	if off > h.pos {
-		n, err := io.CopyN(io.Discard, h.zr, off-h.pos)
-		h.pos += n
-		if errors.Is(err, io.EOF) {
-			return fuse.ReadResultData(nil), 0
-		}
-		if err != nil {
-			return nil, h.fsys.errno("gunzip", h.name, err)
-		}
-	}
-	n, err := io.ReadFull(h.zr, dest)
-	h.pos += int64(n)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, h.fsys.errno("gunzip", h.name, err)
+// Read inflates the range [off, off+len(dest)).
+func (h *foreignHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.e.x.ReadAt(dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, h.fsys.errno("read", h.e.name, err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-// Release closes the backing file.
-func (h *streamHandle) Release(ctx context.Context) syscall.Errno {
-	return toErrno(h.f.Close())
+// Release drops the handle's reference.
+func (h *foreignHandle) Release(ctx context.Context) syscall.Errno {
+	h.fsys.foreign.release(h.e)
+	return 0
+}
+
+// foreignEntry is the shared Foreign of one backing inode.
+type foreignEntry struct {
+	key  fileKey
+	name string
+	x    *blockfile.Foreign
+	refs int // handles plus a running index build; guarded by foreignTable.mu
+}
+
+// foreignTable shares one Foreign per backing inode between its handles
+// and builds missing checkpoint indexes in the background, one at a time
+// (a build reads the whole file once; reads go on meanwhile).
+type foreignTable struct {
+	fsys   *FS
+	mu     sync.Mutex
+	m      map[fileKey]*foreignEntry
+	builds chan struct{}
+	wg     sync.WaitGroup
+}
+
+func (t *foreignTable) init(fsys *FS) {
+	t.fsys = fsys
+	t.m = make(map[fileKey]*foreignEntry)
+	t.builds = make(chan struct{}, 1)
+}
+
+// acquire returns the entry of key with a reference, opening it from fd
+// (which it then owns; otherwise fd is closed). A new entry without an
+// index starts its build.
+func (t *foreignTable) acquire(key fileKey, name string, fd int) (*foreignEntry, error) {
+	t.mu.Lock()
+	if e := t.m[key]; e != nil {
+		e.refs++
+		t.mu.Unlock()
+		syscall.Close(fd)
+		return e, nil
+	}
+	t.mu.Unlock()
+	x, err := blockfile.OpenForeign(os.NewFile(uintptr(fd), name), name, t.fsys.store, t.fsys.log)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if e := t.m[key]; e != nil { // opened meanwhile by another handle
+		e.refs++
+		t.mu.Unlock()
+		x.Close()
+		return e, nil
+	}
+	e := &foreignEntry{key: key, name: name, x: x, refs: 1}
+	t.m[key] = e
+	build := !x.Indexed() && gzindex.Supported
+	if build {
+		e.refs++
+	}
+	t.mu.Unlock()
+	if build {
+		t.wg.Add(1)
+		go t.build(e)
+	}
+	return e, nil
+}
+
+// build makes the checkpoint index of e, then drops its reference.
+func (t *foreignTable) build(e *foreignEntry) {
+	defer t.wg.Done()
+	defer t.release(e)
+	t.builds <- struct{}{}
+	defer func() { <-t.builds }()
+	if err := e.x.BuildIndex(0, nil); err != nil && !errors.Is(err, gzindex.ErrStopped) && !errors.Is(err, os.ErrClosed) {
+		t.fsys.log.Warn("building the checkpoint index of a gzip file", "file", e.name, "err", err)
+		return
+	}
+	if e.x.Indexed() {
+		t.fsys.sizes.drop(e.key) // the exact size is known now
+		t.fsys.log.Info("checkpoint index built", "file", e.name, "stats", e.x.Stats())
+	}
+}
+
+// get returns the open entry of key with a reference, or nil.
+func (t *foreignTable) get(key fileKey) *foreignEntry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.m[key]
+	if e != nil {
+		e.refs++
+	}
+	return e
+}
+
+// release drops a reference; the last one closes the Foreign.
+func (t *foreignTable) release(e *foreignEntry) {
+	t.mu.Lock()
+	e.refs--
+	last := e.refs == 0
+	if last && t.m[e.key] == e {
+		delete(t.m, e.key)
+	}
+	t.mu.Unlock()
+	if last {
+		if err := e.x.Close(); err != nil {
+			t.fsys.log.Warn("closing a gzip file", "file", e.name, "err", err)
+		}
+	}
+}
+
+// closeAll stops the builds and closes every entry (after the unmount).
+func (t *foreignTable) closeAll() {
+	t.mu.Lock()
+	list := make([]*foreignEntry, 0, len(t.m))
+	for _, e := range t.m {
+		list = append(list, e)
+	}
+	clear(t.m)
+	t.mu.Unlock()
+	for _, e := range list {
+		e.x.Close() // stops a running build
+	}
+	t.wg.Wait()
 }
