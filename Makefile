@@ -15,8 +15,9 @@ BIN      ?= $(CURDIR)/bin/gzfs
 DEMO_DIR ?= /tmp/gzfs-demo
 FUZZTIME ?= 5s
 # Build tags: libdeflate (the default) links the cgo libdeflate codec, 2-3x
-# faster than pure Go (make deps installs libdeflate-dev); TAGS= builds pure
-# Go. Passed through GOFLAGS so that the binaries the tests build themselves
+# faster than pure Go, and zlib for the checkpoint indexes of foreign gzip
+# files (make deps installs libdeflate-dev and zlib1g-dev); TAGS= builds
+# pure Go. Passed through GOFLAGS so that the binaries the tests build themselves
 # get them as well.
 TAGS     ?= libdeflate
 ifneq ($(strip $(TAGS)),)
@@ -24,8 +25,8 @@ export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -tags=$(subst $(eval) ,$(co
 endif
 
 # Packages with concurrency run under the race detector; the rest run plainly.
-RACE_DIRS := blockfile blockindex fs
-RACE_RE   := blockfile|blockindex|fs
+RACE_DIRS := blockfile blockindex fs gzindex
+RACE_RE   := blockfile|blockindex|fs|gzindex
 # Per-invocation limits: together well under 15 minutes on 2 cores.
 RACE_TIMEOUT ?= 6m
 TEST_TIMEOUT ?= 10m
@@ -55,10 +56,10 @@ deps:
 		$$sudo apt-get update; \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $(DEPS_PKGS); \
 	fi
-	@if [[ " $(TAGS) " == *" libdeflate "* ]] && [ ! -e /usr/include/libdeflate.h ]; then \
+	@if [[ " $(TAGS) " == *" libdeflate "* ]] && { [ ! -e /usr/include/libdeflate.h ] || [ ! -e /usr/include/zlib.h ]; }; then \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update; \
-		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends libdeflate-dev; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends libdeflate-dev zlib1g-dev; \
 	fi
 
 ## demo: the offline tour, then the mount tour

@@ -36,6 +36,9 @@ type Foreign struct {
 	build   sync.WaitGroup
 	running bool
 
+	curMu   sync.Mutex
+	cursors []*gzindex.Reader // positioned readers of the index, oldest first
+
 	streamMu sync.Mutex
 	zr       *gzip.Reader
 	pos      int64 // uncompressed offset of zr
@@ -46,7 +49,8 @@ func IsGzip(prefix []byte) bool { return len(prefix) >= 2 && prefix[0] == 0x1f &
 
 // OpenForeign opens the foreign gzip file f (the Foreign owns it from now
 // on) and its checkpoint index when one matches the file; a stale or
-// damaged index is removed (BuildIndex makes a new one).
+// damaged index is removed (BuildIndex makes a new one). store may be nil
+// for a look without an index.
 func OpenForeign(f *os.File, name string, store *Store, log *slog.Logger) (*Foreign, error) {
 	if log == nil {
 		log = slog.Default()
@@ -66,6 +70,9 @@ func OpenForeign(f *os.File, name string, store *Store, log *slog.Logger) (*Fore
 	if !gzindex.Supported {
 		x.state = "unsupported (pure-Go build)"
 		return x, nil
+	}
+	if store == nil {
+		return x, nil // a read-only look (stats) where no store exists
 	}
 	path := store.checkpointPath(id.Ino)
 	idx, err := gzindex.Open(path, id)
@@ -179,6 +186,9 @@ func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
 	if !gzindex.Supported {
 		return fmt.Errorf("%s: %w", x.name, errors.New("checkpoint indexes need the libdeflate build"))
 	}
+	if x.store == nil {
+		return fmt.Errorf("%s: no sidecar store for its index", x.name)
+	}
 	x.mu.Lock()
 	if x.closed {
 		x.mu.Unlock()
@@ -216,6 +226,29 @@ func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
 	return nil
 }
 
+// Rebuild builds the checkpoint index anew with the given span, replacing
+// the one in use (for 'gzfs index --span').
+func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
+	x.mu.Lock()
+	if x.running {
+		x.mu.Unlock()
+		return fmt.Errorf("%s: an index build is running", x.name)
+	}
+	old := x.idx
+	x.idx = nil
+	x.mu.Unlock()
+	x.curMu.Lock()
+	for _, c := range x.cursors {
+		c.Close()
+	}
+	x.cursors = nil
+	x.curMu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return x.BuildIndex(span, progress)
+}
+
 // ReadAt reads uncompressed bytes at off: through the index when there is
 // one, else by streaming. Past damaged data it fails with an error wrapping
 // ErrCorrupt that names the offset.
@@ -228,7 +261,7 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 		return 0, os.ErrClosed
 	}
 	if idx != nil {
-		n, err := idx.ReadAt(x.f, p, off)
+		n, err := x.indexedAt(idx, p, off)
 		if errors.Is(err, gzindex.ErrCorrupt) {
 			x.log.Error("corrupt gzip data", "file", x.name, "offset", off, "err", err)
 			err = fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
@@ -236,6 +269,58 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 		return n, err
 	}
 	return x.streamAt(p, off)
+}
+
+// maxCursors bounds the sequential readers a Foreign keeps positioned;
+// cursorReach is how far ahead of a cursor a read may start and still use
+// it (skipping) rather than a checkpoint.
+const (
+	maxCursors  = 4
+	cursorReach = 1 << 20
+)
+
+// indexedAt reads through the index: a read that starts where an earlier
+// one ended (a sequential reader: the kernel's read-ahead, cat, unpack)
+// continues that one's cursor instead of inflating from a checkpoint.
+func (x *Foreign) indexedAt(idx *gzindex.Index, p []byte, off int64) (int, error) {
+	if off >= idx.Size() || len(p) == 0 {
+		return idx.ReadAt(x.f, p, off)
+	}
+	var c *gzindex.Reader
+	x.curMu.Lock()
+	for i, k := range x.cursors {
+		if k.Offset() <= off && off-k.Offset() <= cursorReach {
+			c = k
+			x.cursors = append(x.cursors[:i], x.cursors[i+1:]...)
+			break
+		}
+	}
+	x.curMu.Unlock()
+	var err error
+	if c == nil {
+		if c, err = idx.NewReader(x.f, off); err != nil {
+			return 0, err
+		}
+	} else if err = c.Skip(off - c.Offset()); err != nil {
+		c.Close()
+		return 0, err
+	}
+	n, err := io.ReadFull(c, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	if err != nil {
+		c.Close()
+		return n, err
+	}
+	x.curMu.Lock()
+	x.cursors = append(x.cursors, c)
+	if len(x.cursors) > maxCursors {
+		x.cursors[0].Close()
+		x.cursors = x.cursors[1:]
+	}
+	x.curMu.Unlock()
+	return n, nil
 }
 
 // streamAt serves a read without an index: a forward read continues the
@@ -301,6 +386,12 @@ func (x *Foreign) Close() error {
 	x.build.Wait()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.curMu.Lock()
+	for _, c := range x.cursors {
+		c.Close()
+	}
+	x.cursors = nil
+	x.curMu.Unlock()
 	var err error
 	if x.idx != nil {
 		err = x.idx.Close()

@@ -79,6 +79,24 @@ func TestForeign(t *testing.T) {
 		t.Fatalf("size %d %v", size, exact)
 	}
 	foreignReads(t, x, data, r)
+	// A sequential reader (as the kernel's read-ahead or cat) continues a
+	// cursor: every byte, in order.
+	var seq bytes.Buffer
+	buf := make([]byte, 128<<10)
+	for off := int64(0); ; {
+		n, err := x.ReadAt(buf, off)
+		seq.Write(buf[:n])
+		off += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(seq.Bytes(), data) {
+		t.Fatalf("sequential read: %d bytes, want %d", seq.Len(), len(data))
+	}
 	x.Close()
 
 	x = openForeignAt(t, path)

@@ -32,13 +32,26 @@ func FindStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find sidecar store: %w", err)
 	}
+	if s, ok := LookupStore(abs); ok {
+		return s, nil
+	}
+	return OpenStore(filepath.Join(filepath.Dir(abs), StoreDirName))
+}
+
+// LookupStore returns the store FindStore would use for the file at path
+// when it exists already; it never creates one (for read-only commands).
+func LookupStore(path string) (*Store, bool) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, false
+	}
 	first := filepath.Dir(abs)
 	dev, ok := deviceOf(first)
 	for dir := first; ok; {
 		cand := filepath.Join(dir, StoreDirName)
 		if st, err := os.Stat(cand); err == nil && st.IsDir() {
 			if d, ok := deviceOf(cand); ok && d == dev {
-				return &Store{dir: cand}, nil
+				return &Store{dir: cand}, true
 			}
 		}
 		parent := filepath.Dir(dir)
@@ -50,7 +63,7 @@ func FindStore(path string) (*Store, error) {
 		}
 		dir = parent
 	}
-	return OpenStore(filepath.Join(first, StoreDirName))
+	return nil, false
 }
 
 func deviceOf(path string) (uint64, bool) {

@@ -15,7 +15,7 @@ import (
 
 // DefaultSpan is the output between two checkpoints: a random read
 // inflates at most this much (see the table in docs/format.md).
-const DefaultSpan = 1 << 20
+const DefaultSpan = 4 << 20
 
 // BuildOptions tune Build.
 type BuildOptions struct {

@@ -259,3 +259,43 @@ func FuzzOpen(f *testing.F) {
 		x.find(x.Size() / 2)
 	})
 }
+
+// TestReader: a Reader placed at an offset reads on to the end in pieces
+// of any size, across member boundaries.
+func TestReader(t *testing.T) {
+	if !Supported {
+		t.Skip("pure-Go build: no checkpoint indexes")
+	}
+	rnd := rand.New(rand.NewPCG(13, 14))
+	data := logs(rnd, 2<<20)
+	gz := append(gzipBytes(t, data[:700000], 6), gzipBytes(t, data[700000:], 6)...)
+	dir := t.TempDir()
+	f, id := gzFile(t, dir, "f.gz", gz)
+	x, err := Build(f, id, filepath.Join(dir, "f.ckp"), BuildOptions{Span: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	for _, off := range []int64{0, 1, 699999, 700000, 1 << 20, int64(len(data)) - 1, int64(len(data))} {
+		rd, err := x.NewReader(f, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		buf := make([]byte, 1+rnd.IntN(50000))
+		for {
+			n, err := rd.Read(buf[:1+rnd.IntN(len(buf))])
+			got.Write(buf[:n])
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("at %d: %v", off, err)
+			}
+		}
+		rd.Close()
+		if !bytes.Equal(got.Bytes(), data[off:]) {
+			t.Fatalf("reader at %d: %d bytes, want %d", off, got.Len(), len(data)-int(off))
+		}
+	}
+}

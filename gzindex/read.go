@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/klauspost/compress/flate"
@@ -25,23 +26,177 @@ func (x *Index) ReadAt(r io.ReaderAt, p []byte, off int64) (int, error) {
 	if off >= x.h.logical || len(p) == 0 {
 		return 0, x.endErr(off)
 	}
-	pt, err := x.find(off)
+	rd, err := x.NewReader(r, off)
 	if err != nil {
 		return 0, err
+	}
+	defer rd.Close()
+	n, err := io.ReadFull(rd, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Reader reads a gzip file sequentially from an offset placed through the
+// index: a sequential reader pays the checkpoint once, not per read.
+type Reader struct {
+	x              *Index
+	r              io.ReaderAt
+	z              *inflater
+	off            int64 // uncompressed offset of the next byte Read returns
+	pos            int64 // offset in the gzip file of in[inEnd]
+	in             []byte
+	inStart, inEnd int
+	eof            bool // the gzip file has no bytes after in
+	err            error
+}
+
+// NewReader returns a Reader at uncompressed offset off.
+func (x *Index) NewReader(r io.ReaderAt, off int64) (*Reader, error) {
+	if off < 0 || off > x.h.logical {
+		return nil, fmt.Errorf("gzindex: offset %d out of range 0..%d", off, x.h.logical)
+	}
+	rd := &Reader{x: x, r: r, off: off}
+	if off == x.h.logical {
+		rd.err = x.endErr(off)
+		return rd, nil
+	}
+	pt, err := x.find(off)
+	if err != nil {
+		return nil, err
 	}
 	dict, err := x.windowOf(pt)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	want := p[:min(int64(len(p)), x.h.logical-off)]
-	n, err := extract(r, pt, dict, off-pt.Out, want)
-	if err != nil {
-		return n, err
+	if rd.z, err = getInflater(wbitsRaw); err != nil {
+		return nil, err
 	}
-	if n < len(p) {
-		return n, x.endErr(off + int64(n))
+	rd.pos = pt.In
+	if pt.Bits > 0 {
+		var one [1]byte
+		if _, err := r.ReadAt(one[:], pt.In-1); err != nil {
+			rd.Close()
+			return nil, fmt.Errorf("read gzip file at %d: %w", pt.In-1, err)
+		}
+		if err := rd.z.prime(pt.Bits, int(one[0])>>(8-pt.Bits)); err != nil {
+			rd.Close()
+			return nil, err
+		}
+	}
+	if err := rd.z.setDict(dict); err != nil {
+		rd.Close()
+		return nil, err
+	}
+	rd.in = make([]byte, readChunk)
+	if skip := off - pt.Out; skip > 0 {
+		rd.off = pt.Out
+		if err := rd.Skip(skip); err != nil {
+			rd.Close()
+			return nil, err
+		}
+	}
+	return rd, nil
+}
+
+// Offset is the uncompressed offset of the next byte Read returns.
+func (rd *Reader) Offset() int64 { return rd.off }
+
+// Skip discards n bytes of output.
+func (rd *Reader) Skip(n int64) error {
+	buf := make([]byte, min(n, 64<<10))
+	for n > 0 {
+		m, err := rd.Read(buf[:min(n, int64(len(buf)))])
+		n -= int64(m)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Read returns the next uncompressed bytes; io.EOF at the end of the file.
+func (rd *Reader) Read(p []byte) (int, error) {
+	if rd.err != nil {
+		return 0, rd.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	rest := rd.x.h.logical - rd.off
+	if rest <= 0 {
+		rd.err = rd.x.endErr(rd.off)
+		return 0, rd.err
+	}
+	if int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n := 0
+	for n < len(p) {
+		if rd.inStart == rd.inEnd && !rd.eof {
+			m, err := rd.r.ReadAt(rd.in, rd.pos)
+			if m == 0 && err != nil && !errors.Is(err, io.EOF) {
+				return n, rd.fail(fmt.Errorf("read gzip file at %d: %w", rd.pos, err))
+			}
+			if m < len(rd.in) {
+				rd.eof = true
+			}
+			rd.inStart, rd.inEnd = 0, m
+			rd.pos += int64(m)
+		}
+		c, m, _, res, err := rd.z.step(rd.in[rd.inStart:rd.inEnd], p[n:], false)
+		rd.inStart += c
+		n += m
+		rd.off += int64(m)
+		if err != nil {
+			return n, rd.fail(fmt.Errorf("%w (near compressed offset %d)", err, rd.pos-int64(rd.inEnd-rd.inStart)))
+		}
+		switch res {
+		case stepStreamEnd:
+			// The end of a member: its trailer (8 bytes, after raw deflate
+			// data), then the next member read with its gzip framing.
+			if rd.z.wbits == wbitsRaw {
+				rd.skipInput(8)
+			}
+			if err := rd.z.reset(wbitsGzip); err != nil {
+				return n, rd.fail(err)
+			}
+		case stepNeedInput:
+			if rd.inStart == rd.inEnd && rd.eof {
+				return n, rd.fail(fmt.Errorf("%w: the file ends inside a member (near compressed offset %d)", ErrCorrupt, rd.pos))
+			}
+		}
 	}
 	return n, nil
+}
+
+func (rd *Reader) fail(err error) error {
+	rd.err = err
+	return err
+}
+
+// skipInput consumes k bytes of input, from the buffer first.
+func (rd *Reader) skipInput(k int) {
+	avail := rd.inEnd - rd.inStart
+	if avail >= k {
+		rd.inStart += k
+		return
+	}
+	rd.inStart = rd.inEnd
+	rd.pos += int64(k - avail)
+}
+
+// Close gives the Reader's inflater back; the Reader cannot be used after.
+func (rd *Reader) Close() error {
+	if rd.z != nil {
+		inflaters.Put(rd.z)
+		rd.z = nil
+	}
+	if rd.err == nil {
+		rd.err = os.ErrClosed
+	}
+	return nil
 }
 
 // endErr is what a read at or past the end of the readable data gets.
@@ -81,94 +236,4 @@ func getInflater(wbits int) (*inflater, error) {
 		return z, z.reset(wbits)
 	}
 	return newInflater(wbits)
-}
-
-// extract inflates from checkpoint pt (with window dict), skips skip
-// bytes of output and fills out. It returns the bytes filled.
-func extract(r io.ReaderAt, pt Point, dict []byte, skip int64, out []byte) (int, error) {
-	z, err := getInflater(wbitsRaw)
-	if err != nil {
-		return 0, err
-	}
-	defer inflaters.Put(z)
-	pos := pt.In
-	if pt.Bits > 0 {
-		var one [1]byte
-		if _, err := r.ReadAt(one[:], pt.In-1); err != nil {
-			return 0, fmt.Errorf("read gzip file at %d: %w", pt.In-1, err)
-		}
-		if err := z.prime(pt.Bits, int(one[0])>>(8-pt.Bits)); err != nil {
-			return 0, err
-		}
-	}
-	if err := z.setDict(dict); err != nil {
-		return 0, err
-	}
-	in := make([]byte, readChunk)
-	var discard []byte
-	if skip > 0 {
-		discard = make([]byte, min(skip, 64<<10))
-	}
-	inStart, inEnd := 0, 0
-	eof := false
-	n := 0
-	for n < len(out) {
-		if inStart == inEnd && !eof {
-			m, err := r.ReadAt(in, pos)
-			if m == 0 && err != nil && !errors.Is(err, io.EOF) {
-				return n, fmt.Errorf("read gzip file at %d: %w", pos, err)
-			}
-			if m < len(in) {
-				eof = true
-			}
-			inStart, inEnd = 0, m
-			pos += int64(m)
-		}
-		var dst []byte
-		if skip > 0 {
-			dst = discard[:min(skip, int64(len(discard)))]
-		} else {
-			dst = out[n:]
-		}
-		c, p, _, res, err := z.step(in[inStart:inEnd], dst, false)
-		inStart += c
-		if skip > 0 {
-			skip -= int64(p)
-		} else {
-			n += p
-		}
-		if err != nil {
-			return n, fmt.Errorf("%w (near compressed offset %d)", err, pos-int64(inEnd-inStart))
-		}
-		switch res {
-		case stepStreamEnd:
-			// The end of a member: its trailer (8 bytes, after raw deflate
-			// data), then the next member read with its gzip framing.
-			if z.wbits == wbitsRaw {
-				if err := skipInput(&inStart, inEnd, &pos, 8, r); err != nil {
-					return n, err
-				}
-			}
-			if err := z.reset(wbitsGzip); err != nil {
-				return n, err
-			}
-		case stepNeedInput:
-			if inStart == inEnd && eof {
-				return n, fmt.Errorf("%w: the file ends inside a member (near compressed offset %d)", ErrCorrupt, pos)
-			}
-		}
-	}
-	return n, nil
-}
-
-// skipInput consumes k bytes of input, from the buffer first.
-func skipInput(inStart *int, inEnd int, pos *int64, k int, r io.ReaderAt) error {
-	avail := inEnd - *inStart
-	if avail >= k {
-		*inStart += k
-		return nil
-	}
-	*inStart = inEnd
-	*pos += int64(k - avail)
-	return nil
 }

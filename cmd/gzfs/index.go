@@ -6,41 +6,117 @@ import (
 	"os"
 
 	"github.com/gzfs/gzfs/blockfile"
+	"github.com/gzfs/gzfs/gzindex"
 )
 
-const indexUsage = "index --gzi FILE.gz"
+const indexUsage = "index [--gzi] [--span N] [-q] FILE.gz"
 
-const indexHelp = `Export the seek index of the BGZF FILE.gz in htslib's .gzi layout to
-FILE.gz.gzi, for 'bgzip -b OFFSET -s LENGTH FILE.gz' and 'bgzip -r'-style
-tools. An existing FILE.gz.gzi is replaced (atomically: temporary file,
-fsync, rename).
+const indexHelp = `Build the random-access index of FILE.gz.
+
+Any gzip file (gzip, pigz, log rotation...): build its checkpoint index in
+the sidecar store (.gzfs beside it or in a parent directory), so that
+'gzfs cat --offset' and a gzfs mount read any range of it by inflating at
+most one span instead of the file from its start. The index is rebuilt when
+the file changes. A mount builds it by itself in the background at the
+first open; this command does it ahead, with a progress bar.
+
+A BGZF file needs no checkpoint index (its blocks are its index);
+--gzi exports its seek index in htslib's .gzi layout to FILE.gz.gzi, for
+'bgzip -b OFFSET -s LENGTH FILE.gz' and 'bgzip -r'-style tools. An existing
+FILE.gz.gzi is replaced (atomically: temporary file, fsync, rename).
 
 Options:
-  --gzi        write FILE.gz.gzi (required: the only export format so far)
+  --gzi        BGZF: write FILE.gz.gzi
+  --span N     gzip: uncompressed bytes between checkpoints (suffix K, M;
+               default 4M: a random read inflates at most that much; the
+               index takes about 1 % of the file on logs)
+  -q, --quiet  no progress bar
   -h, --help   show this help
 `
 
 // runIndex implements 'gzfs index'.
 func runIndex(args []string) int {
 	c := newCommand("index", indexUsage, indexHelp)
-	var gzi bool
+	var gzi, quiet bool
+	var span int64
 	c.boolFlag(&gzi, "gzi")
+	c.boolFlag(&quiet, "q", "quiet")
+	c.sizeFlag(&span, "span")
 	ops, code, ok := c.parse(args)
 	if !ok {
 		return code
 	}
 	switch {
-	case !gzi:
-		return c.fail(usageErrorf("missing --gzi (the export format)"))
 	case len(ops) == 0:
 		return c.fail(usageErrorf("missing FILE.gz"))
 	case len(ops) > 1:
 		return c.fail(usageErrorf("too many operands"))
+	case span < 0 || span > 0 && span < gzindex.WindowSize:
+		return c.fail(usageErrorf("--span must be at least %d", gzindex.WindowSize))
 	}
-	if err := exportGZI(ops[0]); err != nil {
+	bgzfFile, err := sniffBGZF(ops[0])
+	if err != nil {
+		return c.fail(err)
+	}
+	switch {
+	case bgzfFile && gzi:
+		err = exportGZI(ops[0])
+	case bgzfFile:
+		err = fmt.Errorf("%s is BGZF: its blocks are its index (use --gzi to export it for htslib)", ops[0])
+	case gzi:
+		err = fmt.Errorf("%s is not BGZF: --gzi needs a BGZF file ('gzfs pack' makes one)", ops[0])
+	default:
+		err = buildCheckpoints(ops[0], span, quiet)
+	}
+	if err != nil {
 		return c.fail(err)
 	}
 	return exitOK
+}
+
+// buildCheckpoints builds the checkpoint index of the gzip file at path.
+func buildCheckpoints(path string, span int64, quiet bool) error {
+	raw, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	var magic [2]byte
+	if _, err := raw.ReadAt(magic[:], 0); err != nil || !blockfile.IsGzip(magic[:]) {
+		raw.Close()
+		return fmt.Errorf("%s: not in gzip format", path)
+	}
+	st, err := raw.Stat()
+	if err != nil {
+		raw.Close()
+		return err
+	}
+	store, err := blockfile.FindStore(path)
+	if err != nil {
+		raw.Close()
+		return err
+	}
+	x, err := blockfile.OpenForeign(raw, path, store, engineLogger("index", false))
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	if span == 0 {
+		span = gzindex.DefaultSpan
+	}
+	if !x.Indexed() || x.Stats().Span != span {
+		bar := newProgress("index", st.Size(), quiet)
+		err := x.Rebuild(span, func(in, out int64) { bar.set(in) })
+		bar.done()
+		if err != nil {
+			return err
+		}
+	}
+	s := x.Stats()
+	if s.Damaged >= 0 {
+		return fmt.Errorf("%s: %w: the data stops decoding at compressed offset %d; the index covers the %d bytes before it",
+			path, blockfile.ErrCorrupt, s.Damaged, s.Logical)
+	}
+	return nil
 }
 
 // exportGZI writes path+".gzi" from the engine's index of path.

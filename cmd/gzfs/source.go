@@ -20,8 +20,9 @@ const sniffSize = 18
 // through the engine when it is BGZF, else as a decompressing stream (any
 // gzip file, including stdin).
 type source struct {
-	name   string
-	file   *blockfile.File // nil when streaming
+	name    string
+	file    *blockfile.File    // nil when streaming
+	foreign *blockfile.Foreign // a gzip file with a checkpoint index: random access
 	stream io.Reader       // decompressed bytes when file == nil
 	stored int64           // compressed size when known, else -1
 	closer func() error
@@ -52,6 +53,22 @@ func openSource(cmd, path string) (*source, error) {
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		raw.Close()
 		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	// A foreign gzip file with a checkpoint index ('gzfs index'): random
+	// access (fsck streams, to check every member's CRC).
+	if cmd != "fsck" && st.Mode().IsRegular() && !blockfile.IsBGZF(prefix[:n]) && blockfile.IsGzip(prefix[:n]) {
+		if store, ok := blockfile.LookupStore(path); ok {
+			if x, err := blockfile.OpenForeign(raw, path, store, engineLogger(cmd, false)); err != nil {
+				return nil, err
+			} else if x.Indexed() {
+				return &source{name: path, foreign: x, stored: st.Size(), closer: x.Close}, nil
+			} else {
+				x.Close()
+			}
+			if raw, err = os.Open(path); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if !st.Mode().IsRegular() || !blockfile.IsBGZF(prefix[:n]) {
 		if _, err := raw.Seek(0, io.SeekStart); err != nil {
@@ -95,10 +112,20 @@ func newStreamSource(name string, r io.ReadCloser, stored int64) (*source, error
 // progressTotal is the total of the progress bar of a full read: the
 // compressed size for a stream (-1 when unknown), else the logical size.
 func (s *source) progressTotal() int64 {
-	if s.file == nil {
+	switch {
+	case s.foreign != nil:
+		size, _ := s.foreign.Size()
+		return size
+	case s.file == nil:
 		return s.stored
 	}
 	return s.file.Size()
+}
+
+// reader is what copyRange reads at random: the engine or an indexed
+// foreign file.
+type reader interface {
+	ReadAt(p []byte, off int64) (int, error)
 }
 
 // maxMember is the largest possible BGZF member (BSIZE is 16 bits).
@@ -137,7 +164,7 @@ type readCloser struct {
 // the end). Through the engine only the touched blocks are inflated, chunk
 // bytes at a time; a stream is decompressed and skipped up to off.
 func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, error) {
-	if s.file == nil {
+	if s.file == nil && s.foreign == nil {
 		if _, err := io.CopyN(io.Discard, s.stream, off); err != nil {
 			if err == io.EOF {
 				return 0, nil
@@ -154,7 +181,14 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 		}
 		return n, nil
 	}
-	end := s.file.Size()
+	var r reader = s.file
+	var end int64
+	if s.foreign != nil {
+		r = s.foreign
+		end, _ = s.foreign.Size()
+	} else {
+		end = s.file.Size()
+	}
 	toEnd := length < 0 || off+length > end
 	if !toEnd {
 		end = off + length
@@ -163,7 +197,7 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 	var done int64
 	for off < end {
 		want := int(min(int64(len(buf)), end-off))
-		n, err := s.file.ReadAt(buf[:want], off)
+		n, err := r.ReadAt(buf[:want], off)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return done, fmt.Errorf("write: %w", werr)

@@ -44,6 +44,9 @@ func runStats(args []string) int {
 
 // statsOne prints the stats of one file.
 func statsOne(w io.Writer, path string) error {
+	if ok, err := sniffBGZF(path); err == nil && !ok {
+		return foreignStats(w, path)
+	}
 	f, closeFn, err := openBGZF("stats", path)
 	if err != nil {
 		return err
@@ -96,4 +99,46 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// foreignStats prints what gzfs knows of a gzip file that is not BGZF: its
+// sizes and the state of its checkpoint index (nothing is built or written).
+func foreignStats(w io.Writer, path string) error {
+	raw, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	var magic [2]byte
+	if _, err := raw.ReadAt(magic[:], 0); err != nil || !blockfile.IsGzip(magic[:]) {
+		raw.Close()
+		return fmt.Errorf("not in gzip format")
+	}
+	store, _ := blockfile.LookupStore(path) // nil: no store, so no index
+	x, err := blockfile.OpenForeign(raw, path, store, engineLogger("stats", false))
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	s := x.Stats()
+	fmt.Fprintf(w, "%s\n", path)
+	fmt.Fprintf(w, "  format        gzip, not BGZF (read-only in a mount unless converted: 'gzfs pack')\n")
+	if s.Logical >= 0 {
+		fmt.Fprintf(w, "  logical size  %d (%s)\n", s.Logical, human(s.Logical))
+	} else {
+		size, _ := x.Size()
+		fmt.Fprintf(w, "  logical size  unknown without the index (ISIZE trailer: %d)\n", size)
+	}
+	fmt.Fprintf(w, "  stored size   %d (%s)\n", s.Stored, human(s.Stored))
+	if s.Logical > 0 && s.Stored > 0 {
+		fmt.Fprintf(w, "  ratio         %.2fx\n", float64(s.Logical)/float64(s.Stored))
+	}
+	fmt.Fprintf(w, "  index         checkpoint index: %s\n", s.IndexState)
+	if s.Checkpoints > 0 {
+		fmt.Fprintf(w, "  checkpoints   %d, every %s; index %d bytes (%.2f%% of the file)\n",
+			s.Checkpoints, human(s.Span), s.IndexBytes, 100*float64(s.IndexBytes)/float64(max(s.Stored, 1)))
+	}
+	if s.Damaged >= 0 {
+		fmt.Fprintf(w, "  damaged       data stops decoding at compressed offset %d\n", s.Damaged)
+	}
+	return nil
 }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gzfs/gzfs/gzindex"
+)
+
+// TestForeignIndex: 'gzfs index' builds the checkpoint index of a plain
+// gzip file, 'gzfs stats' shows it, 'gzfs cat --offset' and 'gzfs unpack'
+// read through it and give gzip's bytes; a changed file gets a new index.
+func TestForeignIndex(t *testing.T) {
+	needTools(t, "gzip")
+	if !gzindex.Supported {
+		t.Skip("pure-Go build: no checkpoint indexes (make test builds with libdeflate)")
+	}
+	dir := testDir(t)
+	data := textData(12 << 20)
+	raw := writeFile(t, dir, "app.log", data)
+	if out, err := exec.Command("gzip", "-6", raw).CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	gz := raw + ".gz"
+	if out := mustGzfs(t, nil, "stats", gz); !bytes.Contains(out, []byte("checkpoint index: missing")) {
+		t.Fatalf("stats before: %s", out)
+	}
+	mustGzfs(t, nil, "index", "--span", "1M", gz)
+	out := mustGzfs(t, nil, "stats", gz)
+	if !bytes.Contains(out, []byte("checkpoint index: valid")) || !bytes.Contains(out, []byte("logical size  12582912")) {
+		t.Fatalf("stats after: %s", out)
+	}
+	for _, r := range [][2]int64{{0, 100}, {5<<20 + 3, 70000}, {12<<20 - 10, 100}, {1 << 20, 3 << 20}} {
+		got := mustGzfs(t, nil, "cat", "--offset", itoa(r[0]), "--length", itoa(r[1]), gz)
+		sameBytes(t, "cat "+itoa(r[0]), got, data[r[0]:min(r[0]+r[1], int64(len(data)))])
+	}
+	mustGzfs(t, nil, "unpack", gz, filepath.Join(dir, "out"))
+	sameBytes(t, "unpack", readFile(t, filepath.Join(dir, "out")), data)
+	// BGZF files need no checkpoints; --gzi is for them.
+	if r := gzfs(t, nil, "index", "--gzi", gz); r.code == 0 || !strings.Contains(string(r.stderr), "not BGZF") {
+		t.Fatalf("index --gzi of plain gzip: %d %s", r.code, r.stderr)
+	}
+	// The file changes: the old index is not used.
+	data2 := textData(3 << 20)[1000:]
+	os.Remove(gz)
+	writeFile(t, dir, "app.log", data2)
+	if out, err := exec.Command("gzip", "-6", raw).CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	got := mustGzfs(t, nil, "cat", "--offset", "100000", "--length", "5000", gz)
+	sameBytes(t, "cat of the new file", got, data2[100000:105000])
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
