@@ -23,11 +23,11 @@ type source struct {
 	name    string
 	file    *blockfile.File    // nil when streaming
 	foreign *blockfile.Foreign // a gzip file with a checkpoint index: random access
-	stream io.Reader       // decompressed bytes when file == nil
-	stored int64           // compressed size when known, else -1
-	closer func() error
-	bar    *progress // advanced by compressed bytes (stream) or output bytes
-	torn   int64     // bytes after the last whole member (engine only)
+	stream  io.Reader          // decompressed bytes when file == nil
+	stored  int64              // compressed size when known, else -1
+	closer  func() error
+	bar     *progress // advanced by compressed bytes (stream) or output bytes
+	torn    int64     // bytes after the last whole member (engine only)
 }
 
 // openSource opens path ("-": stdin) for reading.
