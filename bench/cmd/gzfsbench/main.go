@@ -41,6 +41,7 @@ var cfg struct {
 	randSize  int64
 	p4Size    int64
 	p4Reads   int
+	p11Size   int64
 	p5Iters   int
 	p7Lines   int
 	p8Small   int64
@@ -97,6 +98,7 @@ func main() {
 		cfg.randSize = 64 << 20
 		cfg.p4Size = 512 << 20
 		cfg.p4Reads = 3000
+		cfg.p11Size = 128 << 20
 		cfg.p5Iters = 1000
 		cfg.p7Lines = 200_000
 		cfg.p8Small = 256 << 20
@@ -109,6 +111,7 @@ func main() {
 		cfg.randSize = 256 << 20
 		cfg.p4Size = 4 << 30
 		cfg.p4Reads = 20000
+		cfg.p11Size = 1 << 30
 		cfg.p5Iters = 5000
 		cfg.p7Lines = 1_000_000
 		cfg.p8Small = 1 << 30
@@ -204,7 +207,7 @@ func run() int {
 		fn func() error
 	}{
 		{"P1", b.p1}, {"P6", b.p6}, {"P2", b.p2}, {"P3", b.p3}, {"P9", b.p9},
-		{"P4", b.p4}, {"P5", b.p5}, {"P7", b.p7}, {"P8", b.p8}, {"P10", b.p10}, {"verify", b.verify},
+		{"P4", b.p4}, {"P5", b.p5}, {"P7", b.p7}, {"P8", b.p8}, {"P10", b.p10}, {"P11", b.p11}, {"verify", b.verify},
 	}
 	failed := false
 	for _, s := range steps {
