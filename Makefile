@@ -56,6 +56,11 @@ deps:
 		$$sudo apt-get update; \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $(DEPS_PKGS); \
 	fi
+	@if ! /usr/bin/python3 -c 'import indexed_gzip' >/dev/null 2>&1; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		$$sudo apt-get update; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends python3 python3-indexed-gzip; \
+	fi
 	@if [[ " $(TAGS) " == *" libdeflate "* ]] && { [ ! -e /usr/include/libdeflate.h ] || [ ! -e /usr/include/zlib.h ]; }; then \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update; \

@@ -226,6 +226,17 @@ func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
 	return nil
 }
 
+// ExportGZIDX writes the checkpoint index in indexed_gzip's layout (see
+// gzindex.Index.ExportGZIDX).
+func (x *Foreign) ExportGZIDX(w io.Writer) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.idx == nil {
+		return fmt.Errorf("%s: no checkpoint index", x.name)
+	}
+	return x.idx.ExportGZIDX(w)
+}
+
 // Rebuild builds the checkpoint index anew with the given span, replacing
 // the one in use (for 'gzfs index --span').
 func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {

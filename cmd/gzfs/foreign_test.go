@@ -57,3 +57,53 @@ func TestForeignIndex(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestExportIndexedGzip: Python's indexed_gzip (Debian's
+// python3-indexed-gzip, installed by make deps) imports the index that
+// 'gzfs index --gzidx' writes and reads the same bytes as gzip at random
+// offsets, across member boundaries.
+func TestExportIndexedGzip(t *testing.T) {
+	needTools(t, "gzip")
+	if !gzindex.Supported {
+		t.Skip("pure-Go build: no checkpoint indexes (make test builds with libdeflate)")
+	}
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import indexed_gzip").CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("python3-indexed-gzip is not installed (make deps installs it): %v %s", err, out)
+		}
+		t.Skipf("python3-indexed-gzip is not installed: %s", out)
+	}
+	dir := testDir(t)
+	data := textData(9 << 20)
+	var gz []byte
+	for i, part := range [][]byte{data[:5<<20], data[5<<20:]} {
+		p := writeFile(t, dir, "part"+itoa(int64(i)), part)
+		if out, err := exec.Command("gzip", "-6", p).CombinedOutput(); err != nil {
+			t.Fatalf("gzip: %v %s", err, out)
+		}
+		gz = append(gz, readFile(t, p+".gz")...)
+	}
+	path := writeFile(t, dir, "two.gz", gz)
+	mustGzfs(t, nil, "index", "--gzidx", "--span", "1M", path)
+	script := `
+import sys, indexed_gzip
+f = indexed_gzip.IndexedGzipFile(sys.argv[1])
+f.import_index(sys.argv[1] + ".gzidx")
+for off in sys.argv[2:]:
+    f.seek(int(off))
+    sys.stdout.buffer.write(f.read(1000))
+`
+	offs := []int64{0, 1, 1<<20 + 7, 5<<20 - 500, 5 << 20, 7<<20 + 3, 9<<20 - 1000}
+	args := []string{"-c", script, path}
+	var want []byte
+	for _, o := range offs {
+		args = append(args, itoa(o))
+		want = append(want, data[o:min(o+1000, int64(len(data)))]...)
+	}
+	out, err := exec.Command(py, args...).Output()
+	if err != nil {
+		t.Fatalf("indexed_gzip: %v", err)
+	}
+	sameBytes(t, "indexed_gzip reads", out, want)
+}

@@ -3,13 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/gzfs/gzfs/blockfile"
 	"github.com/gzfs/gzfs/gzindex"
 )
 
-const indexUsage = "index [--gzi] [--span N] [-q] FILE.gz"
+const indexUsage = "index [--gzi | --gzidx] [--span N] [-q] FILE.gz"
 
 const indexHelp = `Build the random-access index of FILE.gz.
 
@@ -25,8 +26,15 @@ A BGZF file needs no checkpoint index (its blocks are its index);
 'bgzip -b OFFSET -s LENGTH FILE.gz' and 'bgzip -r'-style tools. An existing
 FILE.gz.gzi is replaced (atomically: temporary file, fsync, rename).
 
+--gzidx also writes the checkpoint index of a plain gzip file to
+FILE.gz.gzidx in the layout of Python's indexed_gzip (its import_index):
+  f = indexed_gzip.IndexedGzipFile("FILE.gz"); f.import_index("FILE.gz.gzidx")
+skips its single-threaded build (the windows are stored uncompressed there:
+32 KiB per checkpoint).
+
 Options:
   --gzi        BGZF: write FILE.gz.gzi
+  --gzidx      gzip: also write FILE.gz.gzidx (indexed_gzip)
   --span N     gzip: uncompressed bytes between checkpoints (suffix K, M;
                default 4M: a random read inflates at most that much; the
                index takes about 1 % of the file on logs)
@@ -37,9 +45,10 @@ Options:
 // runIndex implements 'gzfs index'.
 func runIndex(args []string) int {
 	c := newCommand("index", indexUsage, indexHelp)
-	var gzi, quiet bool
+	var gzi, gzidx, quiet bool
 	var span int64
 	c.boolFlag(&gzi, "gzi")
+	c.boolFlag(&gzidx, "gzidx")
 	c.boolFlag(&quiet, "q", "quiet")
 	c.sizeFlag(&span, "span")
 	ops, code, ok := c.parse(args)
@@ -61,12 +70,14 @@ func runIndex(args []string) int {
 	switch {
 	case bgzfFile && gzi:
 		err = exportGZI(ops[0])
+	case bgzfFile && gzidx:
+		err = fmt.Errorf("%s is BGZF: --gzidx is for plain gzip files (use --gzi for htslib)", ops[0])
 	case bgzfFile:
 		err = fmt.Errorf("%s is BGZF: its blocks are its index (use --gzi to export it for htslib)", ops[0])
 	case gzi:
 		err = fmt.Errorf("%s is not BGZF: --gzi needs a BGZF file ('gzfs pack' makes one)", ops[0])
 	default:
-		err = buildCheckpoints(ops[0], span, quiet)
+		err = buildCheckpoints(ops[0], span, quiet, gzidx)
 	}
 	if err != nil {
 		return c.fail(err)
@@ -75,7 +86,7 @@ func runIndex(args []string) int {
 }
 
 // buildCheckpoints builds the checkpoint index of the gzip file at path.
-func buildCheckpoints(path string, span int64, quiet bool) error {
+func buildCheckpoints(path string, span int64, quiet, gzidx bool) error {
 	raw, err := os.Open(path)
 	if err != nil {
 		return err
@@ -115,6 +126,38 @@ func buildCheckpoints(path string, span int64, quiet bool) error {
 	if s.Damaged >= 0 {
 		return fmt.Errorf("%s: %w: the data stops decoding at compressed offset %d; the index covers the %d bytes before it",
 			path, blockfile.ErrCorrupt, s.Damaged, s.Logical)
+	}
+	if gzidx {
+		return replaceFile(path+".gzidx", outputPerm(path), x.ExportGZIDX)
+	}
+	return nil
+}
+
+// replaceFile writes dst with write through a temporary file (fsynced,
+// renamed into place).
+func replaceFile(dst string, perm os.FileMode, write func(io.Writer) error) error {
+	tmp, release, err := tempName(dst)
+	if err != nil {
+		return err
+	}
+	defer release()
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_TRUNC, 0)
+	if err == nil {
+		err = write(out)
+		if err == nil {
+			err = out.Sync()
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	if err := commitRename(tmp, dst, perm, true); err != nil {
+		os.Remove(tmp)
+		return err
 	}
 	return nil
 }
