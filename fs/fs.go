@@ -25,13 +25,14 @@ const DefaultIdleTimeout = 2 * time.Second
 
 // Options configure a gzfs file system.
 type Options struct {
-	Level         int           // deflate level for new blocks (0: blockfile default)
-	BlockSize     int           // block size of new files (0: blockfile default)
-	CacheBytes    int64         // shared cache of inflated blocks (0: 64 MiB)
-	ReadOnly      bool          // refuse every change
-	FlushInterval time.Duration // tail flush timer (0: DefaultFlushInterval, <0: off)
-	IdleTimeout   time.Duration // how long a released file stays open, idle (0: DefaultIdleTimeout, <0: off)
-	Logger        *slog.Logger  // nil: slog.Default()
+	Level          int           // deflate level for new blocks (0: blockfile default)
+	BlockSize      int           // block size of new files (0: blockfile default)
+	CacheBytes     int64         // shared cache of inflated blocks (0: 64 MiB)
+	ReadOnly       bool          // refuse every change
+	ConvertOnWrite bool          // a write open of a plain gzip file converts it to BGZF first
+	FlushInterval  time.Duration // tail flush timer (0: DefaultFlushInterval, <0: off)
+	IdleTimeout    time.Duration // how long a released file stays open, idle (0: DefaultIdleTimeout, <0: off)
+	Logger         *slog.Logger  // nil: slog.Default()
 }
 
 // FS is one mounted backing tree: the root directory descriptor, the engine

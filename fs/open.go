@@ -98,6 +98,14 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 func (n *node) openGz(flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	of, shared, err := n.acquire()
 	if errors.Is(err, blockfile.ErrNotBGZF) {
+		if wantsWrite(flags) && n.fsys.opts.ConvertOnWrite {
+			if err := n.convert(); err != nil {
+				return nil, 0, n.fsys.errno("convert to BGZF", n.backingPath(), err)
+			}
+			// The name now holds the converted file, a new inode: ESTALE
+			// makes the kernel look it up again and retry the open.
+			return nil, 0, syscall.ESTALE
+		}
 		return n.openStream(flags)
 	}
 	if err != nil {

@@ -124,3 +124,90 @@ func logLines(r *rand.Rand, n int) []byte {
 	}
 	return b.Bytes()[:n]
 }
+
+// TestConvertOnWrite: with -o convert=on-write a write open of a plain
+// gzip file converts it to BGZF in place and the write goes on; the
+// backing file is BGZF holding every byte (zcat agrees). A daemon killed
+// at random moments of a conversion leaves the original or the complete
+// converted file, never neither.
+func TestConvertOnWrite(t *testing.T) {
+	m := newMount(t, "convert=on-write")
+	r := rand.New(rand.NewPCG(21, 22))
+	data := logLines(r, 6<<20)
+	os.WriteFile(m.bpath("app.log"), data, 0o640)
+	if out, err := execCommand("gzip", "-6", m.bpath("app.log")); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	f, err := os.OpenFile(m.path("app.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("write open of a plain gzip file: %v\nlog:\n%s", err, m.logText())
+	}
+	line := []byte("appended after the conversion\n")
+	if _, err := f.Write(line); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(bytes.Clone(data), line...)
+	if got := mustRead(t, m.path("app.log")); !bytes.Equal(got, want) {
+		t.Fatalf("after conversion and append: %d bytes, want %d", len(got), len(want))
+	}
+	checkBacking(t, m, "app.log", want)
+	if st, err := os.Stat(m.bpath("app.log.gz")); err != nil || st.Mode().Perm() != 0o640 {
+		t.Fatalf("converted file mode: %v %v", st, err)
+	}
+	if hdr := readHead(t, m.bpath("app.log.gz"), 16); hdr[3]&4 == 0 || hdr[12] != 'B' || hdr[13] != 'C' {
+		t.Fatalf("backing file is not BGZF after the conversion: % x", hdr)
+	}
+
+	// Crashes during conversions of a bigger file.
+	big := logLines(r, 40<<20)
+	os.WriteFile(m.bpath("big.log"), big, 0o644)
+	if out, err := execCommand("gzip", "-1", m.bpath("big.log")); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	orig, _ := os.ReadFile(m.bpath("big.log.gz"))
+	for _, delay := range []time.Duration{20 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond} {
+		done := make(chan error, 1)
+		go func() {
+			f, err := os.OpenFile(m.path("big.log"), os.O_WRONLY|os.O_APPEND, 0)
+			if err == nil {
+				f.Close()
+			}
+			done <- err
+		}()
+		time.Sleep(delay)
+		m.kill()
+		<-done
+		now, err := os.ReadFile(m.bpath("big.log.gz"))
+		if err != nil {
+			t.Fatalf("after a kill %v into the conversion: %v", delay, err)
+		}
+		if !bytes.Equal(now, orig) {
+			// Converted: it must be complete.
+			if got := zcat(t, m.bpath("big.log.gz")); !bytes.Equal(got, big) {
+				t.Fatalf("after a kill %v into the conversion: neither the original nor the complete file (%d bytes)", delay, len(got))
+			}
+			os.WriteFile(m.bpath("big.log.gz"), orig, 0o644) // again, from the original
+			t.Logf("killed %v into the conversion: the converted file is complete", delay)
+		} else {
+			t.Logf("killed %v into the conversion: the original is intact", delay)
+		}
+		m.start()
+	}
+}
+
+func readHead(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(f, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

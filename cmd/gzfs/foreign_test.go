@@ -107,3 +107,35 @@ for off in sys.argv[2:]:
 	}
 	sameBytes(t, "indexed_gzip reads", out, want)
 }
+
+// TestPackInPlace: 'gzfs pack --in-place' turns a plain gzip file into
+// BGZF under its own name, same bytes and mode; a BGZF file is left alone.
+func TestPackInPlace(t *testing.T) {
+	needTools(t, "gzip")
+	dir := testDir(t)
+	data := textData(3 << 20)
+	raw := writeFile(t, dir, "app.log", data)
+	os.Chmod(raw, 0o640)
+	if out, err := exec.Command("gzip", "-6", raw).CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	gz := raw + ".gz"
+	mustGzfs(t, nil, "pack", "--in-place", gz)
+	if ok, err := sniffBGZF(gz); err != nil || !ok {
+		t.Fatalf("not BGZF after pack --in-place: %v", err)
+	}
+	out, err := exec.Command("gzip", "-dc", gz).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, "gzip -dc after pack --in-place", out, data)
+	if st, _ := os.Stat(gz); st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v", st.Mode())
+	}
+	before := readFile(t, gz)
+	mustGzfs(t, nil, "pack", "--in-place", gz)
+	sameBytes(t, "a BGZF file packed in place", readFile(t, gz), before)
+	if left := tempLeftovers(t, dir); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}

@@ -48,6 +48,10 @@ Options:
                 at close/fsync)
   idle=DUR      keep a file's engine open DUR after its last close, so that
                 reopening it is cheap (default 2s; 0: close at once)
+  convert=on-write
+                a write open of a plain gzip file (gzip, pigz: read-only
+                otherwise) first converts it to BGZF in place (written
+                beside it, fsynced, renamed over it); default never
   ro            read-only mount
   allow_other   let other users access the mount (off by default)
   nonempty      allow mounting over a non-empty directory
@@ -249,6 +253,15 @@ func (cfg *mountConfig) parseOptions(list string) error {
 			cfg.fs.FlushInterval, err = parseInterval(val)
 		case key == "idle" && hasVal:
 			cfg.fs.IdleTimeout, err = parseInterval(val)
+		case key == "convert" && hasVal:
+			switch val {
+			case "on-write":
+				cfg.fs.ConvertOnWrite = true
+			case "never":
+				cfg.fs.ConvertOnWrite = false
+			default:
+				err = errors.New("must be on-write or never")
+			}
 		case key == "ro" && !hasVal:
 			cfg.fs.ReadOnly = true
 		case key == "allow_other" && !hasVal:

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/term"
 )
 
-const packUsage = "pack [-l LEVEL] [-b BLOCKSIZE] [-p THREADS] [-f] [-q] SRC [DST]"
+const packUsage = "pack [-l LEVEL] [-b BLOCKSIZE] [-p THREADS] [-f] [-q] SRC [DST] | pack --in-place FILE.gz"
 
 const packHelp = `Compress SRC into DST, a block-gzip (BGZF) file that gzip, zcat and bgzip read
 and that gzfs reads and writes at any offset. DST defaults to SRC.gz; SRC "-"
@@ -23,7 +23,13 @@ fsyncs it and renames it, so an error or Ctrl-C never leaves a half-written
 DST. With DST "-" the temporary file is made in $TMPDIR and then copied to
 stdout, so $TMPDIR needs room for the compressed output.
 
+--in-place FILE.gz converts a plain gzip file (gzip, pigz: read-only in a
+mount) to BGZF under the same name: decompressed into a temporary file
+beside it, fsynced, renamed over it (a crash leaves the original or the
+complete converted file). A BGZF file is left as it is.
+
 Options:
+  --in-place              convert FILE.gz to BGZF under its own name
   -l, --level LEVEL       deflate level 1 (fastest) .. 9 (smallest); default 6
   -1 .. -9                same as -l 1 .. -l 9, as in gzip
   -b, --block-size SIZE   uncompressed bytes per block, 4096..65280 (suffix K
@@ -36,9 +42,9 @@ Options:
 
 // packOptions are the parsed options of 'gzfs pack'.
 type packOptions struct {
-	level, threads int
-	blockSize      int64
-	force, quiet   bool
+	level, threads        int
+	blockSize             int64
+	force, quiet, inPlace bool
 }
 
 // runPack implements 'gzfs pack'.
@@ -53,12 +59,22 @@ func runPack(args []string) int {
 	c.intFlag(&o.threads, "p", "threads")
 	c.boolFlag(&o.force, "f", "force")
 	c.boolFlag(&o.quiet, "q", "quiet")
+	c.boolFlag(&o.inPlace, "in-place")
 	ops, code, ok := c.parse(args)
 	if !ok {
 		return code
 	}
 	if err := o.check(ops); err != nil {
 		return c.fail(err)
+	}
+	if o.inPlace {
+		if len(ops) != 1 || ops[0] == stdio {
+			return c.fail(usageErrorf("--in-place takes one FILE.gz"))
+		}
+		if err := convertInPlace(ops[0], o); err != nil {
+			return c.fail(err)
+		}
+		return exitOK
 	}
 	src, dst := ops[0], ""
 	if len(ops) == 2 {
@@ -314,6 +330,57 @@ func (o *packOutput) commit(perm os.FileMode, force bool) error {
 	}
 	if oldIno != 0 && oldLinks == 1 {
 		o.store.Forget(oldIno) // the replaced file is gone: drop its index
+	}
+	return nil
+}
+
+// convertInPlace converts the plain gzip file at path to BGZF under the
+// same name (see packHelp).
+func convertInPlace(path string, o packOptions) error {
+	isBGZF, err := sniffBGZF(path)
+	if err != nil {
+		return err
+	}
+	if isBGZF {
+		return nil // already BGZF: nothing to do
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	var magic [2]byte
+	if _, err := src.ReadAt(magic[:], 0); err != nil || !blockfile.IsGzip(magic[:]) {
+		return fmt.Errorf("%s: not in gzip format", path)
+	}
+	st, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	out, release, err := newPackOutput(path)
+	if err != nil {
+		return err
+	}
+	defer release()
+	tmp, err := os.OpenFile(out.tmp, os.O_RDWR, 0)
+	if err != nil {
+		out.abort()
+		return err
+	}
+	bar := newProgress("convert", st.Size(), o.quiet)
+	counted := &countingReader{r: src, bar: &bar}
+	_, err = blockfile.ConvertGzip(counted, tmp, out.tmp, blockfile.Options{
+		Level: o.level, BlockSize: int(o.blockSize), Workers: o.threads, Store: out.store,
+		Logger: engineLogger("pack", false),
+	})
+	bar.done()
+	if err != nil {
+		out.abort()
+		return fmt.Errorf("convert %s: %w", path, err)
+	}
+	if err := out.commit(st.Mode().Perm(), true); err != nil {
+		out.abort()
+		return err
 	}
 	return nil
 }
