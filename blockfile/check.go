@@ -3,20 +3,55 @@ package blockfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/gzfs/gzfs/bgzf"
 )
 
-// IsBGZF reports whether the first bytes of a file (at least 18) are a BGZF
-// member header; an empty prefix (empty file) counts as BGZF.
-func IsBGZF(prefix []byte) bool {
-	if len(prefix) == 0 {
-		return true
+// Format is what a file holds, as its first bytes tell.
+type Format int
+
+// The formats Sniff tells apart.
+const (
+	FormatBGZF  Format = iota // BGZF (gzfs's own, bgzip's), or empty: the engine (File) reads and writes it
+	FormatGzip                // gzip but not BGZF (gzip, pigz): read-only, random access through a Foreign
+	FormatOther               // not gzip at all
+)
+
+// SniffLen is how many bytes Sniff needs: one BGZF member header with its
+// BC extra field.
+const SniffLen = 18
+
+// Sniff tells the format of a file from its first bytes (up to SniffLen;
+// fewer only at the end of the file). An empty file is an empty gzfs file.
+// The mount and the offline commands decide with it alone.
+func Sniff(prefix []byte) Format {
+	switch {
+	case len(prefix) == 0:
+		return FormatBGZF
+	case !bgzf.IsGzip(prefix):
+		return FormatOther
 	}
-	_, err := bgzf.ParseHeader(prefix)
-	return err == nil
+	if _, err := bgzf.ParseHeader(prefix); err == nil {
+		return FormatBGZF
+	}
+	return FormatGzip
 }
+
+// SniffFile reads the first bytes of r and tells its format.
+func SniffFile(r io.ReaderAt) (Format, error) {
+	var prefix [SniffLen]byte
+	n, err := r.ReadAt(prefix[:], 0)
+	if err != nil && err != io.EOF {
+		return FormatOther, err
+	}
+	return Sniff(prefix[:n]), nil
+}
+
+// IsBGZF reports whether the first bytes of a file are a BGZF member header
+// (or there are none: an empty file).
+func IsBGZF(prefix []byte) bool { return Sniff(prefix) == FormatBGZF }
 
 // Check inflates and verifies every stored block, calling bad for each
 // damaged one. It returns the number of damaged blocks. progress, if not nil,

@@ -38,14 +38,14 @@ type Foreign struct {
 
 	curMu   sync.Mutex
 	cursors []*gzindex.Reader // positioned readers of the index, oldest first
+	spans   []*span           // spans inflated ahead of a sequential reader
+	lastEnd int64             // where the last read ended: sequential detection
+	spansWG sync.WaitGroup
 
 	streamMu sync.Mutex
 	zr       *gzip.Reader
 	pos      int64 // uncompressed offset of zr
 }
-
-// IsGzip reports whether prefix starts like a gzip file.
-func IsGzip(prefix []byte) bool { return len(prefix) >= 2 && prefix[0] == 0x1f && prefix[1] == 0x8b }
 
 // OpenForeign opens the foreign gzip file f (the Foreign owns it from now
 // on) and its checkpoint index when one matches the file; a stale or
@@ -248,11 +248,16 @@ func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
 	old := x.idx
 	x.idx = nil
 	x.mu.Unlock()
+	x.spansWG.Wait()
 	x.curMu.Lock()
 	for _, c := range x.cursors {
 		c.Close()
 	}
 	x.cursors = nil
+	for range x.spans {
+		<-spanSlots
+	}
+	x.spans = nil
 	x.curMu.Unlock()
 	if old != nil {
 		old.Close()
@@ -290,13 +295,174 @@ const (
 	cursorReach = 1 << 20
 )
 
-// indexedAt reads through the index: a read that starts where an earlier
-// one ended (a sequential reader: the kernel's read-ahead, cat, unpack)
-// continues that one's cursor instead of inflating from a checkpoint.
+// A span is the output between two checkpoints, inflated ahead of a
+// sequential reader by another core (the spans after the reader are
+// independent: each starts at its own checkpoint).
+type span struct {
+	start, end int64
+	buf        []byte
+	err        error
+	done       chan struct{}
+}
+
+// Read-ahead of spans: how many spans ahead of a sequential reader, the
+// largest span worth buffering, and the spans buffered in the whole
+// process (memory: at most spanSlots × maxSpan).
+const (
+	spanDepth = 2
+	maxSpan   = 16 << 20
+)
+
+var spanSlots = make(chan struct{}, 6)
+
+// indexedAt reads through the index. A read inside a span inflated ahead
+// is a copy; a read that starts where an earlier one ended (a sequential
+// reader: the kernel's read-ahead, cat, unpack) continues that one's
+// cursor and starts inflating the next spans on the other cores; any
+// other read inflates from the checkpoint before it.
 func (x *Foreign) indexedAt(idx *gzindex.Index, p []byte, off int64) (int, error) {
 	if off >= idx.Size() || len(p) == 0 {
 		return idx.ReadAt(x.f, p, off)
 	}
+	if n, ok, err := x.fromSpans(idx, p, off); ok {
+		return n, err
+	}
+	x.curMu.Lock()
+	sequential := off == x.lastEnd && off > 0
+	x.curMu.Unlock()
+	if sequential {
+		x.prefetch(idx, off)
+	}
+	n, err := x.fromCursor(idx, p, off)
+	x.curMu.Lock()
+	x.lastEnd = off + int64(n)
+	x.curMu.Unlock()
+	return n, err
+}
+
+// fromSpans serves a read that starts inside a span inflated ahead
+// (ok false when none holds off).
+func (x *Foreign) fromSpans(idx *gzindex.Index, p []byte, off int64) (n int, ok bool, err error) {
+	for n < len(p) {
+		at := off + int64(n)
+		x.curMu.Lock()
+		var s *span
+		for _, k := range x.spans {
+			if k.start <= at && at < k.end {
+				s = k
+				break
+			}
+		}
+		x.curMu.Unlock()
+		if s == nil {
+			break
+		}
+		<-s.done
+		if s.err != nil {
+			x.dropSpan(s)
+			break // read it the slow way, which reports the error
+		}
+		c := copy(p[n:], s.buf[at-s.start:])
+		n += c
+		ok = true
+		if at+int64(c) >= s.end {
+			x.dropSpan(s) // consumed
+		}
+	}
+	if ok {
+		x.curMu.Lock()
+		x.lastEnd = off + int64(n)
+		x.curMu.Unlock()
+		x.prefetch(idx, off+int64(n))
+		if n < len(p) && off+int64(n) < idx.Size() {
+			m, err := x.fromCursor(idx, p[n:], off+int64(n))
+			return n + m, true, err
+		}
+		if n < len(p) {
+			return n, true, io.EOF
+		}
+	}
+	return n, ok, nil
+}
+
+// prefetch starts inflating the spans after output offset off that are
+// not buffered yet, up to spanDepth of them, while slots are free.
+func (x *Foreign) prefetch(idx *gzindex.Index, off int64) {
+	k := idx.Search(off)
+	for j := k; j < k+spanDepth && j < idx.Len(); j++ {
+		p, err := idx.At(j)
+		if err != nil {
+			return
+		}
+		end := idx.Size()
+		if j+1 < idx.Len() {
+			q, err := idx.At(j + 1)
+			if err != nil {
+				return
+			}
+			end = q.Out
+		}
+		if end-p.Out > maxSpan || end <= p.Out {
+			return
+		}
+		x.curMu.Lock()
+		have := false
+		for _, s := range x.spans {
+			if s.start == p.Out {
+				have = true
+			}
+		}
+		if have || x.closedLocked() {
+			x.curMu.Unlock()
+			continue
+		}
+		select {
+		case spanSlots <- struct{}{}:
+		default:
+			x.curMu.Unlock()
+			return // the process buffers enough spans already
+		}
+		s := &span{start: p.Out, end: end, done: make(chan struct{})}
+		x.spans = append(x.spans, s)
+		x.spansWG.Add(1)
+		x.curMu.Unlock()
+		go func() {
+			defer x.spansWG.Done()
+			defer close(s.done)
+			s.buf = make([]byte, s.end-s.start)
+			var rd *gzindex.Reader
+			if rd, s.err = idx.NewReader(x.f, s.start); s.err == nil {
+				_, s.err = io.ReadFull(rd, s.buf)
+				rd.Close()
+			}
+		}()
+	}
+}
+
+// closedLocked reports whether Close has begun (callers hold curMu; the
+// flag is read under mu).
+func (x *Foreign) closedLocked() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.closed
+}
+
+// dropSpan forgets a span and frees its slot.
+func (x *Foreign) dropSpan(s *span) {
+	x.curMu.Lock()
+	defer x.curMu.Unlock()
+	for i, k := range x.spans {
+		if k == s {
+			x.spans = append(x.spans[:i], x.spans[i+1:]...)
+			<-spanSlots
+			return
+		}
+	}
+}
+
+// fromCursor reads through a positioned cursor: the one a read ending at
+// off left, or a new one from the checkpoint before off.
+func (x *Foreign) fromCursor(idx *gzindex.Index, p []byte, off int64) (int, error) {
 	var c *gzindex.Reader
 	x.curMu.Lock()
 	for i, k := range x.cursors {
@@ -397,11 +563,16 @@ func (x *Foreign) Close() error {
 	x.build.Wait()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.spansWG.Wait()
 	x.curMu.Lock()
 	for _, c := range x.cursors {
 		c.Close()
 	}
 	x.cursors = nil
+	for range x.spans {
+		<-spanSlots
+	}
+	x.spans = nil
 	x.curMu.Unlock()
 	var err error
 	if x.idx != nil {

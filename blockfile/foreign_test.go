@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/gzindex"
 )
 
@@ -148,5 +149,32 @@ func TestForeignDamaged(t *testing.T) {
 			t.Fatalf("indexed=%v: read past the cut: %v", indexed, err)
 		}
 		x.Close()
+	}
+}
+
+// TestSniff: the one format decision of the mount and the CLI.
+func TestSniff(t *testing.T) {
+	var plain bytes.Buffer
+	w := gzip.NewWriter(&plain)
+	w.Write([]byte("plain gzip"))
+	w.Close()
+	for _, c := range []struct {
+		name   string
+		prefix []byte
+		want   Format
+	}{
+		{"empty", nil, FormatBGZF},
+		{"eof marker", bgzf.EOFMember, FormatBGZF},
+		{"plain gzip", plain.Bytes(), FormatGzip},
+		{"text", []byte("hello, world\n"), FormatOther},
+		{"one byte", []byte{0x1f}, FormatOther},
+	} {
+		p := c.prefix
+		if len(p) > SniffLen {
+			p = p[:SniffLen]
+		}
+		if got := Sniff(p); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -200,65 +200,76 @@ func (f *File) rebuildIndex() error {
 	hinted := true
 	tailDamaged := int64(-1) // a damaged stretch with no data after it
 	var lastDamaged blockindex.Record
-	end, werr := bgzf.Walk(f.fd, physical, func(m bgzf.MemberInfo) error {
-		if i == 0 {
-			firstLen = m.ISize
-		}
-		if i == 1 && int(firstLen) >= MinBlockSize {
-			x.SetBlockSize(int(firstLen))
-		}
-		if m.Damaged {
-			damaged++
-			f.log.Error("damaged member header; its block will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
-		} else if hinted && i > 0 && m.ISize > 0 {
-			bs := int64(x.BlockSize())
-			switch want := int64(m.MTime) * bs; {
-			case lastDamaged.Size > 0 && want != logical && want >= lastDamaged.Logical && want-lastDamaged.Logical <= 1<<31:
-				// The damaged stretch before this member held the blocks up to
-				// it (its own trailer, if any, cannot be trusted for that).
-				lastDamaged.Length = uint32(want - lastDamaged.Logical)
-				if err := x.Set(i-1, lastDamaged); err != nil {
-					return err
-				}
-				logical = want
-			case m.MTime == 0 || want-logical > 1<<31:
-				hinted = false // not gzfs's numbering (another tool's BGZF)
-			case want < logical:
-				// A stale copy of an earlier block (a member that moved; its
-				// new place was not written back): it holds no bytes here.
-				m.ISize = 0
-			case want > logical:
-				// Blocks lost between two whole members: a gap that reads as EIO.
-				damaged++
-				f.log.Error("blocks missing before a member; they will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
-				if err := x.Set(i, blockindex.Record{Offset: m.Offset, Logical: logical, Length: uint32(want - logical)}); err != nil {
-					return err
-				}
-				i++
-				logical = want
+	var end int64
+	var werr error
+	if n, lg, fl, ok := f.recordsFromGZI(x, physical, spill); ok {
+		// htslib's .gzi beside the file (bgzip -i) named every block: no
+		// walk over the member headers. A stale one is caught at the first
+		// read of a block it misplaces (its checks fail: the index is then
+		// rebuilt by walking).
+		end, i, logical, firstLen, hinted = physical, n, lg, fl, false
+		f.log.Info("index built from the .gzi file beside it", "file", f.name, "blocks", n)
+	} else {
+		end, werr = bgzf.Walk(f.fd, physical, func(m bgzf.MemberInfo) error {
+			if i == 0 {
+				firstLen = m.ISize
 			}
-		}
-		lastDamaged = blockindex.Record{}
-		rec := blockindex.Record{Offset: m.Offset, Logical: logical, Size: uint32(m.Size), Length: m.ISize}
-		if m.Damaged {
-			lastDamaged = rec
-			tailDamaged = i
-		} else if m.ISize > 0 {
-			tailDamaged = -1
-		}
-		if err := x.Set(i, rec); err != nil {
-			return err
-		}
-		i++
-		logical += int64(m.ISize)
-		// A second record means a file of more blocks than one: the index
-		// gets its file. The EOF marker at the very end is no block (it is
-		// dropped below), so a one-block file keeps its index in memory.
-		if i >= 2 && x.InMemory() && !(m.ISize == 0 && m.Offset+int64(m.Size) == physical) {
-			return spill()
-		}
-		return nil
-	})
+			if i == 1 && int(firstLen) >= MinBlockSize {
+				x.SetBlockSize(int(firstLen))
+			}
+			if m.Damaged {
+				damaged++
+				f.log.Error("damaged member header; its block will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
+			} else if hinted && i > 0 && m.ISize > 0 {
+				bs := int64(x.BlockSize())
+				switch want := int64(m.MTime) * bs; {
+				case lastDamaged.Size > 0 && want != logical && want >= lastDamaged.Logical && want-lastDamaged.Logical <= 1<<31:
+					// The damaged stretch before this member held the blocks up to
+					// it (its own trailer, if any, cannot be trusted for that).
+					lastDamaged.Length = uint32(want - lastDamaged.Logical)
+					if err := x.Set(i-1, lastDamaged); err != nil {
+						return err
+					}
+					logical = want
+				case m.MTime == 0 || want-logical > 1<<31:
+					hinted = false // not gzfs's numbering (another tool's BGZF)
+				case want < logical:
+					// A stale copy of an earlier block (a member that moved; its
+					// new place was not written back): it holds no bytes here.
+					m.ISize = 0
+				case want > logical:
+					// Blocks lost between two whole members: a gap that reads as EIO.
+					damaged++
+					f.log.Error("blocks missing before a member; they will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
+					if err := x.Set(i, blockindex.Record{Offset: m.Offset, Logical: logical, Length: uint32(want - logical)}); err != nil {
+						return err
+					}
+					i++
+					logical = want
+				}
+			}
+			lastDamaged = blockindex.Record{}
+			rec := blockindex.Record{Offset: m.Offset, Logical: logical, Size: uint32(m.Size), Length: m.ISize}
+			if m.Damaged {
+				lastDamaged = rec
+				tailDamaged = i
+			} else if m.ISize > 0 {
+				tailDamaged = -1
+			}
+			if err := x.Set(i, rec); err != nil {
+				return err
+			}
+			i++
+			logical += int64(m.ISize)
+			// A second record means a file of more blocks than one: the index
+			// gets its file. The EOF marker at the very end is no block (it is
+			// dropped below), so a one-block file keeps its index in memory.
+			if i >= 2 && x.InMemory() && !(m.ISize == 0 && m.Offset+int64(m.Size) == physical) {
+				return spill()
+			}
+			return nil
+		})
+	}
 	if werr == nil && hinted && tailDamaged >= 0 {
 		// Only empty members follow the damaged stretch: it is a tail torn
 		// by a power loss (gzfs's numbering would place any block after it).

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"errors"
+	"io"
 	"os"
 	"sync"
 
@@ -171,11 +172,24 @@ func (fsys *FS) foreignSize(key fileKey, dirfd int, bname string) (int64, bool, 
 	return size, true, err
 }
 
-// isGzipFd reports whether the file starts with the gzip magic bytes.
+// isGzipFd reports whether the file starts like gzip (BGZF or not).
 func isGzipFd(fd int) bool {
-	var m [2]byte
-	n, err := unix.Pread(fd, m[:], 0)
-	return err == nil && n == 2 && m[0] == 0x1f && m[1] == 0x8b
+	f, err := blockfile.SniffFile(fdReader(fd))
+	return err == nil && f != blockfile.FormatOther
+}
+
+// fdReader reads a descriptor at offsets (pread) without owning it.
+type fdReader int
+
+func (r fdReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(r), p, off)
+	if err != nil {
+		return 0, err
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // statT gives go-fuse's FromStat the syscall form of a stat.

@@ -270,6 +270,15 @@ func (x *Index) find(off int64) (Point, error) {
 	return x.At(int64(i - 1))
 }
 
+// Search returns the number of the first checkpoint at or after output
+// offset off (Len when there is none).
+func (x *Index) Search(off int64) int64 {
+	return int64(sort.Search(int(x.h.count), func(i int) bool {
+		p, err := x.At(int64(i))
+		return err != nil || p.Out >= off
+	}))
+}
+
 // window returns the compressed window bytes of p (a view of the map).
 func (x *Index) window(p Point) []byte {
 	return x.mem[p.winOff : p.winOff+int64(p.winLen)]

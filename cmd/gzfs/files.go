@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -189,20 +188,25 @@ func openFile(cmd, path string, readOnly, verbose bool) (f *blockfile.File, clos
 	}, nil
 }
 
+// sniffFile tells the format of the file at path (blockfile.Sniff).
+func sniffFile(path string) (blockfile.Format, error) {
+	raw, err := os.Open(path)
+	if err != nil {
+		return blockfile.FormatOther, err
+	}
+	defer raw.Close()
+	f, err := blockfile.SniffFile(raw)
+	if err != nil {
+		return f, fmt.Errorf("read %s: %w", path, err)
+	}
+	return f, nil
+}
+
 // sniffBGZF reports whether the file at path starts like a BGZF file (an
 // empty file counts as one).
 func sniffBGZF(path string) (bool, error) {
-	raw, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer raw.Close()
-	prefix := make([]byte, sniffSize)
-	n, err := io.ReadFull(raw, prefix)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return false, fmt.Errorf("read %s: %w", path, err)
-	}
-	return blockfile.IsBGZF(prefix[:n]), nil
+	f, err := sniffFile(path)
+	return f == blockfile.FormatBGZF, err
 }
 
 // openBGZF opens path read-only with the engine after checking that it is

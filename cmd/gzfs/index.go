@@ -91,8 +91,7 @@ func buildCheckpoints(path string, span int64, quiet, gzidx bool) error {
 	if err != nil {
 		return err
 	}
-	var magic [2]byte
-	if _, err := raw.ReadAt(magic[:], 0); err != nil || !blockfile.IsGzip(magic[:]) {
+	if f, err := blockfile.SniffFile(raw); err != nil || f != blockfile.FormatGzip {
 		raw.Close()
 		return fmt.Errorf("%s: not in gzip format", path)
 	}

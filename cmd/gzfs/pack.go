@@ -349,8 +349,7 @@ func convertInPlace(path string, o packOptions) error {
 		return err
 	}
 	defer src.Close()
-	var magic [2]byte
-	if _, err := src.ReadAt(magic[:], 0); err != nil || !blockfile.IsGzip(magic[:]) {
+	if f, err := blockfile.SniffFile(src); err != nil || f != blockfile.FormatGzip {
 		return fmt.Errorf("%s: not in gzip format", path)
 	}
 	st, err := src.Stat()

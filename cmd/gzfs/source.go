@@ -12,10 +12,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// sniffSize is how many bytes decide whether a file is BGZF (one member
-// header with its BC extra field).
-const sniffSize = 18
-
 // source is a compressed input opened for reading: with random access
 // through the engine when it is BGZF, else as a decompressing stream (any
 // gzip file, including stdin).
@@ -48,7 +44,7 @@ func openSource(cmd, path string) (*source, error) {
 		raw.Close()
 		return nil, fmt.Errorf("%s is a directory", path)
 	}
-	prefix := make([]byte, sniffSize)
+	prefix := make([]byte, blockfile.SniffLen)
 	n, err := io.ReadFull(raw, prefix)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		raw.Close()
@@ -56,7 +52,8 @@ func openSource(cmd, path string) (*source, error) {
 	}
 	// A foreign gzip file with a checkpoint index ('gzfs index'): random
 	// access (fsck streams, to check every member's CRC).
-	if cmd != "fsck" && st.Mode().IsRegular() && !blockfile.IsBGZF(prefix[:n]) && blockfile.IsGzip(prefix[:n]) {
+	format := blockfile.Sniff(prefix[:n])
+	if cmd != "fsck" && st.Mode().IsRegular() && format == blockfile.FormatGzip {
 		if store, ok := blockfile.LookupStore(path); ok {
 			if x, err := blockfile.OpenForeign(raw, path, store, engineLogger(cmd, false)); err != nil {
 				return nil, err
@@ -70,7 +67,7 @@ func openSource(cmd, path string) (*source, error) {
 			}
 		}
 	}
-	if !st.Mode().IsRegular() || !blockfile.IsBGZF(prefix[:n]) {
+	if !st.Mode().IsRegular() || format != blockfile.FormatBGZF {
 		if _, err := raw.Seek(0, io.SeekStart); err != nil {
 			// A pipe or FIFO: put back what was sniffed.
 			return newStreamSource(path, readCloser{io.MultiReader(bytes.NewReader(prefix[:n]), raw), raw}, -1)

@@ -108,8 +108,7 @@ func foreignStats(w io.Writer, path string) error {
 	if err != nil {
 		return err
 	}
-	var magic [2]byte
-	if _, err := raw.ReadAt(magic[:], 0); err != nil || !blockfile.IsGzip(magic[:]) {
+	if f, err := blockfile.SniffFile(raw); err != nil || f != blockfile.FormatGzip {
 		raw.Close()
 		return fmt.Errorf("not in gzip format")
 	}

@@ -1,0 +1,69 @@
+package blockfile
+
+import (
+	"bytes"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestGZIBeside: a BGZF file made by bgzip -i gets its index from the
+// .gzi beside it (no walk); a .gzi of another file is caught (by its
+// checks, or by the block checks at the first read) and never gives wrong
+// bytes.
+func TestGZIBeside(t *testing.T) {
+	if _, err := exec.LookPath("bgzip"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("bgzip is needed (make test installs tabix): %v", err)
+		}
+		t.Skip("bgzip is not installed")
+	}
+	r := rand.New(rand.NewPCG(31, 32))
+	data := textish(r, 3<<20)
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "data")
+	os.WriteFile(raw, data, 0o644)
+	if out, err := exec.Command("bgzip", "-i", "-f", raw).CombinedOutput(); err != nil {
+		t.Fatalf("bgzip -i: %v %s", err, out)
+	}
+	path := raw + ".gz"
+	var logs bytes.Buffer
+	opts := Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	check := func(want []byte) {
+		t.Helper()
+		f, err := Open(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		got := make([]byte, len(want))
+		for _, off := range []int64{0, 1 << 20, int64(len(want)) - 70000} {
+			n, err := f.ReadAt(got[off:off+65536], off)
+			if err != nil || !bytes.Equal(got[off:off+int64(n)], want[off:off+int64(n)]) {
+				t.Fatalf("read at %d: %d %v", off, n, err)
+			}
+		}
+		if f.Size() != int64(len(want)) {
+			t.Fatalf("size %d, want %d", f.Size(), len(want))
+		}
+	}
+	check(data)
+	if !strings.Contains(logs.String(), "from the .gzi") {
+		t.Fatalf("the .gzi was not used:\n%s", logs.String())
+	}
+	// Another file's .gzi under this name: never wrong bytes.
+	gzi, _ := os.ReadFile(path + ".gzi")
+	data2 := textish(r, 2<<20+12345)
+	os.WriteFile(raw, data2, 0o644)
+	if out, err := exec.Command("bgzip", "-f", raw).CombinedOutput(); err != nil {
+		t.Fatalf("bgzip: %v %s", err, out)
+	}
+	os.WriteFile(path+".gzi", gzi, 0o644)
+	store, _ := FindStore(path)
+	os.RemoveAll(store.Dir())
+	check(data2)
+}
