@@ -30,6 +30,7 @@ type Foreign struct {
 
 	mu      sync.RWMutex
 	idx     *gzindex.Index // nil until opened or built
+	live    *gzindex.Live  // the index being built: its checkpoints so far
 	state   string         // for Stats: "valid", "missing", "stale", ...
 	closed  bool
 	stop    bool // ask a running build to stop
@@ -199,16 +200,19 @@ func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
 		return nil
 	}
 	x.running = true
+	x.live = &gzindex.Live{}
+	live := x.live
 	x.build.Add(1)
 	x.mu.Unlock()
 	defer x.build.Done()
 	idx, err := gzindex.Build(x.f, x.id, x.store.checkpointPath(x.id.Ino), gzindex.BuildOptions{
-		Span: span, Progress: progress,
+		Span: span, Progress: progress, Live: live,
 		Stop: func() bool { x.mu.RLock(); defer x.mu.RUnlock(); return x.stop },
 	})
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.running = false
+	x.live = nil
 	if err != nil {
 		if !errors.Is(err, gzindex.ErrStopped) {
 			x.state = "build failed (" + err.Error() + ")"
@@ -270,11 +274,23 @@ func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
 // ErrCorrupt that names the offset.
 func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 	x.mu.RLock()
-	idx := x.idx
+	idx, live := x.idx, x.live
 	closed := x.closed
 	x.mu.RUnlock()
 	if closed {
 		return 0, os.ErrClosed
+	}
+	if idx == nil && live != nil && !x.streamAt0(off) {
+		// The index is being built: start at the last checkpoint found so
+		// far before off, rather than at the start of the file.
+		n, err := live.ReadAt(x.f, p, off)
+		if !errors.Is(err, gzindex.ErrNotLive) {
+			if err != nil && err != io.EOF {
+				x.log.Error("corrupt gzip data", "file", x.name, "offset", off, "err", err)
+				err = fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
+			}
+			return n, err
+		}
 	}
 	if idx != nil {
 		n, err := x.indexedAt(idx, p, off)
@@ -498,6 +514,14 @@ func (x *Foreign) fromCursor(idx *gzindex.Index, p []byte, off int64) (int, erro
 	}
 	x.curMu.Unlock()
 	return n, nil
+}
+
+// streamAt0 reports whether the stream is positioned at off (a
+// sequential reader: continuing it is cheapest).
+func (x *Foreign) streamAt0(off int64) bool {
+	x.streamMu.Lock()
+	defer x.streamMu.Unlock()
+	return x.zr != nil && x.pos == off
 }
 
 // streamAt serves a read without an index: a forward read continues the

@@ -178,3 +178,31 @@ func TestSniff(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignReadsDuringBuild: reads while the index is built (streaming,
+// or through the checkpoints found so far) give the right bytes.
+func TestForeignReadsDuringBuild(t *testing.T) {
+	if !gzindex.Supported {
+		t.Skip("pure-Go build: no checkpoint indexes")
+	}
+	r := rand.New(rand.NewPCG(17, 18))
+	data := textish(r, 6<<20)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "live.gz")
+	os.WriteFile(path, gzipOf(t, data), 0o644)
+	x := openForeignAt(t, path)
+	defer x.Close()
+	done := make(chan error, 1)
+	go func() { done <- x.BuildIndex(128<<10, nil) }()
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		default:
+		}
+		foreignReads(t, x, data, r)
+	}
+}

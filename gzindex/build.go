@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -22,7 +24,7 @@ type BuildOptions struct {
 	Span     int64               // output between checkpoints (0: DefaultSpan)
 	Progress func(in, out int64) // called now and then with the bytes consumed and produced
 	Stop     func() bool         // polled now and then: true abandons the build (errStopped)
-	Partial  func(Point, []byte) // called with each checkpoint and its window as it is found
+	Live     *Live               // if set, reads may use the checkpoints found so far
 	readSize int                 // input read size (tests)
 }
 
@@ -70,8 +72,15 @@ func Build(r io.ReaderAt, id Identity, path string, opts BuildOptions) (*Index, 
 	if b.cw, err = flate.NewWriter(&b.cbuf, flate.BestCompression); err != nil {
 		return nil, err
 	}
+	if opts.Live != nil {
+		opts.Live.start(&Index{h: header{id: id, span: opts.Span, logical: math.MaxInt64}, rec: recs, win: f})
+		defer opts.Live.stop() // before the files close
+	}
 	if err := b.run(); err != nil {
 		return nil, err
+	}
+	if opts.Live != nil {
+		opts.Live.stop() // the files are rewritten and closed below
 	}
 	// Records after the windows.
 	b.h.recOff = b.winOff
@@ -232,6 +241,9 @@ func (b *builder) damage(err error) {
 		b.h.count--
 		b.recs.Truncate(b.h.count * RecordSize)
 	}
+	if b.opts.Live != nil {
+		b.opts.Live.grow(b.h.count)
+	}
 }
 
 // addPoint records a checkpoint at the current position with the window
@@ -264,8 +276,66 @@ func (b *builder) addPoint(bits int) error {
 		return fmt.Errorf("write index: %w", err)
 	}
 	b.h.count++
-	if b.opts.Partial != nil {
-		b.opts.Partial(p, b.ordered)
+	if b.opts.Live != nil {
+		b.opts.Live.grow(b.h.count)
 	}
 	return nil
+}
+
+// Live lets reads use an index while Build makes it: a read starts at the
+// last checkpoint found so far at or before its offset (reading the
+// windows and records Build has written), instead of at the start of the
+// file. Safe for concurrent use.
+type Live struct {
+	mu sync.RWMutex
+	x  *Index // nil before start and after stop
+}
+
+func (l *Live) start(x *Index) {
+	l.mu.Lock()
+	l.x = x
+	l.mu.Unlock()
+}
+
+func (l *Live) grow(count int64) {
+	l.mu.Lock()
+	l.x.h.count = count
+	l.mu.Unlock()
+}
+
+func (l *Live) stop() {
+	l.mu.Lock()
+	l.x = nil
+	l.mu.Unlock()
+}
+
+// ErrNotLive is returned by Live.ReadAt when no build is running, or it
+// has no checkpoint yet.
+var ErrNotLive = errors.New("gzindex: no index being built")
+
+// ReadAt reads like Index.ReadAt through the checkpoints found so far; the
+// end of the data is the end of the gzip stream.
+func (l *Live) ReadAt(r io.ReaderAt, p []byte, off int64) (int, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock() // the build keeps its files open meanwhile
+	if l.x == nil || l.x.h.count == 0 {
+		return 0, ErrNotLive
+	}
+	x := *l.x
+	return x.ReadAt(r, p, off)
+}
+
+// Covers returns the output offset of the last checkpoint found so far (-1
+// when none).
+func (l *Live) Covers() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.x == nil || l.x.h.count == 0 {
+		return -1
+	}
+	p, err := l.x.At(l.x.h.count - 1)
+	if err != nil {
+		return -1
+	}
+	return p.Out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"sort"
 
@@ -149,6 +150,9 @@ func decodePoint(b []byte) (Point, error) {
 type Index struct {
 	mem []byte
 	h   header
+	// An index being built (see Live) is read from its files instead of
+	// a map: records from rec, windows from win.
+	rec, win io.ReaderAt
 }
 
 // Open maps the index at path and checks it against the gzip file id:
@@ -246,6 +250,13 @@ func (x *Index) At(i int64) (Point, error) {
 	if i < 0 || i >= x.h.count {
 		return Point{}, fmt.Errorf("gzindex: checkpoint %d of %d", i, x.h.count)
 	}
+	if x.mem == nil {
+		var b [RecordSize]byte
+		if _, err := x.rec.ReadAt(b[:], i*RecordSize); err != nil {
+			return Point{}, fmt.Errorf("gzindex: read checkpoint %d: %w", i, err)
+		}
+		return decodePoint(b[:])
+	}
 	off := x.h.recOff + i*RecordSize
 	return decodePoint(x.mem[off : off+RecordSize])
 }
@@ -281,5 +292,12 @@ func (x *Index) Search(off int64) int64 {
 
 // window returns the compressed window bytes of p (a view of the map).
 func (x *Index) window(p Point) []byte {
+	if x.mem == nil {
+		b := make([]byte, p.winLen)
+		if _, err := x.win.ReadAt(b, p.winOff); err != nil {
+			return nil // fails its CRC
+		}
+		return b
+	}
 	return x.mem[p.winOff : p.winOff+int64(p.winLen)]
 }

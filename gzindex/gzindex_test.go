@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // logs returns n bytes of web-server-like log lines.
@@ -297,5 +298,70 @@ func TestReader(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), data[off:]) {
 			t.Fatalf("reader at %d: %d bytes, want %d", off, got.Len(), len(data)-int(off))
 		}
+	}
+}
+
+// slowReader delays every read, so that a build takes a while.
+type slowReader struct {
+	r io.ReaderAt
+}
+
+func (s slowReader) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(2 * time.Millisecond)
+	return s.r.ReadAt(p, off)
+}
+
+// TestLive: while an index is built, reads through the checkpoints found
+// so far give the right bytes, up to the end of the gzip data.
+func TestLive(t *testing.T) {
+	if !Supported {
+		t.Skip("pure-Go build: no checkpoint indexes")
+	}
+	rnd := rand.New(rand.NewPCG(15, 16))
+	data := logs(rnd, 4<<20)
+	gz := append(gzipBytes(t, data[:3<<20], 6), gzipBytes(t, data[3<<20:], 6)...)
+	dir := t.TempDir()
+	f, id := gzFile(t, dir, "f.gz", gz)
+	var live Live
+	if _, err := live.ReadAt(f, make([]byte, 10), 0); !errors.Is(err, ErrNotLive) {
+		t.Fatalf("before the build: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		x, err := Build(slowReader{f}, id, filepath.Join(dir, "f.ckp"), BuildOptions{Span: 64 << 10, Live: &live, readSize: 8 << 10})
+		if err == nil {
+			x.Close()
+		}
+		done <- err
+	}()
+	reads := 0
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reads == 0 {
+				t.Fatal("no read went through the live index")
+			}
+			return
+		default:
+		}
+		covers := live.Covers()
+		if covers < 0 {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		off := rnd.Int64N(int64(len(data)))
+		p := make([]byte, 5000)
+		n, err := live.ReadAt(f, p, off)
+		if errors.Is(err, ErrNotLive) {
+			continue // the build just ended
+		}
+		want := data[off:min(off+5000, int64(len(data)))]
+		if n != len(want) || !bytes.Equal(p[:n], want) || (n < len(p) && err != io.EOF) {
+			t.Fatalf("live read at %d (covers %d): %d bytes, %v", off, covers, n, err)
+		}
+		reads++
 	}
 }

@@ -159,6 +159,16 @@ func (rd *Reader) Read(p []byte) (int, error) {
 			if rd.z.wbits == wbitsRaw {
 				rd.skipInput(8)
 			}
+			if !rd.moreMembers() {
+				// The end of the gzip data (the index knows where; an index
+				// being built does not yet): what follows is ignored, as
+				// gzip does.
+				rd.err = io.EOF
+				if n == 0 {
+					return 0, io.EOF
+				}
+				return n, nil
+			}
 			if err := rd.z.reset(wbitsGzip); err != nil {
 				return n, rd.fail(err)
 			}
@@ -174,6 +184,18 @@ func (rd *Reader) Read(p []byte) (int, error) {
 func (rd *Reader) fail(err error) error {
 	rd.err = err
 	return err
+}
+
+// moreMembers reports whether another gzip member follows the input
+// position.
+func (rd *Reader) moreMembers() bool {
+	var b [2]byte
+	if rd.inEnd-rd.inStart >= 2 {
+		copy(b[:], rd.in[rd.inStart:])
+	} else if m, _ := rd.r.ReadAt(b[:], rd.pos-int64(rd.inEnd-rd.inStart)); m < 2 {
+		return false
+	}
+	return b[0] == 0x1f && b[1] == 0x8b
 }
 
 // skipInput consumes k bytes of input, from the buffer first.
