@@ -31,6 +31,7 @@ type Foreign struct {
 	mu      sync.RWMutex
 	idx     *gzindex.Index // nil until opened or built
 	live    *gzindex.Live  // the index being built: its checkpoints so far
+	retired []*gzindex.Index // indexes dropped while open (closed with the Foreign)
 	state   string         // for Stats: "valid", "missing", "stale", ...
 	closed  bool
 	stop    bool // ask a running build to stop
@@ -132,6 +133,14 @@ func PeekForeignSize(f *os.File, store *Store) (int64, bool, error) {
 	return int64(uint32(id.Tail[4]) | uint32(id.Tail[5])<<8 | uint32(id.Tail[6])<<16 | uint32(id.Tail[7])<<24), false, nil
 }
 
+// NeedsIndex reports whether an index could be built and none is there
+// or being built.
+func (x *Foreign) NeedsIndex() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return gzindex.Supported && x.store != nil && x.idx == nil && !x.running && !x.closed
+}
+
 // Indexed reports whether reads go through the checkpoint index.
 func (x *Foreign) Indexed() bool {
 	x.mu.RLock()
@@ -199,7 +208,7 @@ func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
 		x.mu.Unlock()
 		return nil
 	}
-	x.running = true
+	x.running, x.stop = true, false
 	x.live = &gzindex.Live{}
 	live := x.live
 	x.build.Add(1)
@@ -273,6 +282,9 @@ func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
 // one, else by streaming. Past damaged data it fails with an error wrapping
 // ErrCorrupt that names the offset.
 func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
+	if err := x.checkUnchanged(); err != nil {
+		return 0, err
+	}
 	x.mu.RLock()
 	idx, live := x.idx, x.live
 	closed := x.closed
@@ -315,6 +327,7 @@ const (
 // sequential reader by another core (the spans after the reader are
 // independent: each starts at its own checkpoint).
 type span struct {
+	idx        *gzindex.Index // the index it was inflated through
 	start, end int64
 	buf        []byte
 	err        error
@@ -364,7 +377,7 @@ func (x *Foreign) fromSpans(idx *gzindex.Index, p []byte, off int64) (n int, ok 
 		x.curMu.Lock()
 		var s *span
 		for _, k := range x.spans {
-			if k.start <= at && at < k.end {
+			if k.idx == idx && k.start <= at && at < k.end {
 				s = k
 				break
 			}
@@ -424,7 +437,7 @@ func (x *Foreign) prefetch(idx *gzindex.Index, off int64) {
 		x.curMu.Lock()
 		have := false
 		for _, s := range x.spans {
-			if s.start == p.Out {
+			if s.idx == idx && s.start == p.Out {
 				have = true
 			}
 		}
@@ -438,7 +451,7 @@ func (x *Foreign) prefetch(idx *gzindex.Index, off int64) {
 			x.curMu.Unlock()
 			return // the process buffers enough spans already
 		}
-		s := &span{start: p.Out, end: end, done: make(chan struct{})}
+		s := &span{idx: idx, start: p.Out, end: end, done: make(chan struct{})}
 		x.spans = append(x.spans, s)
 		x.spansWG.Add(1)
 		x.curMu.Unlock()
@@ -514,6 +527,68 @@ func (x *Foreign) fromCursor(idx *gzindex.Index, p []byte, off int64) (int, erro
 	}
 	x.curMu.Unlock()
 	return n, nil
+}
+
+// checkUnchanged compares the file with the state its index describes
+// (size and mtime, one fstat): a file rewritten while open must never be
+// read through the old index. A changed file drops its index and its
+// buffered spans and cursors; reads then stream the new bytes and a new
+// index can be built (the mount builds it at the next open).
+func (x *Foreign) checkUnchanged() error {
+	st, err := x.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", x.name, err)
+	}
+	sys, _ := st.Sys().(*syscall.Stat_t)
+	x.mu.RLock()
+	same := st.Size() == x.id.Size && (sys == nil || sys.Mtim.Nano() == x.id.MTime)
+	tail := x.id.Tail
+	x.mu.RUnlock()
+	if same && st.Size() >= 8 {
+		// mtime ticks coarsely: a rewrite of the same size within one
+		// tick shows in the last member's CRC32 and ISIZE.
+		var now [8]byte
+		if _, err := x.f.ReadAt(now[:], st.Size()-8); err == nil && now != tail {
+			same = false
+		}
+	}
+	if same {
+		return nil
+	}
+	x.mu.Lock()
+	if x.running {
+		x.stop = true // the build reads a file that changed under it
+	}
+	old := x.idx
+	x.idx = nil
+	if id, err := foreignIdentity(x.f, st); err == nil {
+		x.id = id
+	}
+	x.state = "dropped (the file changed while open)"
+	x.mu.Unlock()
+	x.curMu.Lock()
+	for _, c := range x.cursors {
+		c.Close()
+	}
+	x.cursors = nil
+	for _, sp := range x.spans {
+		go func() { <-sp.done; <-spanSlots }() // its goroutine may still run
+	}
+	x.spans = nil
+	x.curMu.Unlock()
+	x.streamMu.Lock()
+	x.zr = nil // the stream restarts on the new bytes
+	x.streamMu.Unlock()
+	if old != nil {
+		x.log.Warn("gzip file changed while open: its checkpoint index is dropped", "file", x.name)
+		os.Remove(x.store.checkpointPath(x.id.Ino))
+		// old stays mapped for spans still being inflated; it is small
+		// and goes with the Foreign.
+		x.mu.Lock()
+		x.retired = append(x.retired, old)
+		x.mu.Unlock()
+	}
+	return nil
 }
 
 // streamAt0 reports whether the stream is positioned at off (a
@@ -601,6 +676,9 @@ func (x *Foreign) Close() error {
 	var err error
 	if x.idx != nil {
 		err = x.idx.Close()
+	}
+	for _, r := range x.retired {
+		r.Close()
 	}
 	return errors.Join(err, x.f.Close())
 }

@@ -206,3 +206,34 @@ func TestForeignReadsDuringBuild(t *testing.T) {
 		foreignReads(t, x, data, r)
 	}
 }
+
+// TestForeignChangedWhileOpen: a file rewritten in place while open is
+// never read through its old index: the new bytes come back, and a new
+// index can be built.
+func TestForeignChangedWhileOpen(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	data := textish(r, 2<<20)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "changing.gz")
+	os.WriteFile(path, gzipOf(t, data), 0o644)
+	x := openForeignAt(t, path)
+	defer x.Close()
+	if gzindex.Supported {
+		if err := x.BuildIndex(128<<10, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	foreignReads(t, x, data, r)
+	data2 := textish(r, 3<<20)
+	os.WriteFile(path, gzipOf(t, data2), 0o644) // same inode, new bytes
+	foreignReads(t, x, data2, r)
+	if x.Indexed() {
+		t.Fatal("the old index is still in use")
+	}
+	if gzindex.Supported {
+		if err := x.BuildIndex(128<<10, nil); err != nil {
+			t.Fatal(err)
+		}
+		foreignReads(t, x, data2, r)
+	}
+}

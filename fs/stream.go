@@ -72,8 +72,16 @@ func (t *foreignTable) acquire(key fileKey, name string, fd int) (*foreignEntry,
 	t.mu.Lock()
 	if e := t.m[key]; e != nil {
 		e.refs++
+		build := e.x.NeedsIndex() // it changed while open: index it anew
+		if build {
+			e.refs++
+		}
 		t.mu.Unlock()
 		syscall.Close(fd)
+		if build {
+			t.wg.Add(1)
+			go t.build(e)
+		}
 		return e, nil
 	}
 	t.mu.Unlock()
@@ -90,7 +98,7 @@ func (t *foreignTable) acquire(key fileKey, name string, fd int) (*foreignEntry,
 	}
 	e := &foreignEntry{key: key, name: name, x: x, refs: 1}
 	t.m[key] = e
-	build := !x.Indexed() && gzindex.Supported
+	build := x.NeedsIndex()
 	if build {
 		e.refs++
 	}
