@@ -29,10 +29,10 @@ type Foreign struct {
 	log   *slog.Logger
 
 	mu      sync.RWMutex
-	idx     *gzindex.Index // nil until opened or built
-	live    *gzindex.Live  // the index being built: its checkpoints so far
+	idx     *gzindex.Index   // nil until opened or built
+	live    *gzindex.Live    // the index being built: its checkpoints so far
 	retired []*gzindex.Index // indexes dropped while open (closed with the Foreign)
-	state   string         // for Stats: "valid", "missing", "stale", ...
+	state   string           // for Stats: "valid", "missing", "stale", ...
 	closed  bool
 	stop    bool // ask a running build to stop
 	build   sync.WaitGroup
