@@ -338,11 +338,11 @@ type span struct {
 // largest span worth buffering, and the spans buffered in the whole
 // process (memory: at most spanSlots × maxSpan).
 const (
-	spanDepth = 2
+	spanDepth = 3
 	maxSpan   = 16 << 20
 )
 
-var spanSlots = make(chan struct{}, 6)
+var spanSlots = make(chan struct{}, 8)
 
 // indexedAt reads through the index. A read inside a span inflated ahead
 // is a copy; a read that starts where an earlier one ended (a sequential

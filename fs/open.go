@@ -159,5 +159,12 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 	if err != nil {
 		return nil, 0, n.fsys.errno("open", name, err)
 	}
-	return &foreignHandle{fsys: n.fsys, e: e}, fuse.FOPEN_DIRECT_IO, 0
+	// Indexed, its size is exact: reads go through the page cache and the
+	// kernel's read-ahead (which keeps several spans in flight). Until then
+	// st_size is only the ISIZE trailer, so reads bypass the cache.
+	var fuseFlags uint32 = fuse.FOPEN_DIRECT_IO
+	if e.x.Indexed() {
+		fuseFlags = 0
+	}
+	return &foreignHandle{fsys: n.fsys, e: e}, fuseFlags, 0
 }

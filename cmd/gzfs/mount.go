@@ -537,8 +537,13 @@ func serve(cfg *mountConfig) int {
 			MaxReadAhead:         1 << 20,
 			MaxBackground:        64,
 			IgnoreSecurityLabels: true,
-			Debug:                cfg.debug,
-			Logger:               log.New(logw, "go-fuse: ", 0),
+			// Every read result is bytes in memory (inflated blocks), never a
+			// file descriptor: go-fuse's splice path would only copy them
+			// into a pipe first, and for 1 MiB requests it fails (the pipe
+			// limit is 1 MiB, header included) with a log line per request.
+			DisableSplice: true,
+			Debug:         cfg.debug,
+			Logger:        log.New(logw, "go-fuse: ", 0),
 		},
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
