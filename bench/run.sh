@@ -23,7 +23,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 
 need=()
-for c in pigz:pigz bgzip:tabix gzip:gzip fusermount3:fuse3 git:git tar:tar; do
+for c in pigz:pigz bgzip:tabix gzip:gzip fusermount3:fuse3 git:git tar:tar mkfs.btrfs:btrfs-progs compsize:btrfs-compsize; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || need+=("${c#*:}")
 done
 [ -e /usr/include/libdeflate.h ] || need+=(libdeflate-dev)
@@ -53,7 +53,7 @@ cleanup() {
 	exec 8>>"$cache/work-$mode.lock" || return 0
 	if flock -n 8; then
 		for m in $(awk -v p="$cache/work-$mode/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts 2>/dev/null); do
-			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
+			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 		done
 	fi
 	exec 8>&-

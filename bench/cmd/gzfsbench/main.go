@@ -207,7 +207,7 @@ func run() int {
 		fn func() error
 	}{
 		{"P1", b.p1}, {"P6", b.p6}, {"P2", b.p2}, {"P3", b.p3}, {"P9", b.p9},
-		{"P4", b.p4}, {"P5", b.p5}, {"P7", b.p7}, {"P8", b.p8}, {"P10", b.p10}, {"P11", b.p11}, {"verify", b.verify},
+		{"P4", b.p4}, {"P5", b.p5}, {"P7", b.p7}, {"P8", b.p8}, {"P10", b.p10}, {"P11", b.p11}, {"P12", b.p12}, {"verify", b.verify},
 	}
 	failed := false
 	for _, s := range steps {

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// btrfsPeer is the kernel's own transparent compression: a btrfs
+// filesystem on a loop device (a sparse image in the work directory)
+// mounted with compress-force=ALGO.
+type btrfsPeer struct {
+	label, opt string
+	img, mnt   string
+	goals      bool // the issue's goals are judged against this one
+}
+
+// startBtrfs makes and mounts the btrfs peers (zlib:6 is judged, zstd:3 is
+// information).
+func startBtrfs() ([]*btrfsPeer, error) {
+	for _, c := range []string{"mkfs.btrfs", "compsize", "losetup"} {
+		if _, err := exec.LookPath(c); err != nil {
+			return nil, fmt.Errorf("%s is needed for the btrfs peer (bench/run.sh installs btrfs-progs and btrfs-compsize): %v", c, err)
+		}
+	}
+	size := int64(2 << 30)
+	if !cfg.quick {
+		size = 4 << 30
+	}
+	var peers []*btrfsPeer
+	for _, p := range []*btrfsPeer{
+		{label: "btrfs compress-force=zlib:6", opt: "zlib:6", goals: true},
+		{label: "btrfs compress-force=zstd:3", opt: "zstd:3"},
+	} {
+		name := "btrfs-" + strings.ReplaceAll(p.opt, ":", "")
+		p.img, p.mnt = filepath.Join(cfg.work, name+".img"), filepath.Join(cfg.work, name)
+		exec.Command("umount", p.mnt).Run() // a leftover of a killed run
+		os.Remove(p.img)
+		if err := os.WriteFile(p.img, nil, 0o600); err != nil {
+			return peers, err
+		}
+		if err := os.Truncate(p.img, size); err != nil {
+			return peers, err
+		}
+		if out, err := exec.Command("mkfs.btrfs", "-q", "-f", p.img).CombinedOutput(); err != nil {
+			return peers, fmt.Errorf("mkfs.btrfs: %v: %s", err, out)
+		}
+		if err := os.MkdirAll(p.mnt, 0o755); err != nil {
+			return peers, err
+		}
+		if out, err := exec.Command("mount", "-o", "loop,compress-force="+p.opt, p.img, p.mnt).CombinedOutput(); err != nil {
+			return peers, fmt.Errorf("mount btrfs (loop device): %v: %s", err, out)
+		}
+		peers = append(peers, p)
+	}
+	return peers, nil
+}
+
+func (p *btrfsPeer) stop() {
+	if out, err := exec.Command("umount", p.mnt).CombinedOutput(); err != nil {
+		logf("umount %s: %v: %s", p.mnt, err, out)
+		exec.Command("umount", "-l", p.mnt).Run()
+	}
+	os.Remove(p.img)
+}
+
+// storedBytes is the disk usage of path on btrfs, from compsize.
+func storedBytes(path string) (int64, error) {
+	out, err := exec.Command("compsize", "-b", path).Output()
+	if err != nil {
+		return 0, fmt.Errorf("compsize %s: %v", path, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 3 && f[0] == "TOTAL" {
+			return strconv.ParseInt(f[2], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("compsize %s: no TOTAL line in %q", path, out)
+}
+
+// writeSync writes data to p and fsyncs it (the time includes both).
+func writeSync(p string, data []byte) (time.Duration, error) {
+	os.Remove(p)
+	syscall_sync()
+	t0 := time.Now()
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	for off := 0; off < len(data); off += ioChunk {
+		if _, err := f.Write(data[off:min(off+ioChunk, len(data))]); err != nil {
+			f.Close()
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	return time.Since(t0), nil
+}
+
+// P12: gzfs against the kernel's transparent compression (issue 11):
+// sequential write + fsync, cold sequential read, stored size and cold
+// random 4 KiB reads, on both corpora, interleaved with btrfs
+// compress-force=zlib:6 (judged) and zstd:3 (information).
+func (b *bench) p12() error {
+	peers, err := startBtrfs()
+	defer func() {
+		for _, p := range peers {
+			p.stop()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	for _, c := range []corpus{b.src, b.logs} {
+		data, err := os.ReadFile(c.path)
+		if err != nil {
+			return err
+		}
+		gp := filepath.Join(b.gmnt(), c.name)
+		fns := []func() (time.Duration, error){func() (time.Duration, error) { return writeSync(gp, data) }}
+		for _, p := range peers {
+			fns = append(fns, func() (time.Duration, error) { return writeSync(filepath.Join(p.mnt, c.name), data) })
+		}
+		ds, err := interleaved(cfg.reps, fns...)
+		if err != nil {
+			return err
+		}
+		b.wrote[c.name] = true
+		g := fmt.Sprintf("%.0f MB/s", mbps(c.size, ds[0]))
+		for i, p := range peers {
+			b.add(ratioRow("P12", "seq write + fsync "+c.name+" ("+mib(c.size)+"), level 6", p.label, g,
+				fmt.Sprintf("%.0f MB/s", mbps(c.size, ds[i+1])), ds[i+1].Seconds()/ds[0].Seconds(), goal(p, 2), true))
+		}
+		// Stored size.
+		gst, err := os.Stat(filepath.Join(b.gback(), c.name+".gz"))
+		if err != nil {
+			return err
+		}
+		for _, p := range peers {
+			syscall_sync()
+			sb, err := storedBytes(filepath.Join(p.mnt, c.name))
+			if err != nil {
+				return err
+			}
+			b.add(ratioRow("P12", "stored / logical "+c.name, p.label,
+				fmt.Sprintf("%.3f", float64(gst.Size())/float64(c.size)), fmt.Sprintf("%.3f", float64(sb)/float64(c.size)),
+				float64(gst.Size())/float64(sb), goal(p, 1), false))
+		}
+		// Cold sequential read.
+		fns = []func() (time.Duration, error){func() (time.Duration, error) {
+			if err := b.remountG(); err != nil {
+				return 0, err
+			}
+			evict(filepath.Join(b.gback(), c.name+".gz"))
+			_, d, err := readFile(gp)
+			return d, err
+		}}
+		for _, p := range peers {
+			fns = append(fns, func() (time.Duration, error) {
+				evict(filepath.Join(p.mnt, c.name))
+				_, d, err := readFile(filepath.Join(p.mnt, c.name))
+				return d, err
+			})
+		}
+		if ds, err = interleaved(cfg.reps, fns...); err != nil {
+			return err
+		}
+		g = fmt.Sprintf("%.0f MB/s", mbps(c.size, ds[0]))
+		for i, p := range peers {
+			b.add(ratioRow("P12", "cold seq read "+c.name+" ("+mib(c.size)+")", p.label, g,
+				fmt.Sprintf("%.0f MB/s", mbps(c.size, ds[i+1])), ds[i+1].Seconds()/ds[0].Seconds(), goal(p, 1.5), true))
+		}
+	}
+	// Cold random 4 KiB reads of the logs.
+	n := 300
+	if !cfg.quick {
+		n = 2000
+	}
+	r := rand.New(rand.NewPCG(66, 67))
+	offs := make([]int64, n)
+	for i := range offs {
+		offs[i] = r.Int64N(b.logs.size/4096-1) * 4096
+	}
+	randomReads := func(p string, before func() error) ([]time.Duration, error) {
+		if err := before(); err != nil {
+			return nil, err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		buf := make([]byte, 4096)
+		lat := make([]time.Duration, len(offs))
+		for i, o := range offs {
+			t0 := time.Now()
+			if k, err := f.ReadAt(buf, o); err != nil || k != len(buf) {
+				return nil, fmt.Errorf("pread %s at %d: %d, %v", p, o, k, err)
+			}
+			lat[i] = time.Since(t0)
+		}
+		return lat, nil
+	}
+	glat, err := randomReads(filepath.Join(b.gmnt(), b.logs.name), func() error {
+		if err := b.remountG(); err != nil {
+			return err
+		}
+		evict(filepath.Join(b.gback(), b.logs.name+".gz"))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m := fmt.Sprintf("random 4 KiB cold reads of %s (%s, %d reads)", b.logs.name, mib(b.logs.size), n)
+	for _, p := range peers {
+		plat, err := randomReads(filepath.Join(p.mnt, b.logs.name), func() error {
+			evict(filepath.Join(p.mnt, b.logs.name))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, q := range []struct {
+			pct  float64
+			goal float64
+		}{{50, 0.5}, {99, 0.8}} {
+			gv, pv := pct(glat, q.pct), pct(plat, q.pct)
+			b.add(ratioRow("P12", fmt.Sprintf("%s: p%.0f", m, q.pct), p.label, us(gv), us(pv),
+				float64(gv)/float64(pv), goal(p, q.goal), false))
+		}
+	}
+	return nil
+}
+
+// goal is g for the judged peer, none (information) for the others.
+func goal(p *btrfsPeer, g float64) float64 {
+	if p.goals {
+		return g
+	}
+	return 0
+}
