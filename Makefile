@@ -35,16 +35,28 @@ FSX_LONG_OPS   ?= 500000
 FSX_LONG_SEEDS ?= 1,2,3,4,5,6,7,8
 
 # Commands the tests and the demo need, and the Debian packages that hold them.
-DEPS_CMDS := fusermount3 pigz bgzip gzip zcat getfattr git
-DEPS_PKGS := fuse3 pigz tabix gzip attr git
+DEPS_CMDS := fusermount3 pigz bgzip gzip zcat getfattr git systemd-analyze
+DEPS_PKGS := fuse3 pigz tabix gzip attr git systemd
 
-.PHONY: all build deps demo demo-offline demo-mount test fmt-check vet test-race test-purego test-rest fuzz fsx-long bench bench-quick clean
+# make install: the binary, the mount(8) helper and the example units.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build install deps demo demo-offline demo-mount test fmt-check vet test-race test-purego test-rest fuzz fsx-long bench bench-quick clean
 
 all: build
 
 ## build: compile the gzfs binary into bin/
 build:
 	$(GO) build -o $(BIN) ./cmd/gzfs
+
+## install: gzfs in $(DESTDIR)$(PREFIX)/bin, /sbin/mount.fuse.gzfs (mount -t fuse.gzfs, fstab, systemd mount units), docs and the example unit in $(PREFIX)/share/doc/gzfs
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/gzfs
+	install -d $(DESTDIR)/sbin
+	ln -sfn $(PREFIX)/bin/gzfs $(DESTDIR)/sbin/mount.fuse.gzfs
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/gzfs docs/mount.md docs/format.md README.md
+	install -D -m 0644 contrib/systemd/mnt-logs.mount $(DESTDIR)$(PREFIX)/share/doc/gzfs/examples/mnt-logs.mount
 
 ## deps: install fuse3, pigz, tabix (bgzip) and gzip with apt-get when a command is missing
 deps:

@@ -490,9 +490,46 @@ func openLog(cfg *mountConfig) (*slog.Logger, io.Writer, error) {
 	case cfg.notifyFd >= 0:
 		if sw, err := syslog.New(syslog.LOG_INFO|syslog.LOG_DAEMON, "gzfs"); err == nil {
 			w = sw
+			break
 		}
+		// No syslog (containers, minimal machines): a file rather than
+		// nothing, so that a background daemon's errors are not lost.
+		path := defaultLogFile(cfg.mnt)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, nil, fmt.Errorf("no syslog, and the default log file %s: %w (use --log FILE)", path, err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("no syslog, and the default log file %s: %w (use --log FILE)", path, err)
+		}
+		w = f
 	}
 	return slog.New(slog.NewTextHandler(w, nil)), w, nil
+}
+
+// defaultLogFile is where a background daemon logs when there is no
+// syslog and no --log: /var/log/gzfs/MNT.log as root, else
+// $XDG_STATE_HOME/gzfs/MNT.log (~/.local/state/gzfs/), MNT being the
+// mount point with "/" written "-" (as systemd names mount units).
+func defaultLogFile(mnt string) string {
+	abs, err := filepath.Abs(mnt)
+	if err != nil {
+		abs = mnt
+	}
+	name := strings.ReplaceAll(strings.Trim(abs, "/"), "/", "-")
+	if name == "" {
+		name = "root"
+	}
+	dir := "/var/log/gzfs"
+	if os.Geteuid() != 0 {
+		dir = os.Getenv("XDG_STATE_HOME")
+		if dir == "" {
+			home, _ := os.UserHomeDir()
+			dir = filepath.Join(home, ".local", "state")
+		}
+		dir = filepath.Join(dir, "gzfs")
+	}
+	return filepath.Join(dir, name+".log")
 }
 
 // serve mounts and serves until unmounted or signalled.
