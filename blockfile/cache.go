@@ -13,6 +13,10 @@ type Cache struct {
 	used  int64
 	order list.List // front: most recently used; values are *cacheEntry
 	byKey map[cacheKey]*list.Element
+	// byFile lists the cached blocks of each File, so that closing one
+	// costs its own blocks, not a walk over the whole cache (an engine
+	// closes at every unlink of a file that was read).
+	byFile map[uint64]map[int64]*list.Element
 }
 
 type cacheKey struct {
@@ -29,7 +33,7 @@ var nextFileID atomic.Uint64
 
 // NewCache returns a cache holding at most maxBytes of inflated blocks.
 func NewCache(maxBytes int64) *Cache {
-	return &Cache{max: maxBytes, byKey: make(map[cacheKey]*list.Element)}
+	return &Cache{max: maxBytes, byKey: make(map[cacheKey]*list.Element), byFile: make(map[uint64]map[int64]*list.Element)}
 }
 
 // get returns the cached block or nil. The returned slice must not be modified.
@@ -63,7 +67,14 @@ func (c *Cache) put(k cacheKey, data []byte) {
 		c.used -= int64(cap(e.Value.(*cacheEntry).data))
 		c.order.Remove(e)
 	}
-	c.byKey[k] = c.order.PushFront(&cacheEntry{key: k, data: data})
+	e := c.order.PushFront(&cacheEntry{key: k, data: data})
+	c.byKey[k] = e
+	blocks := c.byFile[k.file]
+	if blocks == nil {
+		blocks = make(map[int64]*list.Element)
+		c.byFile[k.file] = blocks
+	}
+	blocks[k.block] = e
 	c.used += size
 	for c.used > c.max {
 		e := c.order.Back()
@@ -75,6 +86,12 @@ func (c *Cache) removeLocked(e *list.Element) {
 	ce := e.Value.(*cacheEntry)
 	c.order.Remove(e)
 	delete(c.byKey, ce.key)
+	if blocks := c.byFile[ce.key.file]; blocks != nil {
+		delete(blocks, ce.key.block)
+		if len(blocks) == 0 {
+			delete(c.byFile, ce.key.file)
+		}
+	}
 	c.used -= int64(cap(ce.data))
 }
 
@@ -91,11 +108,7 @@ func (c *Cache) drop(k cacheKey) {
 func (c *Cache) dropFile(id uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for e := c.order.Front(); e != nil; {
-		next := e.Next()
-		if e.Value.(*cacheEntry).key.file == id {
-			c.removeLocked(e)
-		}
-		e = next
+	for _, e := range c.byFile[id] {
+		c.removeLocked(e)
 	}
 }
