@@ -86,6 +86,11 @@ type Options struct {
 	// Workers bounds how many blocks this File compresses or inflates at
 	// once (0: runtime.GOMAXPROCS).
 	Workers int
+	// LockWait is how long Open waits for the lock of a file another
+	// process (or another machine's gzfs, on a shared volume) holds before
+	// failing with EAGAIN (0: fail at once). A close elsewhere releases
+	// the lock a moment after close(2) returns there.
+	LockWait time.Duration
 	// Logger receives index rebuilds, journal replays and corrupt blocks.
 	// Nil: slog.Default().
 	Logger *slog.Logger

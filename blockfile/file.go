@@ -180,7 +180,7 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 	if opts.ReadOnly {
 		lockHow = unix.LOCK_SH
 	}
-	if err := unix.Flock(int(fd.Fd()), lockHow|unix.LOCK_NB); err != nil {
+	if err := lockWait(int(fd.Fd()), lockHow, opts.LockWait); err != nil {
 		return nil, fmt.Errorf("file is in use by another gzfs process: %w", err)
 	}
 	if err := f.recover(); err != nil {
@@ -400,4 +400,19 @@ func backingID(fd int, ino uint64) blockindex.FileID {
 		birth = birth*0x100000001b3 ^ uint64(gen)
 	}
 	return blockindex.FileID{Ino: ino, Birth: birth}
+}
+
+// lockWait takes the flock how on fd, retrying for up to wait while
+// another holder has it.
+func lockWait(fd, how int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	pause := 2 * time.Millisecond
+	for {
+		err := unix.Flock(fd, how|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK || !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(min(pause, time.Until(deadline)))
+		pause = min(2*pause, 50*time.Millisecond)
+	}
 }

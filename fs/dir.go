@@ -101,7 +101,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	child := n.NewInode(ctx, &node{fsys: n.fsys, kind: kindGz}, n.fsys.stableAttr(&st))
 	// A new file is empty: O_TRUNC has nothing to cut (and must not move
 	// st_mtime past what the reply above told the kernel).
-	fh, fuseFlags, errno := n.fsys.gzHandle(of, shared, flags&^unix.O_TRUNC)
+	fh, fuseFlags, errno := n.fsys.gzHandle(nil, of, shared, flags&^unix.O_TRUNC)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -134,7 +134,7 @@ func (n *node) createExisting(ctx context.Context, k kind, dirfd int, bname stri
 	if err != nil {
 		return nil, nil, 0, n.fsys.errno("open", bname, err)
 	}
-	fh, fuseFlags, errno := n.fsys.gzHandle(of, shared, flags)
+	fh, fuseFlags, errno := n.fsys.gzHandle(child, of, shared, flags)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}

@@ -19,6 +19,11 @@ import (
 // Options.FlushInterval is 0.
 const DefaultFlushInterval = 3 * time.Second
 
+// lockWait is how long an open waits for a file whose lock another
+// process or machine holds (it releases it a moment after its close)
+// before EAGAIN.
+const lockWait = 500 * time.Millisecond
+
 // DefaultIdleTimeout is how long the engine of a file stays open after its
 // last handle is released when Options.IdleTimeout is 0.
 const DefaultIdleTimeout = 2 * time.Second
@@ -150,6 +155,7 @@ func (fsys *FS) engineOptions(readOnly bool) blockfile.Options {
 		Store:         fsys.store,
 		ReadOnly:      readOnly || fsys.opts.ReadOnly,
 		FlushInterval: fi,
+		LockWait:      lockWait,
 		Logger:        fsys.log,
 	}
 }

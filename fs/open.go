@@ -111,11 +111,12 @@ func (n *node) openGz(flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if err != nil {
 		return nil, 0, n.fsys.errno("open", n.backingPath(), err)
 	}
-	return n.fsys.gzHandle(of, shared, flags)
+	return n.fsys.gzHandle(&n.Inode, of, shared, flags)
 }
 
-// gzHandle makes the handle of an acquired engine instance.
-func (fsys *FS) gzHandle(of *openFile, shared bool, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+// gzHandle makes the handle of an acquired engine instance. in is the
+// file's inode (nil for a file just created).
+func (fsys *FS) gzHandle(in *fusefs.Inode, of *openFile, shared bool, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	write := wantsWrite(flags)
 	if write && of.readOnly {
 		fsys.files.release(of)
@@ -131,6 +132,13 @@ func (fsys *FS) gzHandle(of *openFile, shared bool, flags uint32) (fusefs.FileHa
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	} else if st, err := statFd(of.fd); err == nil && fsys.files.unchanged(of.key, &st) {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	} else if in != nil {
+		// Close-to-open: the file may have changed beside this mount (another
+		// machine on a shared volume, another program in BACKING) since the
+		// kernel cached its attributes. Drop them before the open returns,
+		// so that the reads after it see the size the engine sees now (the
+		// kernel drops the cached pages itself: no FOPEN_KEEP_CACHE).
+		in.NotifyContent(-1, 0)
 	}
 	return &gzHandle{fsys: fsys, of: of, write: write, append: flags&unix.O_APPEND != 0}, fuseFlags, 0
 }

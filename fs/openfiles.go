@@ -32,6 +32,7 @@ type openFile struct {
 	err     error         // the open failed
 
 	forget    atomic.Bool  // the last link is gone: forget the sidecars after Close
+	stale     atomic.Bool  // changed behind this engine: closing it records no stamp
 	lastWrite atomic.Int64 // unix nanoseconds of the last change through the mount
 }
 
@@ -265,12 +266,16 @@ func (t *openTable) evict(key fileKey) {
 	}
 }
 
-// closeNow closes an entry taken from idle that cannot be resumed.
+// closeNow closes an entry taken from idle that cannot be resumed: the
+// backing file changed behind it (or another process holds it), so its
+// stamp is not this mount's any more.
 func (t *openTable) closeNow(e *openFile) {
 	t.mu.Lock()
 	e.refs = 0
 	e.closing = true
 	t.mu.Unlock()
+	e.stale.Store(true)
+	t.dropStamp(e.key)
 	if err := t.finish(e); err != nil {
 		t.fsys.log.Warn("closing a file changed while idle", "file", e.name, "err", err)
 	}
@@ -296,7 +301,7 @@ func (t *openTable) closeEntry(e *openFile) error {
 	err := e.eng.Close()
 	if err != nil {
 		err = wrap("close", e.name, err)
-	} else {
+	} else if !e.stale.Load() {
 		t.recordClose(e, size)
 	}
 	unix.Close(e.fd)

@@ -27,6 +27,9 @@ var (
 	raceOnce sync.Once
 	raceBin  string
 	raceErr  error
+	// clusterDown takes the GlusterFS cluster down when the cluster tests
+	// (build tag cluster) brought it up.
+	clusterDown func()
 )
 
 func TestMain(m *testing.M) {
@@ -54,7 +57,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	clusterDown()
+	if clusterDown != nil {
+		clusterDown()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -47,9 +47,21 @@ up() {
 	if ! gluster --mode=script volume status "$vol" >/dev/null 2>&1; then
 		gluster --mode=script volume start "$vol" force >&2
 	fi
+	# The client itself must not serve a file's old pages or attributes
+	# after another client changed it: no kernel caching of attributes and
+	# entries, and the page cache purged at every open (mount.glusterfs
+	# 10.3 mangles -o fopen-keep-cache=..., so the client is started
+	# directly).
 	for c in client-a client-b; do
 		if ! mountpoint -q "$dir/$c"; then
-			mount -t glusterfs -o attribute-timeout=0,entry-timeout=0,negative-timeout=0 "$host:/$vol" "$dir/$c"
+			glusterfs --process-name fuse --volfile-server="$host" --volfile-id="$vol" \
+				--attribute-timeout=0 --entry-timeout=0 --negative-timeout=0 \
+				--fopen-keep-cache=off --log-file="$dir/$c.log" "$dir/$c"
+			for _ in $(seq 1 100); do
+				mountpoint -q "$dir/$c" && break
+				sleep 0.1
+			done
+			mountpoint -q "$dir/$c" || { say "mounting $c failed (see $dir/$c.log)"; exit 1; }
 		fi
 	done
 	say "volume $vol up: $dir/client-a $dir/client-b"
