@@ -248,6 +248,24 @@ func (f *File) rebuildIndex() error {
 					logical = want
 				}
 			}
+			if lastDamaged.Size > 0 && !m.Damaged && m.ISize > 0 {
+				if r, err := x.At(i - 1); err == nil && r.Length == 0 {
+					// A damaged stretch whose length neither its trailer nor
+					// the numbering tells: the blocks after it cannot be
+					// placed (serving them at a guessed offset would be wrong
+					// bytes). The file reads as ending with one unreadable
+					// block there.
+					damaged++
+					r.Length = bgzf.MaxBlockData
+					if err := x.Set(i-1, r); err != nil {
+						return err
+					}
+					logical = r.Logical + int64(r.Length)
+					f.log.Error("the blocks after a damaged stretch of unknown length cannot be placed; the file reads as ending there",
+						"file", f.name, "offset", r.Offset, "unplaced_from", m.Offset)
+					return errUnplaceable
+				}
+			}
 			lastDamaged = blockindex.Record{}
 			rec := blockindex.Record{Offset: m.Offset, Logical: logical, Size: uint32(m.Size), Length: m.ISize}
 			if m.Damaged {
@@ -278,6 +296,9 @@ func (f *File) rebuildIndex() error {
 		logical = r.Logical
 		werr = fmt.Errorf("%w: a damaged stretch at %d with no block after it", bgzf.ErrTornTail, r.Offset)
 		end = r.Offset
+	}
+	if errors.Is(werr, errUnplaceable) {
+		werr, tailDamaged = nil, -1 // indexed up to the damage; nothing is cut
 	}
 	switch {
 	case werr == nil:
@@ -340,6 +361,10 @@ func (f *File) rebuildIndex() error {
 	f.idx = x
 	return nil
 }
+
+// errUnplaceable stops a rebuild at a damaged stretch of unknown length
+// with blocks after it (see rebuildIndex).
+var errUnplaceable = errors.New("blocks after a damaged stretch of unknown length")
 
 // spillIndex gives an in-memory index a file once the file has more than
 // one block. Callers hold f.mu for writing.
