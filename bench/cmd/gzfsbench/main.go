@@ -79,7 +79,7 @@ func main() {
 	flag.StringVar(&cfg.loopback, "loopback", "", "go-fuse example/loopback binary (required)")
 	flag.StringVar(&cfg.loopbackNoPT, "loopback-nopt", "", "bench/cmd/loopback-nopt binary (required)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions of each throughput measurement, best kept (default 5; --quick 2)")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated ids to run (P1..P9; P6 needs P1), for debugging")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated ids to run (P1..P12; P6 needs P1), for debugging")
 	flag.Parse()
 	if cfg.gzfs == "" || cfg.loopback == "" || cfg.loopbackNoPT == "" || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: gzfsbench --gzfs BIN --loopback BIN --loopback-nopt BIN [--quick] [--cache DIR] [--out DIR]")
