@@ -161,9 +161,9 @@ fuzz:
 		done; \
 	done
 
-## test-cluster: the many-machines tests on a GlusterFS replica-2 volume of this machine (issue 12, not yet in make test: see README "Many machines")
+## test-cluster: only the many-machines tests (GlusterFS replica-2 volume of this machine; make test runs them too)
 test-cluster: deps
-	$(GO) test -count=1 -tags=$(subst $(eval) ,$(comma),$(strip $(TAGS) cluster)) -timeout 10m -run '^TestCluster' -v ./integration
+	$(GO) test -count=1 -timeout 10m -run '^TestCluster' -v ./integration
 
 ## fsx-long: the file exerciser through the mount, FSX_LONG_SEEDS x FSX_LONG_OPS operations (hours)
 fsx-long: deps

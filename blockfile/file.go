@@ -272,8 +272,11 @@ func (f *File) Close() error {
 	var err error
 	if !f.opts.ReadOnly {
 		err = f.flushLocked()
-		if err == nil && f.fastTail >= 0 {
-			// The file comes to rest: its last block gets the configured level.
+		if err == nil && f.fastTail >= 0 && f.idleStamp == (fileStamp{}) {
+			// The file comes to rest: its last block gets the configured
+			// level. Not for an idle File: it holds no lock, and the file may
+			// have changed behind it (another process or machine): an idle
+			// File never writes (Resume it first).
 			if err = f.settleTail(); err == nil {
 				err = f.flushLocked()
 			}

@@ -250,6 +250,12 @@ func (t *openTable) expire(e *openFile) {
 	t.idleNow--
 	e.closing = true
 	t.mu.Unlock()
+	// Take the file back (lock, unchanged) so that closing may finish its
+	// writes (a fast-compressed last block gets the configured level); a
+	// file changed or locked elsewhere is closed without writing.
+	if !e.eng.Resume() {
+		e.stale.Store(true)
+	}
 	if err := t.finish(e); err != nil {
 		t.fsys.log.Warn("closing an idle file", "file", e.name, "err", err)
 	}
@@ -380,7 +386,7 @@ func (t *openTable) flushAll() error {
 // come for them.
 func (t *openTable) closeAll() error {
 	t.mu.Lock()
-	var list []*openFile
+	var list, idle []*openFile
 	for _, e := range t.m {
 		if !e.closing {
 			e.closing = true
@@ -388,11 +394,17 @@ func (t *openTable) closeAll() error {
 				e.idle.Stop()
 				e.idle = nil
 				t.idleNow--
+				idle = append(idle, e)
 			}
 			list = append(list, e)
 		}
 	}
 	t.mu.Unlock()
+	for _, e := range idle {
+		if !e.eng.Resume() { // as in expire: an idle engine writes only once taken back
+			e.stale.Store(true)
+		}
+	}
 	var errs []error
 	for _, e := range list {
 		<-e.ready

@@ -28,7 +28,7 @@ var (
 	raceBin  string
 	raceErr  error
 	// clusterDown takes the GlusterFS cluster down when the cluster tests
-	// (build tag cluster) brought it up.
+	// brought it up.
 	clusterDown func()
 )
 
