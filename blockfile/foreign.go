@@ -261,8 +261,19 @@ func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
 	old := x.idx
 	x.idx = nil
 	x.mu.Unlock()
+	x.dropReaders()
+	if old != nil {
+		old.Close()
+	}
+	return x.BuildIndex(span, progress)
+}
+
+// dropReaders waits for the spans being inflated, then forgets every
+// cursor and span (the index they read is going away).
+func (x *Foreign) dropReaders() {
 	x.spansWG.Wait()
 	x.curMu.Lock()
+	defer x.curMu.Unlock()
 	for _, c := range x.cursors {
 		c.Close()
 	}
@@ -271,11 +282,6 @@ func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
 		<-spanSlots
 	}
 	x.spans = nil
-	x.curMu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	return x.BuildIndex(span, progress)
 }
 
 // ReadAt reads uncompressed bytes at off: through the index when there is
@@ -660,19 +666,9 @@ func (x *Foreign) Close() error {
 	x.closed, x.stop = true, true
 	x.mu.Unlock()
 	x.build.Wait()
+	x.dropReaders()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.spansWG.Wait()
-	x.curMu.Lock()
-	for _, c := range x.cursors {
-		c.Close()
-	}
-	x.cursors = nil
-	for range x.spans {
-		<-spanSlots
-	}
-	x.spans = nil
-	x.curMu.Unlock()
 	var err error
 	if x.idx != nil {
 		err = x.idx.Close()

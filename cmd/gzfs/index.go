@@ -167,46 +167,14 @@ func exportGZI(path string) error {
 	if err != nil {
 		return err
 	}
-	err = replaceGZI(path+".gzi", f, outputPerm(path))
+	err = replaceFile(path+".gzi", outputPerm(path), func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		if err := f.ExportGZI(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 	if cerr := closeFn(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// replaceGZI writes the .gzi of f to dst through a temporary file.
-func replaceGZI(dst string, f *blockfile.File, perm os.FileMode) error {
-	tmp, release, err := tempName(dst)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := writeGZI(tmp, f); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err := commitRename(tmp, dst, perm, true); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-// writeGZI writes the .gzi of f to the existing file at path and fsyncs it.
-func writeGZI(path string, f *blockfile.File) error {
-	out, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(out)
-	err = f.ExportGZI(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	return err

@@ -88,29 +88,7 @@ func storedBytes(path string) (int64, error) {
 }
 
 // writeSync writes data to p and fsyncs it (the time includes both).
-func writeSync(p string, data []byte) (time.Duration, error) {
-	os.Remove(p)
-	syscall_sync()
-	t0 := time.Now()
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	for off := 0; off < len(data); off += ioChunk {
-		if _, err := f.Write(data[off:min(off+ioChunk, len(data))]); err != nil {
-			f.Close()
-			return 0, err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		return 0, err
-	}
-	return time.Since(t0), nil
-}
+func writeSync(p string, data []byte) (time.Duration, error) { return writeFileSync(p, data, true) }
 
 // P12: gzfs against the kernel's transparent compression (issue 11):
 // sequential write + fsync, cold sequential read, stored size and cold

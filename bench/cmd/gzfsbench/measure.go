@@ -58,7 +58,10 @@ func readFile(p string) (int64, time.Duration, error) {
 
 // writeFile creates p with data in 1 MiB writes; the time includes open and
 // close (close flushes a gzfs file to its backing file).
-func writeFile(p string, data []byte) (time.Duration, error) {
+func writeFile(p string, data []byte) (time.Duration, error) { return writeFileSync(p, data, false) }
+
+// writeFileSync is writeFile, with an fsync before the close when sync.
+func writeFileSync(p string, data []byte, sync bool) (time.Duration, error) {
 	os.Remove(p)
 	syscall_sync()
 	t0 := time.Now()
@@ -70,6 +73,12 @@ func writeFile(p string, data []byte) (time.Duration, error) {
 		if _, err := f.Write(data[off:min(off+ioChunk, len(data))]); err != nil {
 			f.Close()
 			return 0, err
+		}
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return 0, fmt.Errorf("fsync %s: %w", p, err)
 		}
 	}
 	if err := f.Close(); err != nil {
