@@ -79,7 +79,7 @@ func main() {
 	flag.StringVar(&cfg.loopback, "loopback", "", "go-fuse example/loopback binary (required)")
 	flag.StringVar(&cfg.loopbackNoPT, "loopback-nopt", "", "bench/cmd/loopback-nopt binary (required)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions of each throughput measurement, best kept (default 5; --quick 2)")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated ids to run (P1..P12; P6 needs P1), for debugging")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated ids to run (P1..P13; P6 needs P1), for debugging")
 	flag.Parse()
 	if cfg.gzfs == "" || cfg.loopback == "" || cfg.loopbackNoPT == "" || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: gzfsbench --gzfs BIN --loopback BIN --loopback-nopt BIN [--quick] [--cache DIR] [--out DIR]")
@@ -207,7 +207,7 @@ func run() int {
 		fn func() error
 	}{
 		{"P1", b.p1}, {"P6", b.p6}, {"P2", b.p2}, {"P3", b.p3}, {"P9", b.p9},
-		{"P4", b.p4}, {"P5", b.p5}, {"P7", b.p7}, {"P8", b.p8}, {"P10", b.p10}, {"P11", b.p11}, {"P12", b.p12}, {"verify", b.verify},
+		{"P4", b.p4}, {"P5", b.p5}, {"P7", b.p7}, {"P8", b.p8}, {"P10", b.p10}, {"P11", b.p11}, {"P12", b.p12}, {"P13", b.p13}, {"verify", b.verify},
 	}
 	failed := false
 	for _, s := range steps {
