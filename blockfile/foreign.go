@@ -2,6 +2,7 @@ package blockfile
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -108,6 +109,12 @@ func foreignIdentity(f *os.File, st os.FileInfo) (gzindex.Identity, error) {
 	return id, nil
 }
 
+// trailerISize is the ISIZE of the file's last member (its last 4 bytes):
+// that member's size modulo 4 GiB, what gzip -l shows.
+func trailerISize(id gzindex.Identity) int64 {
+	return int64(binary.LittleEndian.Uint32(id.Tail[4:]))
+}
+
 // PeekForeignSize returns the uncompressed size of the foreign gzip file
 // open as f, without changing anything: exact (true) from a checkpoint
 // index that matches the file, else the ISIZE of the last member (the
@@ -130,7 +137,7 @@ func PeekForeignSize(f *os.File, store *Store) (int64, bool, error) {
 	if id.Size < 18 {
 		return 0, false, nil
 	}
-	return int64(uint32(id.Tail[4]) | uint32(id.Tail[5])<<8 | uint32(id.Tail[6])<<16 | uint32(id.Tail[7])<<24), false, nil
+	return trailerISize(id), false, nil
 }
 
 // NeedsIndex reports whether an index could be built and none is there
@@ -160,7 +167,7 @@ func (x *Foreign) Size() (int64, bool) {
 	if x.id.Size < 18 {
 		return 0, false
 	}
-	return int64(uint32(x.id.Tail[4]) | uint32(x.id.Tail[5])<<8 | uint32(x.id.Tail[6])<<16 | uint32(x.id.Tail[7])<<24), false
+	return trailerISize(x.id), false
 }
 
 // ForeignStats describes a foreign file and its index.
@@ -572,16 +579,7 @@ func (x *Foreign) checkUnchanged() error {
 	}
 	x.state = "dropped (the file changed while open)"
 	x.mu.Unlock()
-	x.curMu.Lock()
-	for _, c := range x.cursors {
-		c.Close()
-	}
-	x.cursors = nil
-	for _, sp := range x.spans {
-		go func() { <-sp.done; <-spanSlots }() // its goroutine may still run
-	}
-	x.spans = nil
-	x.curMu.Unlock()
+	x.dropReaders()
 	x.streamMu.Lock()
 	x.zr = nil // the stream restarts on the new bytes
 	x.streamMu.Unlock()

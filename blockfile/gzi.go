@@ -67,7 +67,7 @@ func (f *File) readGZI(r io.Reader, x *blockindex.Index, physical int64, spill f
 			return err
 		}
 		i++
-		if i >= 2 && x.InMemory() && !(length == 0 && end == physical) {
+		if spillDue(x, i, uint32(length), end, physical) {
 			if err := spill(); err != nil {
 				return err
 			}

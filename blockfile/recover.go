@@ -279,10 +279,7 @@ func (f *File) rebuildIndex() error {
 			}
 			i++
 			logical += int64(m.ISize)
-			// A second record means a file of more blocks than one: the index
-			// gets its file. The EOF marker at the very end is no block (it is
-			// dropped below), so a one-block file keeps its index in memory.
-			if i >= 2 && x.InMemory() && !(m.ISize == 0 && m.Offset+int64(m.Size) == physical) {
+			if spillDue(x, i, m.ISize, m.Offset+int64(m.Size), physical) {
 				return spill()
 			}
 			return nil
@@ -360,6 +357,15 @@ func (f *File) rebuildIndex() error {
 	}
 	f.idx = x
 	return nil
+}
+
+// spillDue reports whether a rebuilt index in memory must get its file
+// after its record number records-1, of isize bytes, ending at end: a second
+// record means a file of more blocks than one, but the EOF marker at the
+// very end of the file is no block (a one-block file keeps its index in
+// memory).
+func spillDue(x *blockindex.Index, records int64, isize uint32, end, physical int64) bool {
+	return records >= 2 && x.InMemory() && !(isize == 0 && end == physical)
 }
 
 // errUnplaceable stops a rebuild at a damaged stretch of unknown length

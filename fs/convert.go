@@ -3,7 +3,6 @@ package fs
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -18,12 +17,6 @@ import (
 // converted file, never neither; a leftover temporary file in the store is
 // harmless. Readers that have the original open keep reading it.
 func (n *node) convert() error {
-	if isGzip, err := n.isForeignGzip(); err != nil || !isGzip {
-		if err == nil {
-			err = fmt.Errorf("not gzip: %w", unix.EROFS) // named .gz, but not gzip: shown as it is, read-only
-		}
-		return err
-	}
 	dirfd, bname, done, err := n.where()
 	if err != nil {
 		return err
@@ -35,6 +28,9 @@ func (n *node) convert() error {
 	}
 	src := os.NewFile(uintptr(srcFd), bname)
 	defer src.Close()
+	if !isGzipFd(srcFd) {
+		return fmt.Errorf("not gzip: %w", unix.EROFS) // named .gz, but not gzip: shown as it is, read-only
+	}
 	st, err := statFd(srcFd)
 	if err != nil {
 		return err
@@ -44,16 +40,20 @@ func (n *node) convert() error {
 		return fmt.Errorf("temporary file for the conversion: %w", err)
 	}
 	tmpName := tmp.Name()
+	tfd := int(tmp.Fd())
+	tst, err := statFd(tfd)
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmpName)
+		return err
+	}
 	ok := false
 	defer func() {
 		if !ok {
-			if ino, err := inodeOfPath(tmpName); err == nil {
-				n.fsys.forgetIno(ino)
-			}
+			n.fsys.forgetIno(tst.Ino) // the sidecars the engine made for it
 			os.Remove(tmpName)
 		}
 	}()
-	tfd := int(tmp.Fd())
 	if err := unix.Fchmod(tfd, st.Mode&07777); err != nil {
 		tmp.Close()
 		return err
@@ -89,28 +89,4 @@ func (n *node) convert() error {
 	n.fsys.log.Info("converted a gzip file to BGZF for writing", "file", n.backingPath(), "bytes", size,
 		"stored_before", st.Size)
 	return nil
-}
-
-// isForeignGzip reports whether the backing file of n starts like gzip.
-func (n *node) isForeignGzip() (bool, error) {
-	dirfd, bname, done, err := n.where()
-	if err != nil {
-		return false, err
-	}
-	defer done()
-	fd, err := openAt(dirfd, bname, unix.O_RDONLY, 0)
-	if err != nil {
-		return false, err
-	}
-	defer unix.Close(fd)
-	return isGzipFd(fd), nil
-}
-
-// inodeOfPath returns the inode number of the file at path.
-func inodeOfPath(path string) (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(filepath.Clean(path), &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
 }

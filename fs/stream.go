@@ -70,35 +70,26 @@ func (t *foreignTable) init(fsys *FS) {
 // index starts its build.
 func (t *foreignTable) acquire(key fileKey, name string, fd int) (*foreignEntry, error) {
 	t.mu.Lock()
-	if e := t.m[key]; e != nil {
-		e.refs++
-		build := e.x.NeedsIndex() // it changed while open: index it anew
-		if build {
-			e.refs++
-		}
-		t.mu.Unlock()
-		syscall.Close(fd)
-		if build {
-			t.wg.Add(1)
-			go t.build(e)
-		}
-		return e, nil
-	}
+	e := t.m[key]
 	t.mu.Unlock()
-	x, err := blockfile.OpenForeign(os.NewFile(uintptr(fd), name), name, t.fsys.store, t.fsys.log)
-	if err != nil {
-		return nil, err
+	if e != nil {
+		syscall.Close(fd)
+	} else {
+		x, err := blockfile.OpenForeign(os.NewFile(uintptr(fd), name), name, t.fsys.store, t.fsys.log)
+		if err != nil {
+			return nil, err
+		}
+		e = &foreignEntry{key: key, name: name, x: x}
 	}
 	t.mu.Lock()
-	if e := t.m[key]; e != nil { // opened meanwhile by another handle
-		e.refs++
-		t.mu.Unlock()
-		x.Close()
-		return e, nil
+	if old := t.m[key]; old != nil && old != e { // opened meanwhile by another handle
+		e.x.Close()
+		e = old
 	}
-	e := &foreignEntry{key: key, name: name, x: x, refs: 1}
 	t.m[key] = e
-	build := x.NeedsIndex()
+	e.refs++
+	// A new entry without an index, or one whose file changed while open.
+	build := e.x.NeedsIndex()
 	if build {
 		e.refs++
 	}

@@ -202,6 +202,26 @@ func sniffFile(path string) (blockfile.Format, error) {
 	return f, nil
 }
 
+// errNotGzip: a file that should be plain gzip is not gzip at all.
+var errNotGzip = errors.New("not in gzip format")
+
+// openPlainGzip opens path for reading, for a caller that has found it is
+// not BGZF; a file that is not gzip either is errNotGzip (with the path).
+func openPlainGzip(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if format, err := blockfile.SniffFile(f); err != nil || format != blockfile.FormatGzip {
+		f.Close()
+		if err == nil {
+			err = errNotGzip
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
 // sniffBGZF reports whether the file at path starts like a BGZF file (an
 // empty file counts as one).
 func sniffBGZF(path string) (bool, error) {

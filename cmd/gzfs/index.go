@@ -87,13 +87,9 @@ func runIndex(args []string) int {
 
 // buildCheckpoints builds the checkpoint index of the gzip file at path.
 func buildCheckpoints(path string, span int64, quiet, gzidx bool) error {
-	raw, err := os.Open(path)
+	raw, err := openPlainGzip(path)
 	if err != nil {
 		return err
-	}
-	if f, err := blockfile.SniffFile(raw); err != nil || f != blockfile.FormatGzip {
-		raw.Close()
-		return fmt.Errorf("%s: not in gzip format", path)
 	}
 	st, err := raw.Stat()
 	if err != nil {

@@ -12,11 +12,12 @@ const usage = `gzfs: a FUSE filesystem that stores every file gzip-compressed
 Usage:
   gzfs mount [-f] [-o OPTIONS] BACKING MNT   mount BACKING at MNT
   gzfs pack [-l LEVEL] [-b BLOCKSIZE] [-p THREADS] [-f] [-q] SRC [DST]
+  gzfs pack --in-place FILE.gz
   gzfs unpack [-f] [-q] FILE.gz [DST]
   gzfs cat [--offset N] [--length N] FILE.gz
   gzfs fsck [--repair] [-q] FILE.gz...
   gzfs stats FILE.gz...
-  gzfs index --gzi FILE.gz
+  gzfs index [--gzi | --gzidx] [--span N] [-q] FILE.gz
 
 Run 'gzfs COMMAND --help' for the options of a command.
 `

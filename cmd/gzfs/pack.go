@@ -337,21 +337,14 @@ func (o *packOutput) commit(perm os.FileMode, force bool) error {
 // convertInPlace converts the plain gzip file at path to BGZF under the
 // same name (see packHelp).
 func convertInPlace(path string, o packOptions) error {
-	isBGZF, err := sniffBGZF(path)
-	if err != nil {
-		return err
+	if isBGZF, err := sniffBGZF(path); err != nil || isBGZF {
+		return err // already BGZF: nothing to do
 	}
-	if isBGZF {
-		return nil // already BGZF: nothing to do
-	}
-	src, err := os.Open(path)
+	src, err := openPlainGzip(path)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if f, err := blockfile.SniffFile(src); err != nil || f != blockfile.FormatGzip {
-		return fmt.Errorf("%s: not in gzip format", path)
-	}
 	st, err := src.Stat()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -104,13 +105,12 @@ func yesNo(b bool) string {
 // foreignStats prints what gzfs knows of a gzip file that is not BGZF: its
 // sizes and the state of its checkpoint index (nothing is built or written).
 func foreignStats(w io.Writer, path string) error {
-	raw, err := os.Open(path)
+	raw, err := openPlainGzip(path)
+	if errors.Is(err, errNotGzip) {
+		return errNotGzip // the caller names the file
+	}
 	if err != nil {
 		return err
-	}
-	if f, err := blockfile.SniffFile(raw); err != nil || f != blockfile.FormatGzip {
-		raw.Close()
-		return fmt.Errorf("not in gzip format")
 	}
 	store, _ := blockfile.LookupStore(path) // nil: no store, so no index
 	x, err := blockfile.OpenForeign(raw, path, store, engineLogger("stats", false))
