@@ -91,6 +91,12 @@ type Options struct {
 	// failing with EAGAIN (0: fail at once). A close elsewhere releases
 	// the lock a moment after close(2) returns there.
 	LockWait time.Duration
+	// ReadWhileLocked lets Open succeed while another process (or another
+	// machine's gzfs, on a shared volume) holds the file for writing: the
+	// File then opens unlocked, as after Idle, and reads the file as that
+	// writer leaves it (see ReadAt); its first change takes the lock, waiting
+	// up to LockWait.
+	ReadWhileLocked bool
 	// Logger receives index rebuilds, journal replays and corrupt blocks.
 	// Nil: slog.Default().
 	Logger *slog.Logger

@@ -2,7 +2,6 @@ package blockfile
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 
@@ -107,17 +106,5 @@ func (f *File) checkBlock(k int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	member := make([]byte, r.Size)
-	if _, err := f.fd.ReadAt(member, r.Offset); err != nil {
-		return nil, fmt.Errorf("%s: read block %d: %w", f.name, k, err)
-	}
-	data, err := bgzf.Decode(nil, member)
-	if err == nil && len(data) != int(r.Length) {
-		err = fmt.Errorf("holds %d bytes, index says %d", len(data), r.Length)
-	}
-	if err != nil {
-		return nil, &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
-			LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
-	}
-	return data, nil
+	return f.readBlock(make([]byte, r.Size), k, r, nil)
 }

@@ -33,35 +33,40 @@ type File struct {
 	encoders *bgzf.EncoderPool
 	workers  chan struct{} // bounds concurrent inflate/deflate jobs
 
-	mu        sync.RWMutex
-	idx       *blockindex.Index
-	jnl       *journal // opened on first in-place batch
-	size      int64    // logical size, dirty data included
-	backing   int64    // end of the last data member in the backing file
-	eof       bool     // the backing file ends with the BGZF EOF marker after backing
-	blockSize int64
-	dirty     map[int64][]byte // blocks changed in memory, by block number
-	pending   []*job           // full blocks being compressed for appending, in order
-	state     string           // index state for Stats
-	held      int64            // this File's share of heldBlocks
-	promised  int64            // this File's share of promisedBytes
-	appendBuf []byte           // reused to gather members for one append write
-	closed    bool
-	bgErr     error       // error of a timer flush, reported by the next Flush/Sync/Close
-	broken    error       // a journaled batch was not applied: every later call fails
-	synced    int64       // backing bytes below this offset may be durable (fsynced): rewrites there fsync
-	idleStamp fileStamp   // the backing file at Idle; zero while not idle
-	reloaded  fileStamp   // the backing file when a block error last rebuilt the index
-	timer     *time.Timer // pending timer flush, when FlushInterval > 0
-	fastTail  int64       // the last block, stored at fastLevel by an append; -1: none
-	settling  bool        // this flush writes every block at the configured level (Close)
+	mu          sync.RWMutex
+	idx         *blockindex.Index
+	jnl         *journal // opened on first in-place batch
+	size        int64    // logical size, dirty data included
+	backing     int64    // end of the last data member in the backing file
+	eof         bool     // the backing file ends with the BGZF EOF marker after backing
+	blockSize   int64
+	dirty       map[int64][]byte // blocks changed in memory, by block number
+	pending     []*job           // full blocks being compressed for appending, in order
+	state       string           // index state for Stats
+	held        int64            // this File's share of heldBlocks
+	promised    int64            // this File's share of promisedBytes
+	appendBuf   []byte           // reused to gather members for one append write
+	closed      bool
+	bgErr       error       // error of a timer flush, reported by the next Flush/Sync/Close
+	broken      error       // a journaled batch was not applied: every later call fails
+	synced      int64       // backing bytes below this offset may be durable (fsynced): rewrites there fsync
+	idleStamp   fileStamp   // the backing file at Idle; zero while not idle
+	seen        fileStamp   // unlocked: the backing file state the index describes
+	private     bool        // unlocked: the index is this File's own copy (the file changed since Idle)
+	walkDamaged bool        // the last index rebuild met damaged or torn members
+	reloaded    fileStamp   // the backing file when a block error last rebuilt the index
+	timer       *time.Timer // pending timer flush, when FlushInterval > 0
+	fastTail    int64       // the last block, stored at fastLevel by an append; -1: none
+	settling    bool        // this flush writes every block at the configured level (Close)
 
-	lastRead atomic.Int64 // the last block of the last read: sequential-read detection
-	flightMu sync.Mutex
-	flights  map[int64]*flight // blocks being inflated
-	aheadMu  sync.Mutex
-	aheadTo  int64 // read-ahead has been started up to this block
-	inFlight sync.WaitGroup
+	unlocked  atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
+	checkedAt atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
+	lastRead  atomic.Int64 // the last block of the last read: sequential-read detection
+	flightMu  sync.Mutex
+	flights   map[int64]*flight // blocks being inflated
+	aheadMu   sync.Mutex
+	aheadTo   int64 // read-ahead has been started up to this block
+	inFlight  sync.WaitGroup
 }
 
 var defaultWorkers = make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -176,11 +181,13 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 	if opts.Workers > 0 {
 		f.workers = make(chan struct{}, opts.Workers)
 	}
-	lockHow := unix.LOCK_EX
-	if opts.ReadOnly {
-		lockHow = unix.LOCK_SH
-	}
-	if err := lockWait(int(fd.Fd()), lockHow, opts.LockWait); err != nil {
+	if err := lockWait(int(fd.Fd()), f.lockHow(), opts.LockWait); err != nil {
+		if opts.ReadWhileLocked && err == unix.EWOULDBLOCK {
+			if err := f.openUnlocked(); err != nil {
+				return nil, err
+			}
+			return f, nil
+		}
 		return nil, fmt.Errorf("file is in use by another gzfs process: %w", err)
 	}
 	if err := f.recover(); err != nil {
@@ -212,8 +219,12 @@ func encoderPool(level int) (*bgzf.EncoderPool, error) {
 	return p, nil
 }
 
-// Size returns the logical size in O(1).
+// Size returns the logical size in O(1) (an unlocked File first looks at
+// the backing file, at most once a second: see refreshIfDue).
 func (f *File) Size() int64 {
+	if f.unlocked.Load() {
+		f.refreshIfDue()
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.size
@@ -270,13 +281,13 @@ func (f *File) Close() error {
 		return os.ErrClosed
 	}
 	var err error
-	if !f.opts.ReadOnly {
+	if f.mayWrite() {
 		err = f.flushLocked()
-		if err == nil && f.fastTail >= 0 && f.idleStamp == (fileStamp{}) {
+		if err == nil && f.fastTail >= 0 {
 			// The file comes to rest: its last block gets the configured
-			// level. Not for an idle File: it holds no lock, and the file may
-			// have changed behind it (another process or machine): an idle
-			// File never writes (Resume it first).
+			// level. Not for an unlocked File (mayWrite): the file may have
+			// changed behind it (another process or machine); an idle File
+			// never writes (Resume or Lock it first).
 			if err = f.settleTail(); err == nil {
 				err = f.flushLocked()
 			}
@@ -317,6 +328,9 @@ func (f *File) Idle() error {
 	if f.closed {
 		return os.ErrClosed
 	}
+	if f.unlocked.Load() {
+		return nil // already: the stamp of the state it left stays
+	}
 	if !f.opts.ReadOnly {
 		if err := f.flushLocked(); err != nil {
 			return err
@@ -331,6 +345,9 @@ func (f *File) Idle() error {
 		return fmt.Errorf("%s: unlock: %w", f.name, err)
 	}
 	f.idleStamp = stampOf(st)
+	f.seen = f.idleStamp
+	f.checkedAt.Store(time.Now().UnixNano())
+	f.unlocked.Store(true)
 	return nil
 }
 
@@ -340,23 +357,96 @@ func (f *File) Idle() error {
 func (f *File) Resume() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed || f.idleStamp == (fileStamp{}) {
+	if f.closed || !f.unlocked.Load() || f.private {
 		return false
 	}
-	lockHow := unix.LOCK_EX
-	if f.opts.ReadOnly {
-		lockHow = unix.LOCK_SH
-	}
-	if err := unix.Flock(int(f.fd.Fd()), lockHow|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(int(f.fd.Fd()), f.lockHow()|unix.LOCK_NB); err != nil {
 		return false
 	}
 	st, err := f.fd.Stat()
 	if err != nil || stampOf(st) != f.idleStamp {
+		unix.Flock(int(f.fd.Fd()), unix.LOCK_UN)
 		return false
 	}
 	f.idleStamp = fileStamp{}
+	f.unlocked.Store(false)
 	return true
 }
+
+// InSync reports whether the File describes the backing file as it is now:
+// always while it holds the lock; an unlocked File compares the backing
+// file with the state it last loaded (another process may have changed it
+// since).
+func (f *File) InSync() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed || !f.unlocked.Load() {
+		return !f.closed
+	}
+	st, err := f.fd.Stat()
+	return err == nil && stampOf(st) == f.seen
+}
+
+// Lock takes an unlocked File (after Idle, or opened while another process
+// wrote) back for writing: it waits up to Options.LockWait for the lock
+// (the error wraps EWOULDBLOCK while another process holds it), then, if
+// the file changed meanwhile, loads it again as Open would (journal
+// replay, index check or rebuild). A locked File is left as it is.
+func (f *File) Lock() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return os.ErrClosed
+	}
+	return f.lockLocked()
+}
+
+// lockLocked is Lock with f.mu held for writing.
+func (f *File) lockLocked() error {
+	if !f.unlocked.Load() {
+		return nil
+	}
+	if err := lockWait(int(f.fd.Fd()), f.lockHow(), f.opts.LockWait); err != nil {
+		return fmt.Errorf("%s: file is in use by another gzfs process: %w", f.name, err)
+	}
+	st, err := f.fd.Stat()
+	if err == nil && stampOf(st) == f.idleStamp && !f.private {
+		f.idleStamp = fileStamp{}
+		f.unlocked.Store(false)
+		return nil
+	}
+	// Changed behind this File: start over from what the disk holds.
+	old := f.idx
+	f.unlocked.Store(false)
+	if f.jnl != nil {
+		f.jnl.close() // reopened at the next in-place batch
+		f.jnl = nil
+	}
+	if err := f.recover(); err != nil {
+		unix.Flock(int(f.fd.Fd()), unix.LOCK_UN)
+		f.unlocked.Store(true)
+		f.idx = old
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	old.Close()
+	f.cache.dropFile(f.id)
+	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
+	f.private, f.fastTail = false, -1
+	f.log.Info("file changed by another process while unlocked; reloaded", "file", f.name, "index", f.state)
+	return nil
+}
+
+// lockHow is the flock this File holds while locked.
+func (f *File) lockHow() int {
+	if f.opts.ReadOnly {
+		return unix.LOCK_SH
+	}
+	return unix.LOCK_EX
+}
+
+// mayWrite reports whether this File may change the backing file and its
+// sidecars: opened for writing and holding the lock.
+func (f *File) mayWrite() bool { return !f.opts.ReadOnly && !f.unlocked.Load() }
 
 // fileStamp is what tells that a backing file was changed.
 type fileStamp struct {

@@ -35,11 +35,8 @@ const appendBatch = 1 << 20
 func (f *File) Flush() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return nil
-	}
-	if f.opts.ReadOnly {
-		return nil
+	if f.closed || !f.mayWrite() {
+		return nil // unlocked: nothing is dirty
 	}
 	return f.flushLocked()
 }
@@ -49,7 +46,7 @@ func (f *File) Flush() error {
 func (f *File) Sync() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed || f.opts.ReadOnly {
+	if f.closed || !f.mayWrite() {
 		return nil
 	}
 	if err := f.flushLocked(); err != nil {

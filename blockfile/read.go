@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
+	"github.com/gzfs/gzfs/blockindex"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -18,17 +20,49 @@ const readAheadBlocks = 16
 // ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
 // returns io.EOF when fewer bytes are available. A damaged block gives an
 // error wrapping ErrCorrupt (a *BlockError) and nothing of that block; but
-// first, once per state of the backing file, the index is rebuilt from the
-// member headers and the read tried again, since an index that looks clean
-// can still be stale (power loss before the kernel wrote the data back, or
-// another machine's writer on a shared volume).
+// first, once per state of the backing file, the index is loaded again
+// and the read tried again, since an index that looks clean can still be
+// stale (power loss before the kernel wrote the data back, or another
+// machine's writer on a shared volume).
+//
+// An unlocked File (see Options.ReadWhileLocked and Idle) reads a file
+// another process may be writing: every block it returns passed its checks
+// whole (BSIZE, block number, CRC32, ISIZE), so it is the old or the new
+// content of that block; a block that fails them is read again, after the
+// index is reloaded or a short pause (the writer may be midway through it),
+// up to readRetries times before it reads as damaged.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	unlocked := f.unlocked.Load()
+	if unlocked {
+		f.refreshIfDue()
+	}
 	n, err := f.readAt(p, off)
 	var be *BlockError
-	if errors.As(err, &be) && f.reloadIndex(be) {
+	for try := 0; try < readRetries && errors.As(err, &be); try++ {
+		if !f.reloadIndex(be) {
+			if !unlocked {
+				break
+			}
+			time.Sleep(time.Duration(1<<try) * time.Millisecond)
+		}
 		n, err = f.readAt(p, off)
 	}
+	if unlocked && errors.As(err, &be) {
+		f.logBlockError(be)
+	}
 	return n, err
+}
+
+// readRetries bounds the tries of a read of a file another process writes.
+const readRetries = 6
+
+// logBlockError reports a block that reads as EIO.
+func (f *File) logBlockError(be *BlockError) {
+	if be.BackingOffset == 0 && be.Block < 0 {
+		f.log.Error("corrupt index record", "file", f.name, "err", be.Err)
+		return
+	}
+	f.log.Error("corrupt block", "file", f.name, "block", be.Block, "offset", be.BackingOffset, "err", be.Err)
 }
 
 func (f *File) readAt(p []byte, off int64) (int, error) {
@@ -191,28 +225,74 @@ func (f *File) inflateNow(k int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Size > bgzf.MaxMemberSize {
+		// A damaged stretch the index holds as one unreadable block.
+		be := f.blockError(k, r, fmt.Errorf("damaged stretch of %d bytes", r.Size))
+		if !f.unlocked.Load() {
+			f.logBlockError(be)
+		}
+		return nil, be
+	}
 	member := getMemberBuf()[:r.Size]
 	defer putMemberBuf(member)
-	blockErr := func(err error) error {
-		e := &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
-			LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
-		f.log.Error("corrupt block", "file", f.name, "block", k, "offset", r.Offset, "err", err)
-		return e
+	data, err := f.readBlock(member, k, r, make([]byte, 0, r.Length))
+	if err != nil {
+		if be, ok := err.(*BlockError); ok && !f.unlocked.Load() {
+			f.logBlockError(be) // unlocked: ReadAt logs it if it stays damaged
+		}
+		return nil, err
 	}
+	f.cache.put(cacheKey{f.id, k}, data)
+	return data, nil
+}
+
+// readBlock reads the member of block k at record r into member (r.Size
+// bytes) and decodes it into dst (see decodeBlock). The error is a
+// *BlockError, or the backing file's read error.
+func (f *File) readBlock(member []byte, k int64, r blockindex.Record, dst []byte) ([]byte, error) {
 	if _, err := f.fd.ReadAt(member, r.Offset); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, blockErr(fmt.Errorf("member extends past the end of the backing file"))
+			return nil, f.blockError(k, r, errors.New("member extends past the end of the backing file"))
 		}
 		return nil, fmt.Errorf("%s: read block %d: %w", f.name, k, err)
 	}
-	data, err := bgzf.Decode(make([]byte, 0, r.Length), member)
+	data, be := f.decodeBlock(dst, k, r, member)
+	if be != nil {
+		return nil, be
+	}
+	return data, nil
+}
+
+// blockError describes a failure of block k at record r.
+func (f *File) blockError(k int64, r blockindex.Record, err error) *BlockError {
+	return &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
+		LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
+}
+
+// decodeBlock inflates member, read from the backing file at record r of
+// block k, into dst, and checks it against the record: BSIZE, the block
+// number gzfs writes into MTIME (0 in other tools' files), CRC32 and ISIZE.
+// Every way of reading a block goes through it; a failure is the
+// *BlockError that says which block. A member cut short by the end of the
+// backing file fails its BSIZE or CRC check.
+func (f *File) decodeBlock(dst []byte, k int64, r blockindex.Record, member []byte) ([]byte, *BlockError) {
+	fail := func(err error) *BlockError { return f.blockError(k, r, err) }
+	h, err := bgzf.ParseHeader(member)
 	if err != nil {
-		return nil, blockErr(err)
+		return nil, fail(err)
+	}
+	if n := h.MTime; n != 0 && n != uint32(k) && (f.blockSize == 0 || n != uint32(r.Logical/f.blockSize)) {
+		// Another block's member (one that moved, read through an index
+		// older than the move).
+		return nil, fail(fmt.Errorf("member of block %d where the index has block %d", n, k))
+	}
+	data, err := bgzf.Decode(dst, member)
+	if err != nil {
+		return nil, fail(err)
 	}
 	if len(data) != int(r.Length) {
-		return nil, blockErr(fmt.Errorf("holds %d bytes, index says %d", len(data), r.Length))
+		return nil, fail(fmt.Errorf("holds %d bytes, index says %d", len(data), r.Length))
 	}
-	f.cache.put(cacheKey{f.id, k}, data)
 	return data, nil
 }
 

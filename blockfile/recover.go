@@ -2,9 +2,12 @@ package blockfile
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
@@ -39,6 +42,120 @@ func (f *File) recover() error {
 	}
 	f.useIndex()
 	return nil
+}
+
+// openUnlocked loads a File whose lock another process holds (see
+// Options.ReadWhileLocked): no journal replay and nothing written; the index
+// is a private copy of the sidecar when it matches the backing file, or a
+// private one built from the member headers.
+func (f *File) openUnlocked() error {
+	f.unlocked.Store(true)
+	st, err := f.fd.Stat()
+	if err != nil {
+		return err
+	}
+	f.private = true
+	if err := f.loadUnlocked(st); err != nil {
+		return err
+	}
+	f.idleStamp = f.seen
+	f.log.Debug("opened while another process writes: reading without the lock", "file", f.name, "index", f.state)
+	return nil
+}
+
+// loadUnlocked (re)loads the index of an unlocked File for the backing file
+// state st. Callers hold f.mu for writing (or own f, at open).
+func (f *File) loadUnlocked(st os.FileInfo) error {
+	f.measureBacking(st.Size())
+	if reason := f.openIndex(st.Size()); reason != "" {
+		if err := f.rebuildIndex(); err != nil {
+			return err
+		}
+		f.state = "private (" + reason + ")"
+	} else {
+		f.state = "private copy of the sidecar"
+	}
+	f.useIndex()
+	f.seen = stampOf(st)
+	f.checkedAt.Store(time.Now().UnixNano())
+	return nil
+}
+
+// refreshEvery is how often an unlocked File looks at its backing file for
+// another process's changes (the kernel's attribute timeout of the mount).
+const refreshEvery = time.Second
+
+// refreshIfDue lets an unlocked File follow the writer that holds the file:
+// at most every refreshEvery it compares the backing file with the state
+// its index describes and, if they differ, drops its cached blocks and
+// loads the index again. Between two looks, a block the writer changed
+// reads as its old or its new content (each is checked whole), never a mix.
+func (f *File) refreshIfDue() {
+	now := time.Now().UnixNano()
+	last := f.checkedAt.Load()
+	if now-last < int64(refreshEvery) || !f.checkedAt.CompareAndSwap(last, now) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || !f.unlocked.Load() {
+		return
+	}
+	st, err := f.fd.Stat()
+	if err != nil || stampOf(st) == f.seen {
+		return
+	}
+	f.reloadUnlocked(st, "the file changed")
+}
+
+// reloadUnlocked loads the index of an unlocked File again for backing file
+// state st, keeping the old one if that fails. A walk that meets damage (a
+// torn member, a stretch of no headers) most likely met the writer midway
+// through a change: it is tried again after a short pause, twice, before
+// its result is taken. Callers hold f.mu for writing.
+func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
+	type view struct {
+		idx                       *blockindex.Index
+		backing, size, bs, synced int64
+		eof                       bool
+		state                     string
+		seen                      fileStamp
+	}
+	save := func() view {
+		return view{f.idx, f.backing, f.size, f.blockSize, f.synced, f.eof, f.state, f.seen}
+	}
+	old := save()
+	restore := func() {
+		f.idx, f.backing, f.size, f.blockSize, f.synced, f.eof, f.state, f.seen =
+			old.idx, old.backing, old.size, old.bs, old.synced, old.eof, old.state, old.seen
+	}
+	for try := 0; ; try++ {
+		f.walkDamaged = false
+		err := f.loadUnlocked(st)
+		// A file that seems to shrink while its backing file does not is
+		// one whose walk met a change in flight, too.
+		shrunk := err == nil && f.size < old.size && st.Size() >= old.backing
+		if err == nil && (!f.walkDamaged && !shrunk || try == 2) {
+			break
+		}
+		if err == nil {
+			f.idx.Close()
+		}
+		restore()
+		if err != nil {
+			f.log.Debug("reloading the index of a file another process writes failed", "file", f.name, "err", err)
+			return false
+		}
+		time.Sleep(time.Duration(2<<try) * time.Millisecond) // the writer may be midway through a change
+		if st, err = f.fd.Stat(); err != nil {
+			return false
+		}
+	}
+	old.idx.Close()
+	f.cache.dropFile(f.id)
+	f.private = true
+	f.log.Debug("reloaded the index of a file another process writes", "file", f.name, "why", why, "index", f.state)
+	return true
 }
 
 // measureBacking sets where the data members end (and whether the EOF
@@ -124,7 +241,15 @@ func (f *File) endsWithEOF(size int64) bool {
 // openIndex maps the stored index and checks it against the backing file.
 // It returns why the index cannot be used, or "" when it can.
 func (f *File) openIndex(physical int64) string {
-	x, err := blockindex.Open(f.store.indexPath(f.fid.Ino), f.fid, f.opts.ReadOnly)
+	var x *blockindex.Index
+	var err error
+	if f.unlocked.Load() {
+		// The writer that holds the file changes its sidecar in place: read
+		// a copy of it, never the shared mapping.
+		x, err = blockindex.Snapshot(f.store.indexPath(f.fid.Ino), f.fid)
+	} else {
+		x, err = blockindex.Open(f.store.indexPath(f.fid.Ino), f.fid, f.opts.ReadOnly)
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return "missing"
@@ -173,11 +298,17 @@ func (f *File) rebuildIndex() error {
 	if err != nil {
 		return fmt.Errorf("rebuild index: %w", err)
 	}
+	if f.unlocked.Load() {
+		tmp = "" // the store is the lock holder's: nothing is written there
+	}
 	spill := func() error {
-		if err := x.Persist(tmp); err == nil || !f.opts.ReadOnly {
-			return err
+		if tmp != "" {
+			if err := x.Persist(tmp); err == nil || !f.opts.ReadOnly {
+				return err
+			}
 		}
-		// A read-only store: keep the index in an unlinked temporary file.
+		// A read-only store, or another process's file: keep the index in
+		// an unlinked temporary file.
 		tf, err := os.CreateTemp("", "gzfs-index-*")
 		if err != nil {
 			return err
@@ -219,15 +350,15 @@ func (f *File) rebuildIndex() error {
 			}
 			if m.Damaged {
 				damaged++
-				f.log.Error("damaged member header; its block will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
+				f.logWalk(slog.LevelError, "damaged member header; its block will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
 			} else if hinted && i > 0 && m.ISize > 0 {
 				bs := int64(x.BlockSize())
 				switch want := int64(m.MTime) * bs; {
 				case lastDamaged.Size > 0 && want != logical && want >= lastDamaged.Logical && want-lastDamaged.Logical <= 1<<31:
 					// The damaged stretch before this member held the blocks up to
 					// it (its own trailer, if any, cannot be trusted for that).
-					lastDamaged.Length = uint32(want - lastDamaged.Logical)
-					if err := x.Set(i-1, lastDamaged); err != nil {
+					var err error
+					if i, err = setGap(x, i-1, lastDamaged, want); err != nil {
 						return err
 					}
 					logical = want
@@ -240,11 +371,11 @@ func (f *File) rebuildIndex() error {
 				case want > logical:
 					// Blocks lost between two whole members: a gap that reads as EIO.
 					damaged++
-					f.log.Error("blocks missing before a member; they will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
-					if err := x.Set(i, blockindex.Record{Offset: m.Offset, Logical: logical, Length: uint32(want - logical)}); err != nil {
+					f.logWalk(slog.LevelError, "blocks missing before a member; they will read as EIO", "file", f.name, "block", i, "offset", m.Offset)
+					var err error
+					if i, err = setGap(x, i, blockindex.Record{Offset: m.Offset, Logical: logical}, want); err != nil {
 						return err
 					}
-					i++
 					logical = want
 				}
 			}
@@ -256,12 +387,12 @@ func (f *File) rebuildIndex() error {
 					// bytes). The file reads as ending with one unreadable
 					// block there.
 					damaged++
-					r.Length = bgzf.MaxBlockData
+					r.Length = uint32(x.BlockSize())
 					if err := x.Set(i-1, r); err != nil {
 						return err
 					}
 					logical = r.Logical + int64(r.Length)
-					f.log.Error("the blocks after a damaged stretch of unknown length cannot be placed; the file reads as ending there",
+					f.logWalk(slog.LevelError, "the blocks after a damaged stretch of unknown length cannot be placed; the file reads as ending there",
 						"file", f.name, "offset", r.Offset, "unplaced_from", m.Offset)
 					return errUnplaceable
 				}
@@ -300,8 +431,8 @@ func (f *File) rebuildIndex() error {
 	switch {
 	case werr == nil:
 	case errors.Is(werr, bgzf.ErrTornTail):
-		if f.opts.ReadOnly {
-			f.log.Warn("backing file ends with an incomplete member; ignoring it", "file", f.name, "at", end, "err", werr)
+		if !f.mayWrite() {
+			f.logWalk(slog.LevelWarn, "backing file ends with an incomplete member; ignoring it", "file", f.name, "at", end, "err", werr)
 		} else {
 			f.log.Warn("cutting incomplete last member left by a crash", "file", f.name, "at", end, "bytes", physical-end)
 			if err := f.fd.Truncate(end); err != nil {
@@ -312,15 +443,15 @@ func (f *File) rebuildIndex() error {
 		physical = end
 	case errors.Is(werr, bgzf.ErrFormat):
 		x.Close()
-		os.Remove(tmp)
+		removeTemp(tmp)
 		return fmt.Errorf("%w: %v", ErrNotBGZF, werr)
 	case errors.Is(werr, bgzf.ErrDamaged):
 		x.Close()
-		os.Remove(tmp)
+		removeTemp(tmp)
 		return fmt.Errorf("%w: %v", ErrCorrupt, werr)
 	default:
 		x.Close()
-		os.Remove(tmp)
+		removeTemp(tmp)
 		return fmt.Errorf("rebuild index: %w", werr)
 	}
 	if i == 1 && int(firstLen) > f.opts.BlockSize && int(firstLen) <= bgzf.MaxBlockData {
@@ -346,17 +477,57 @@ func (f *File) rebuildIndex() error {
 	x.SetSyncedEnd(f.backing) // what is there may have been fsynced
 	switch {
 	case x.InMemory():
-		if !f.opts.ReadOnly {
+		if f.mayWrite() {
 			os.Remove(path) // a stale sidecar of a file that is one block now
 		}
-	case path != "":
+	case path != "" && tmp != "":
 		if err := os.Rename(tmp, path); err != nil {
 			x.Close()
 			return fmt.Errorf("rebuild index: %w", err)
 		}
 	}
 	f.idx = x
+	f.walkDamaged = damaged > 0 || errors.Is(werr, bgzf.ErrTornTail)
 	return nil
+}
+
+// logWalk logs what a rebuild found at level, or at debug level for an
+// unlocked File: there the "damage" is most likely the writer that holds
+// the file midway through a change, and the blocks it hits are read again.
+func (f *File) logWalk(level slog.Level, msg string, args ...any) {
+	if f.unlocked.Load() {
+		level = slog.LevelDebug
+	}
+	f.log.Log(context.Background(), level, msg, args...)
+}
+
+// setGap records, from record i on, the damaged or missing stretch that
+// starts as r (its offset, size and logical start) and holds the blocks up
+// to logical offset end: one record per block, so that the arithmetic of a
+// uniform file still holds (the first carries r's size, the others none;
+// all read as EIO). It returns the number of the record after them.
+func setGap(x *blockindex.Index, i int64, r blockindex.Record, end int64) (int64, error) {
+	bs := int64(x.BlockSize())
+	if end <= r.Logical { // it holds no block
+		r.Length = 0
+		return i + 1, x.Set(i, r)
+	}
+	for l := r.Logical; l < end; l += bs {
+		r.Logical, r.Length = l, uint32(min(bs, end-l))
+		if err := x.Set(i, r); err != nil {
+			return i, err
+		}
+		i++
+		r.Offset, r.Size = r.Offset+int64(r.Size), 0
+	}
+	return i, nil
+}
+
+// removeTemp removes a temporary index file, if there is one.
+func removeTemp(path string) {
+	if path != "" {
+		os.Remove(path)
+	}
 }
 
 // spillDue reports whether a rebuilt index in memory must get its file
@@ -375,7 +546,7 @@ var errUnplaceable = errors.New("blocks after a damaged stretch of unknown lengt
 // spillIndex gives an in-memory index a file once the file has more than
 // one block. Callers hold f.mu for writing.
 func (f *File) spillIndex() error {
-	if !f.idx.InMemory() || f.idx.Len() < 2 || f.opts.ReadOnly {
+	if !f.idx.InMemory() || f.idx.Len() < 2 || !f.mayWrite() {
 		return nil
 	}
 	path := f.store.indexPath(f.fid.Ino)
@@ -403,6 +574,11 @@ func (f *File) reloadIndex(be *BlockError) bool {
 		return false
 	}
 	f.reloaded = stampOf(st)
+	if f.unlocked.Load() {
+		// Another process writes the file: most likely it changed this
+		// block (or moved it) since the index was read.
+		return f.reloadUnlocked(st, fmt.Sprintf("block %d did not match the index: %v", be.Block, be.Err))
+	}
 	old := f.idx
 	f.measureBacking(st.Size())
 	if err := f.rebuildIndex(); err != nil {

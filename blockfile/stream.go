@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/gzfs/gzfs/bgzf"
+	"github.com/gzfs/gzfs/blockindex"
 )
 
 // streamChunk is how much of the backing file one read brings in when
@@ -50,9 +51,9 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 
 	type result struct {
 		k    int64
-		rec  blockRecord
+		rec  blockindex.Record
 		data []byte
-		err  error
+		err  *BlockError
 		done chan struct{}
 	}
 	queue := make(chan *result, 4*cap(f.workers))
@@ -83,7 +84,7 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 				chunkStart = r.Offset
 			}
 			member := chunk[r.Offset-chunkStart : r.End()-chunkStart]
-			res := &result{k: k, rec: blockRecord{r.Offset, r.Logical, r.LogicalEnd()}, done: make(chan struct{})}
+			res := &result{k: k, rec: r, done: make(chan struct{})}
 			select {
 			case queue <- res:
 			case <-stop:
@@ -93,17 +94,10 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 			go func() {
 				defer close(res.done)
 				defer func() { <-f.workers }()
-				d, err := bgzf.Decode(getBlockBuf(bgzf.MaxBlockData), member)
-				if err == nil && int64(len(d)) != res.rec.end-res.rec.start {
-					err = fmt.Errorf("holds %d bytes, index says %d", len(d), res.rec.end-res.rec.start)
+				buf := getBlockBuf(bgzf.MaxBlockData)
+				if res.data, res.err = f.decodeBlock(buf, res.k, res.rec, member); res.err != nil {
+					putBlockBuf(buf)
 				}
-				if err != nil {
-					putBlockBuf(d)
-					res.err = &BlockError{File: f.name, Block: res.k, BackingOffset: res.rec.offset,
-						LogicalStart: res.rec.start, LogicalEnd: res.rec.end, Err: err}
-					return
-				}
-				res.data = d
 			}()
 		}
 	}()
@@ -113,12 +107,12 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 		<-res.done
 		if werr == nil && res.err != nil {
 			werr = res.err
-			f.log.Error("corrupt block", "file", f.name, "block", res.k, "offset", res.rec.offset, "err", res.err)
+			f.logBlockError(res.err)
 		}
 		if werr == nil {
 			d := res.data
-			lo := max(off-res.rec.start, 0)
-			hi := min(off+n-res.rec.start, int64(len(d)))
+			lo := max(off-res.rec.Logical, 0)
+			hi := min(off+n-res.rec.Logical, int64(len(d)))
 			var c int
 			c, werr = w.Write(d[lo:hi])
 			written += int64(c)
@@ -137,9 +131,6 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	}
 	return written, werr
 }
-
-// blockRecord is what the stream needs of a record.
-type blockRecord struct{ offset, start, end int64 }
 
 // copyByReadAt is the WriteRange path for files with unflushed data.
 // Callers hold f.mu for reading.

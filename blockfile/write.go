@@ -98,7 +98,7 @@ func (f *File) writable() error {
 	if f.opts.ReadOnly {
 		return fmt.Errorf("%s: %w", f.name, ErrReadOnly)
 	}
-	return nil
+	return f.lockLocked() // an unlocked File takes the lock for its first change
 }
 
 func (f *File) writeLocked(p []byte, off int64) error {

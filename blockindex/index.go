@@ -215,6 +215,38 @@ func Open(path string, id FileID, readOnly bool) (*Index, error) {
 	return x, nil
 }
 
+// Snapshot copies the index at path, which another process may be changing,
+// into an unlinked temporary file and maps the copy (checked as Open
+// checks): a reader's view that the writer's later changes cannot tear or
+// outgrow. A copy torn by a concurrent change fails the header or a record
+// checksum.
+func Snapshot(path string, id FileID) (*Index, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat index: %w", err)
+	}
+	f, err := os.CreateTemp("", "gzfs-index-*")
+	if err != nil {
+		return nil, fmt.Errorf("copy index: %w", err)
+	}
+	os.Remove(f.Name())
+	if _, err := io.Copy(f, io.LimitReader(src, st.Size())); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("copy index: %w", err)
+	}
+	x, err := openFile(f, id, false)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return x, nil
+}
+
 func openFile(f *os.File, id FileID, readOnly bool) (*Index, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -386,6 +418,10 @@ func (x *Index) SetState(logical, backing int64, tail uint64) {
 func (x *Index) At(i int64) (Record, error) {
 	if i < 0 || i >= x.Len() {
 		return Record{}, fmt.Errorf("index record %d of %d: out of range", i, x.Len())
+	}
+	if i >= x.capacity() {
+		// Another process grew the shared file past this mapping.
+		return Record{}, fmt.Errorf("%w: record %d past the mapped %d", ErrInvalid, i, x.capacity())
 	}
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	if recordCRC(p, i) != binary.LittleEndian.Uint32(p[28:]) {

@@ -156,7 +156,10 @@ func (fsys *FS) engineOptions(readOnly bool) blockfile.Options {
 		ReadOnly:      readOnly || fsys.opts.ReadOnly,
 		FlushInterval: fi,
 		LockWait:      lockWait,
-		Logger:        fsys.log,
+		// Readers never wait for another machine's writer: they read
+		// without the lock (blockfile.File.ReadAt says what they get).
+		ReadWhileLocked: true,
+		Logger:          fsys.log,
 	}
 }
 

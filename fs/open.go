@@ -122,9 +122,19 @@ func (fsys *FS) gzHandle(in *fusefs.Inode, of *openFile, shared bool, flags uint
 		fsys.files.release(of)
 		return nil, 0, syscall.EACCES
 	}
+	if write {
+		// One writer per file across machines: EAGAIN while another holds it.
+		if err := of.lockForWrite(); err != nil {
+			fsys.files.release(of)
+			return nil, 0, fsys.errno("open", of.name, err)
+		}
+	} else {
+		of.unlockIfReading()
+	}
 	var fuseFlags uint32
 	if flags&unix.O_TRUNC != 0 && write {
 		if err := of.truncate(0); err != nil {
+			of.writers.Add(-1)
 			fsys.files.release(of)
 			return nil, 0, fsys.errno("truncate", of.name, err)
 		}

@@ -31,6 +31,7 @@ type openFile struct {
 	done    chan struct{} // closed once closed and out of the table
 	err     error         // the open failed
 
+	writers   atomic.Int32 // handles open for writing: while there are none, the engine holds no lock
 	forget    atomic.Bool  // the last link is gone: forget the sidecars after Close
 	stale     atomic.Bool  // changed behind this engine: closing it records no stamp
 	lastWrite atomic.Int64 // unix nanoseconds of the last change through the mount
@@ -52,6 +53,30 @@ func (of *openFile) truncate(size int64) error {
 	}
 	of.touch()
 	return nil
+}
+
+// lockForWrite takes the engine's lock for a handle that writes (another
+// machine's writer may hold it: EAGAIN after the lock wait) and counts the
+// handle.
+func (of *openFile) lockForWrite() error {
+	if err := of.eng.Lock(); err != nil {
+		return err
+	}
+	of.writers.Add(1)
+	return nil
+}
+
+// unlockIfReading lets go of the engine's lock while no handle writes, so
+// that another machine's gzfs (or another process) may write the file while
+// this mount reads it: the engine then reads without the lock and follows
+// that writer (see blockfile.Options.ReadWhileLocked).
+func (of *openFile) unlockIfReading() {
+	if of.writers.Load() > 0 || of.readOnly {
+		return
+	}
+	if err := of.eng.Idle(); err != nil && !errors.Is(err, os.ErrClosed) {
+		of.eng.Lock() // keep it consistent; the error shows at the next write
+	}
 }
 
 // stamp is the state of a backing file when its last handle was released:
@@ -217,8 +242,10 @@ func (t *openTable) park(e *openFile) error {
 	t.idleNow++
 	t.mu.Unlock()
 	err := e.eng.Idle()
-	if err == nil {
+	if err == nil && e.eng.InSync() {
 		t.recordClose(e, e.eng.Size())
+	} else if err == nil {
+		t.dropStamp(e.key) // another writer changed it: the kernel's pages are not ours
 	}
 	t.mu.Lock()
 	e.parking = nil
@@ -304,10 +331,11 @@ func (t *openTable) closeEntry(e *openFile) error {
 		return nil
 	}
 	size := e.eng.Size()
+	inSync := e.eng.InSync()
 	err := e.eng.Close()
 	if err != nil {
 		err = wrap("close", e.name, err)
-	} else if !e.stale.Load() {
+	} else if !e.stale.Load() && inSync {
 		t.recordClose(e, size)
 	}
 	unix.Close(e.fd)

@@ -130,6 +130,7 @@ func (n *node) truncate(of *openFile, fd, dirfd int, bname string, size int64) s
 		if err := of.truncate(size); err != nil {
 			return n.fsys.errno("truncate", of.name, err)
 		}
+		of.unlockIfReading() // a truncate without a writing handle
 		return 0
 	case kindPlain:
 		if fd >= 0 {

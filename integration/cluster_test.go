@@ -2,15 +2,20 @@ package integration
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The many-machines tests (issue 12) run on a GlusterFS replica-2 volume
@@ -188,5 +193,145 @@ func TestClusterKill(t *testing.T) {
 	fb.Close()
 	if got := mustRead(t, b.path("log")); !bytes.HasPrefix(got, synced) || !bytes.HasSuffix(got, []byte("B goes on\n")) {
 		t.Fatalf("after B's append: %d bytes", len(got))
+	}
+}
+
+// clusterBlock is block k of the reader test's file as version v writes
+// it: 8-byte words (k, v, kind), then words that depend only on them,
+// repetitive or (kind 1) random, so that rewrites change member sizes and
+// move the members after them.
+func clusterBlock(b []byte, k, v, kind uint64) {
+	binary.LittleEndian.PutUint64(b[0:], k)
+	binary.LittleEndian.PutUint64(b[8:], v)
+	binary.LittleEndian.PutUint64(b[16:], kind)
+	rng := rand.New(rand.NewPCG(k, v))
+	for j := 24; j+8 <= len(b); j += 8 {
+		w := k<<32 | v
+		if kind == 1 {
+			w = rng.Uint64()
+		}
+		binary.LittleEndian.PutUint64(b[j:], w)
+	}
+}
+
+// TestClusterReaderWhileWriting: B opens and reads a file while A holds
+// it open for writing and rewrites blocks in place (growing some, which
+// moves the members after them), appends and fsyncs. B's open is not
+// refused, every block B reads is one version of that block, whole (or
+// EIO, never wrong bytes), B's size follows A's appends, and after A
+// closes, B's next open reads exactly what A left.
+func TestClusterReaderWhileWriting(t *testing.T) {
+	a, b := twoClients(t)
+	const bs = 61440
+	const blocks = 48
+	block := make([]byte, bs)
+	var want []byte
+	for k := uint64(0); k < blocks; k++ {
+		clusterBlock(block, k, 0, k%4/3)
+		want = append(want, block...)
+	}
+	mustWrite(t, a.path("f"), want)
+	fa, err := os.OpenFile(a.path("f"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fa.Close()
+	fb, err := os.Open(b.path("f"))
+	if err != nil {
+		t.Fatalf("B's read open while A writes: %v", err)
+	}
+	defer fb.Close()
+	if _, err := os.OpenFile(b.path("f"), os.O_WRONLY, 0); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("B's write open while A writes: %v, want EAGAIN", err)
+	}
+
+	var version atomic.Uint64
+	var stop atomic.Bool
+	var reads, eio, wrong atomic.Int64
+	var newest atomic.Uint64 // the newest version B read
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p := make([]byte, bs)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for !stop.Load() {
+			unix.Fadvise(int(fb.Fd()), 0, 0, unix.FADV_DONTNEED) // read through B's engine, not its page cache
+			k := rng.Uint64N(blocks)
+			_, err := fb.ReadAt(p, int64(k)*bs)
+			reads.Add(1)
+			if errors.Is(err, syscall.EIO) {
+				eio.Add(1)
+				continue
+			}
+			if err != nil {
+				t.Errorf("B reads block %d: %v", k, err)
+				return
+			}
+			v := binary.LittleEndian.Uint64(p[8:])
+			if v > newest.Load() {
+				newest.Store(v)
+			}
+			check := make([]byte, bs)
+			clusterBlock(check, k, v, binary.LittleEndian.Uint64(p[16:]))
+			if v > version.Load() || !bytes.Equal(p, check) {
+				wrong.Add(1)
+				t.Errorf("B reads wrong bytes in block %d (head %x)", k, p[:24])
+			}
+		}
+	}()
+	rng := rand.New(rand.NewPCG(3, 4))
+	size := int64(blocks)
+	deadline := time.Now().Add(6 * time.Second)
+	for v := uint64(1); time.Now().Before(deadline); v++ {
+		version.Store(v)
+		for i := 0; i < 4; i++ {
+			k := rng.Uint64N(blocks)
+			clusterBlock(block, k, v, rng.Uint64N(2))
+			if _, err := fa.WriteAt(block, int64(k)*bs); err != nil {
+				t.Fatal(err)
+			}
+			copy(want[k*bs:], block)
+		}
+		if v%3 == 0 {
+			clusterBlock(block, uint64(size), v, 0)
+			if _, err := fa.WriteAt(block, size*bs); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, block...)
+			size++
+		}
+		if err := fa.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	<-done
+	t.Logf("B: %d reads, %d EIO, %d wrong, newest version read %d, while A made %d versions",
+		reads.Load(), eio.Load(), wrong.Load(), newest.Load(), version.Load())
+	if reads.Load() < 20 {
+		t.Fatalf("B read only %d times", reads.Load())
+	}
+	if newest.Load() < version.Load()/2 {
+		t.Errorf("B does not follow A: newest version read %d of %d", newest.Load(), version.Load())
+	}
+	if eio.Load()*4 > reads.Load() {
+		t.Errorf("B: %d of %d reads failed", eio.Load(), reads.Load())
+	}
+	// B's open file follows A's appends (attribute timeout and the
+	// engine's look at the backing file, a second each).
+	var st os.FileInfo
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if st, err = fb.Stat(); err == nil && st.Size() == int64(len(want)) {
+			break
+		}
+	}
+	if st == nil || st.Size() != int64(len(want)) {
+		t.Fatalf("B's size while A holds the file: %v, want %d", st, len(want))
+	}
+	if err := fa.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, b.path("f")); !bytes.Equal(got, want) {
+		t.Fatalf("B after A closed: %d bytes, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
 	}
 }

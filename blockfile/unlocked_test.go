@@ -1,0 +1,221 @@
+package blockfile
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// versionBlock fills b, block k of the file, as writer version v leaves
+// it: a 24-byte head (k, v, random) and then bytes that depend only on the
+// head, compressible or (random) not, so that rewrites change the member
+// sizes and move the members after them.
+func versionBlock(b []byte, k int64, v uint64, random bool) {
+	var r uint64
+	if random {
+		r = 1
+	}
+	binary.LittleEndian.PutUint64(b[0:], uint64(k))
+	binary.LittleEndian.PutUint64(b[8:], v)
+	binary.LittleEndian.PutUint64(b[16:], r)
+	fillBody(b[24:], k, v, random)
+}
+
+func fillBody(b []byte, k int64, v uint64, random bool) {
+	if random {
+		rng := rand.New(rand.NewPCG(uint64(k), v))
+		for j := 0; j+8 <= len(b); j += 8 {
+			binary.LittleEndian.PutUint64(b[j:], rng.Uint64())
+		}
+		return
+	}
+	for j := 0; j+8 <= len(b); j += 8 {
+		binary.LittleEndian.PutUint64(b[j:], uint64(k)<<32|v)
+	}
+}
+
+// checkVersionBlock reports whether b is block k whole, as some version
+// no newer than maxV wrote it.
+func checkVersionBlock(b []byte, k int64, maxV uint64) bool {
+	if binary.LittleEndian.Uint64(b[0:]) != uint64(k) {
+		return false
+	}
+	v := binary.LittleEndian.Uint64(b[8:])
+	if v > maxV {
+		return false
+	}
+	want := make([]byte, len(b)-24)
+	fillBody(want, k, v, binary.LittleEndian.Uint64(b[16:]) == 1)
+	return string(want) == string(b[24:])
+}
+
+// TestUnlockedReaderFollowsWriter opens a reader while a writer holds the
+// file (Options.ReadWhileLocked, as a second machine's gzfs does on a
+// shared volume) and reads whole blocks while the writer rewrites them in
+// place, grows them (moving the members after them, through the journal)
+// and appends. Every block the reader gets must be one version of that
+// block, whole; the reader follows the writer's appends; its first write
+// waits for the lock and then reloads the file.
+func TestUnlockedReaderFollowsWriter(t *testing.T) {
+	const bs = 8192
+	path := filepath.Join(t.TempDir(), "shared.gz")
+	store, err := FindStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(path, 0o644, Options{BlockSize: bs, Level: 1, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const blocks = 64
+	buf := make([]byte, bs)
+	for k := int64(0); k < blocks; k++ {
+		versionBlock(buf, k, 0, k%5 == 0)
+		if _, err := w.WriteAt(buf, k*bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The writer holds the lock: a plain open fails, a reader opens unlocked.
+	if _, err := Open(path, Options{Store: store}); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("second writer: got %v, want EWOULDBLOCK", err)
+	}
+	r, err := Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(4 * bs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.Size(); got != blocks*bs {
+		t.Fatalf("reader size %d, want %d", got, blocks*bs)
+	}
+
+	var version atomic.Uint64 // the newest version the writer has started
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var reads, eio, wrong atomic.Int64
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 7))
+			p := make([]byte, 3*bs)
+			for !stop.Load() {
+				size := r.Size() / bs
+				k := rng.Int64N(size)
+				n := min(int64(1+rng.IntN(3)), size-k)
+				got, err := r.ReadAt(p[:n*bs], k*bs)
+				maxV := version.Load()
+				reads.Add(1)
+				if err != nil && !errors.Is(err, io.EOF) {
+					var be *BlockError
+					if !errors.As(err, &be) {
+						t.Errorf("read block %d: %v", k, err)
+						return
+					}
+					eio.Add(1)
+					continue
+				}
+				for j := int64(0); j < int64(got)/bs; j++ {
+					if !checkVersionBlock(p[j*bs:(j+1)*bs], k+j, maxV) {
+						wrong.Add(1)
+						r.mu.RLock()
+						rec, rerr := r.idx.At(k + j)
+						t.Errorf("block %d: wrong bytes (head %x); index: %+v %v, %d records, uniform %v, size %d, state %s", k+j, p[j*bs:j*bs+24], rec, rerr, r.idx.Len(), r.idx.Uniform(), r.size, r.state)
+						r.mu.RUnlock()
+					}
+				}
+			}
+		}(uint64(g))
+	}
+
+	rng := rand.New(rand.NewPCG(3, 3))
+	size := int64(blocks)
+	deadline := time.Now().Add(3 * time.Second)
+	for v := uint64(1); time.Now().Before(deadline); v++ {
+		version.Store(v)
+		for i := 0; i < 8; i++ {
+			k := rng.Int64N(size)
+			versionBlock(buf, k, v, rng.IntN(3) == 0)
+			if _, err := w.WriteAt(buf, k*bs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v%4 == 0 { // and the file grows
+			versionBlock(buf, size, v, false)
+			if _, err := w.Append(buf); err != nil {
+				t.Fatal(err)
+			}
+			size++
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d reads, %d EIO, %d wrong; writer ended at %d blocks", reads.Load(), eio.Load(), wrong.Load(), size)
+	if reads.Load() < 100 {
+		t.Fatalf("only %d reads", reads.Load())
+	}
+	if eio.Load()*10 > reads.Load() {
+		t.Errorf("%d of %d reads failed: the reader should mostly get through", eio.Load(), reads.Load())
+	}
+
+	// The reader follows the writer's appends (within refreshEvery).
+	time.Sleep(refreshEvery + 50*time.Millisecond)
+	if got := r.Size(); got != size*bs {
+		t.Fatalf("reader size after the writer's appends: %d, want %d", got, size*bs)
+	}
+	p := make([]byte, bs)
+	if _, err := r.ReadAt(p, (size-1)*bs); err != nil || !checkVersionBlock(p, size-1, version.Load()) {
+		t.Fatalf("last block: %v", err)
+	}
+
+	// Writing needs the lock: refused while the writer holds it, taken
+	// once it closes (the reader reloads what the writer left).
+	if _, err := r.WriteAt([]byte("x"), 0); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("write while another holds the lock: got %v, want EWOULDBLOCK", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for k := int64(0); k < size; k++ {
+		if _, err := r.ReadAt(p, k*bs); err != nil || !checkVersionBlock(p, k, version.Load()) {
+			t.Fatalf("block %d after the writer closed: %v", k, err)
+		}
+	}
+	versionBlock(buf, 1, 999, false)
+	if _, err := r.WriteAt(buf, bs); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Open(path, Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.Size() != size*bs {
+		t.Fatalf("size after the reader wrote: %d, want %d", v.Size(), size*bs)
+	}
+	for k := int64(0); k < size; k++ {
+		if _, err := v.ReadAt(p, k*bs); err != nil || !checkVersionBlock(p, k, max(999, version.Load())) {
+			t.Fatalf("block %d at the end: %v (head %x)", k, err, p[:24])
+		}
+	}
+	if _, err := v.ReadAt(p, bs); err != nil || binary.LittleEndian.Uint64(p[8:]) != 999 {
+		t.Fatalf("the reader's write is lost")
+	}
+}
