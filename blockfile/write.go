@@ -20,6 +20,16 @@ type job struct {
 	err   error
 }
 
+// finished reports whether the job is done, without waiting.
+func (j *job) finished() bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // startJob compresses data on the worker pool. roundTo > 1 leaves slack.
 func (f *File) startJob(k int64, data []byte, roundTo int) *job {
 	return f.startJobWith(f.encoders, k, data, roundTo)
@@ -219,29 +229,66 @@ func (f *File) queueFullBlocks() error {
 	}
 }
 
-// drain waits for the first n pending jobs and writes their members.
+// drain waits for the first n pending jobs and writes their members; jobs
+// after them that are already done are written too. Consecutive appends go
+// out in one write (one round trip on a network filesystem, not one per
+// block).
 func (f *File) drain(n int) error {
-	for ; n > 0 && len(f.pending) > 0; n-- {
+	for len(f.pending) > 0 {
 		j := f.pending[0]
+		if n <= 0 && !j.finished() {
+			return nil
+		}
 		<-j.done
 		if j.err != nil {
 			return fmt.Errorf("%s: compress block %d: %w", f.name, j.block, j.err)
 		}
-		var err error
 		if j.block < f.idx.Len() {
-			err = f.rewrite([]int64{j.block}, map[int64]bgzf.Member{j.block: j.m}, map[int64][]byte{j.block: j.data})
-		} else {
-			err = f.appendMembers([]bgzf.Member{j.m}, []int{len(j.data)})
+			if err := f.rewrite([]int64{j.block}, map[int64]bgzf.Member{j.block: j.m}, map[int64][]byte{j.block: j.data}); err != nil {
+				return err
+			}
+			f.retirePending(1)
+			n--
+			continue
 		}
-		f.pending = f.pending[1:]
-		if err != nil {
+		// A run of finished appends (the first n are waited for).
+		run := 1
+		for run < len(f.pending) && run < maxAppendRun {
+			next := f.pending[run]
+			if run >= n && !next.finished() {
+				break
+			}
+			<-next.done
+			if next.err != nil {
+				break // reported when it comes first
+			}
+			run++
+		}
+		ms := make([]bgzf.Member, run)
+		lengths := make([]int, run)
+		for i, j := range f.pending[:run] {
+			ms[i], lengths[i] = j.m, len(j.data)
+		}
+		if err := f.appendMembers(ms, lengths); err != nil {
 			return err
 		}
-		// Written: no reader can hold these now (drain runs under the write lock).
+		f.retirePending(run)
+		n -= run
+	}
+	return nil
+}
+
+// maxAppendRun bounds the members one drain writes at once.
+const maxAppendRun = 64
+
+// retirePending drops the first n pending jobs, written: no reader can hold their
+// buffers now (drain runs under the write lock).
+func (f *File) retirePending(n int) {
+	for _, j := range f.pending[:n] {
 		putBlockBuf(j.data)
 		putMemberBuf(j.m.Bytes)
 	}
-	return nil
+	f.pending = f.pending[n:]
 }
 
 // armTimer schedules a background flush of the growing tail.
