@@ -59,14 +59,15 @@ type File struct {
 	fastTail    int64       // the last block, stored at fastLevel by an append; -1: none
 	settling    bool        // this flush writes every block at the configured level (Close)
 
-	unlocked  atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
-	checkedAt atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
-	lastRead  atomic.Int64 // the last block of the last read: sequential-read detection
-	flightMu  sync.Mutex
-	flights   map[int64]*flight // blocks being inflated
-	aheadMu   sync.Mutex
-	aheadTo   int64 // read-ahead has been started up to this block
-	inFlight  sync.WaitGroup
+	unlocked     atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
+	checkedAt    atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
+	lastRead     atomic.Int64 // the last block of the last read: sequential-read detection
+	flightMu     sync.Mutex
+	flights      map[int64]*flight // blocks being inflated
+	aheadMu      sync.Mutex
+	aheadTo      int64        // read-ahead has been started up to this block
+	prefetchedTo atomic.Int64 // the backing file was asked into the page cache up to here
+	inFlight     sync.WaitGroup
 }
 
 var defaultWorkers = make(chan struct{}, runtime.GOMAXPROCS(0))

@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
-	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // readAheadBlocks is how many blocks past a sequential reader are inflated
@@ -159,28 +158,20 @@ func (f *File) needsInflate(k int64) bool {
 	return !f.cache.has(cacheKey{f.id, k})
 }
 
-// loadBlocks inflates the uncached stored blocks of k0..k1 into the cache,
-// in parallel. Callers hold f.mu.
+// loadBlocks brings the stored blocks of k0..k1 that are not at hand into
+// the cache: one block is inflated inline by blockData; several go through
+// the read pipeline (fetch). Callers hold f.mu.
 func (f *File) loadBlocks(k0, k1 int64) error {
-	var todo []int64
-	for k := k0; k <= k1; k++ {
+	todo := 0
+	for k := k0; k <= k1 && todo < 2; k++ {
 		if f.needsInflate(k) {
-			todo = append(todo, k)
+			todo++
 		}
 	}
-	if len(todo) <= 1 {
-		return nil // blockData inflates a single block inline
+	if todo <= 1 {
+		return nil
 	}
-	var g errgroup.Group
-	for _, k := range todo {
-		f.workers <- struct{}{}
-		g.Go(func() error {
-			defer func() { <-f.workers }()
-			_, err := f.inflate(k)
-			return err
-		})
-	}
-	return g.Wait()
+	return f.fetch(k0, k1)
 }
 
 // flight is one block being inflated; readers of the same block wait for
@@ -296,6 +287,27 @@ func (f *File) decodeBlock(dst []byte, k int64, r blockindex.Record, member []by
 	return data, nil
 }
 
+// backingAhead is how far ahead of a sequential reader's read-ahead the
+// backing file is asked into the page cache (posix_fadvise WILLNEED: the
+// kernel reads it in the background, so the pipeline's reads of it do not
+// wait for the disk).
+const backingAhead = 8 << 20
+
+// prefetchBacking asks the kernel to read the backing file from the member
+// of block k on, backingAhead bytes, unless an earlier call asked for most
+// of that already. Callers hold f.mu in read mode.
+func (f *File) prefetchBacking(k int64) {
+	r, err := f.idx.At(min(k, f.idx.Len()-1))
+	if err != nil {
+		return
+	}
+	if done := f.prefetchedTo.Load(); r.Offset < done && done-r.Offset > backingAhead/2 && done-r.Offset <= backingAhead {
+		return
+	}
+	f.prefetchedTo.Store(r.Offset + backingAhead)
+	unix.Fadvise(int(f.fd.Fd()), r.Offset, backingAhead, unix.FADV_WILLNEED)
+}
+
 // readAhead inflates the blocks after a sequential reader in the background.
 // Callers hold f.mu in read mode.
 func (f *File) readAhead(first, last int64) {
@@ -318,29 +330,17 @@ func (f *File) readAhead(first, last int64) {
 	}
 	f.aheadTo = to + 1
 	f.aheadMu.Unlock()
+	f.prefetchBacking(to + 1)
 	f.inFlight.Add(1)
 	go func() {
 		defer f.inFlight.Done()
-		// Lock first, then a worker: never hold a worker while waiting for
-		// the lock (a writer may be waiting for a reader that waits for a
-		// worker).
+		// Lock first, then workers (taken by the stream): never hold a
+		// worker while waiting for the lock (a writer may be waiting for a
+		// reader that waits for a worker).
 		f.mu.RLock()
 		defer f.mu.RUnlock()
-		var wg sync.WaitGroup
-		for k := from; k <= to && !f.closed && k < f.idx.Len(); k++ {
-			if !f.needsInflate(k) {
-				continue
-			}
-			// Waiting for a worker while holding the read lock is safe: no
-			// worker ever waits for a lock.
-			f.workers <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-f.workers }()
-				f.inflate(k) // errors surface when the block is read
-			}()
+		if !f.closed {
+			f.fetch(from, to) // errors surface when the block is read
 		}
-		wg.Wait()
 	}()
 }

@@ -4,14 +4,229 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
 )
 
-// streamChunk is how much of the backing file one read brings in when
-// streaming.
+// The one read pipeline of stored blocks. Every way of reading more than
+// one block goes through stream: the mount's reads of several blocks and
+// its read-ahead (fetch, into the cache) and the streaming commands (cat,
+// unpack: WriteRange, straight to a writer). It reads the members of a run
+// of blocks with a few large sequential reads and inflates them on the
+// worker pool, in parallel, handing them on in order; every block is
+// decoded and checked by decodeBlock.
+
+// streamChunk is how much of the backing file one read brings in.
 const streamChunk = 4 << 20
+
+// streamed is one block of a stream.
+type streamed struct {
+	chunk *[]byte // the backing bytes it was inflated from (given back once every block of it is done)
+	k     int64
+	rec   blockindex.Record
+	data  []byte
+	err   error // a *BlockError, or the backing file's read error
+	done  chan struct{}
+}
+
+// stream reads the members of stored blocks k0..k1 and inflates those
+// want accepts (nil: all) into buffers from alloc, calling emit for each of
+// them: in block order from the calling goroutine, or, when land is set,
+// from the worker that inflated it as soon as it is done (land must then be
+// safe for concurrent use). emit returning an error stops the stream, and
+// so does a read error of the backing file (emitted as the error of the
+// block it hit). At most 4 blocks per worker are inflated ahead. Callers
+// hold f.mu in either mode.
+func (f *File) stream(k0, k1 int64, want func(int64) bool, alloc func(n int) []byte, emit func(*streamed) error, land bool) error {
+	queue := make(chan *streamed, 4*cap(f.workers))
+	stop := make(chan struct{})
+	go func() { // producer: large sequential reads, parallel inflates
+		defer close(queue)
+		var chunk []byte
+		var chunkRef *[]byte
+		var chunkStart int64
+		send := func(s *streamed) bool {
+			select {
+			case queue <- s:
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		for k := k0; k <= k1; k++ {
+			if want != nil && !want(k) {
+				continue
+			}
+			r, err := f.record(k)
+			if err == nil && r.Size > bgzf.MaxMemberSize {
+				err = f.blockError(k, r, fmt.Errorf("damaged stretch of %d bytes", r.Size))
+			}
+			if err == nil && (r.Offset < chunkStart || r.End() > chunkStart+int64(len(chunk))) {
+				last := r
+				if l, lerr := f.record(k1); lerr == nil && l.End() > r.Offset {
+					last = l
+				}
+				chunkRef = getChunk(int(max(min(streamChunk, last.End()-r.Offset), int64(r.Size))))
+				chunk = *chunkRef
+				chunkStart = r.Offset
+				var n int
+				n, err = f.fd.ReadAt(chunk, r.Offset)
+				chunk = chunk[:n]
+				if err == io.EOF && r.End() > chunkStart+int64(n) {
+					err = f.blockError(k, r, fmt.Errorf("member extends past the end of the backing file"))
+				} else if err == io.EOF {
+					err = nil
+				} else if err != nil {
+					err = fmt.Errorf("%s: read: %w", f.name, err)
+				}
+			}
+			s := &streamed{chunk: chunkRef, k: k, rec: r, err: err, done: make(chan struct{})}
+			if err != nil {
+				close(s.done)
+				send(s)
+				return
+			}
+			if !send(s) {
+				return
+			}
+			member := chunk[r.Offset-chunkStart : r.End()-chunkStart]
+			f.workers <- struct{}{}
+			go func() {
+				defer close(s.done)
+				defer func() { <-f.workers }()
+				buf := alloc(int(r.Length))
+				data, be := f.decodeBlock(buf, k, r, member)
+				if be != nil {
+					s.err = be
+				} else {
+					s.data = data
+				}
+				if land {
+					emit(s)
+				}
+			}()
+		}
+	}()
+	var err error
+	var chunk *[]byte
+	for s := range queue {
+		<-s.done
+		if s.chunk != chunk {
+			// Every block of the chunk before is done (they came in order).
+			putChunk(chunk)
+			chunk = s.chunk
+		}
+		if land && s.data == nil && s.err != nil && err == nil {
+			// A read error: the producer did not start a worker for it.
+			emit(s)
+		}
+		if err == nil && !land {
+			if err = emit(s); err != nil {
+				close(stop)
+			}
+		}
+	}
+	putChunk(chunk)
+	return err
+}
+
+var chunkPool sync.Pool
+
+// getChunk returns a buffer of n bytes for backing file reads.
+func getChunk(n int) *[]byte {
+	if p, ok := chunkPool.Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, max(n, 256<<10))
+	return &b
+}
+
+func putChunk(p *[]byte) {
+	if p != nil {
+		chunkPool.Put(p)
+	}
+}
+
+// fetch brings the stored blocks k0..k1 that are not at hand into the
+// cache through one stream: it claims them (readers of a claimed block wait
+// for it, see inflate), streams them, and waits for the blocks others are
+// inflating. It returns the first error of a block of the range. Callers
+// hold f.mu in either mode.
+func (f *File) fetch(k0, k1 int64) error {
+	k1 = min(k1, f.idx.Len()-1)
+	var claimed map[int64]*flight // blocks this fetch inflates, until they land
+	var wanted map[int64]bool     // the same, for the stream's producer (never changed)
+	var others []*flight
+	f.flightMu.Lock()
+	for k := k0; k <= k1; k++ {
+		if !f.needsInflate(k) {
+			continue
+		}
+		if fl := f.flights[k]; fl != nil {
+			others = append(others, fl)
+			continue
+		}
+		if f.flights == nil {
+			f.flights = make(map[int64]*flight)
+		}
+		if claimed == nil {
+			claimed, wanted = make(map[int64]*flight), make(map[int64]bool)
+		}
+		fl := &flight{done: make(chan struct{})}
+		f.flights[k], claimed[k], wanted[k] = fl, fl, true
+	}
+	f.flightMu.Unlock()
+	var first error
+	if len(claimed) > 0 {
+		land := func(k int64, data []byte, err error) {
+			f.flightMu.Lock()
+			fl := claimed[k]
+			delete(f.flights, k)
+			delete(claimed, k)
+			if first == nil {
+				first = err
+			}
+			f.flightMu.Unlock()
+			if fl == nil {
+				return
+			}
+			fl.data, fl.err = data, err
+			if err == nil {
+				f.cache.put(cacheKey{f.id, k}, data)
+			} else if be, ok := err.(*BlockError); ok && !f.unlocked.Load() {
+				f.logBlockError(be) // unlocked: ReadAt logs it if it stays damaged
+			}
+			close(fl.done)
+		}
+		// Each block lands as soon as it is inflated: a reader waiting for
+		// it does not wait for the blocks before it.
+		f.stream(k0, k1, func(k int64) bool { return wanted[k] },
+			func(n int) []byte { return make([]byte, 0, n) },
+			func(s *streamed) error {
+				land(s.k, s.data, s.err)
+				return nil
+			}, true)
+		f.flightMu.Lock()
+		var left []int64
+		for k := range claimed { // a read error ended the stream early
+			left = append(left, k)
+		}
+		f.flightMu.Unlock()
+		for _, k := range left {
+			land(k, nil, first)
+		}
+	}
+	for _, fl := range others {
+		<-fl.done
+		if first == nil {
+			first = fl.err
+		}
+	}
+	return first
+}
 
 // WriteTo writes the whole logical content to w (see WriteRange).
 func (f *File) WriteTo(w io.Writer) (int64, error) {
@@ -19,8 +234,7 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 }
 
 // WriteRange writes n logical bytes from off to w (n < 0: to the end),
-// streaming: the backing file is read in large sequential chunks and the
-// blocks inflate in parallel, in order, without going through the cache.
+// streaming (see stream): the blocks go to w in order, without the cache.
 // It is what unpack and cat use; ReadAt is for random access.
 func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	f.mu.RLock()
@@ -48,88 +262,23 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	if err != nil {
 		return 0, f.lookupErr(-1, err)
 	}
-
-	type result struct {
-		k    int64
-		rec  blockindex.Record
-		data []byte
-		err  *BlockError
-		done chan struct{}
-	}
-	queue := make(chan *result, 4*cap(f.workers))
-	stop := make(chan struct{})
-	var readErr error
-	go func() { // producer: sequential chunked reads, parallel inflates
-		defer close(queue)
-		var chunk []byte
-		var chunkStart int64
-		for k := k0; k <= k1; k++ {
-			r, err := f.record(k)
-			if err != nil {
-				readErr = err
-				return
-			}
-			if r.Offset < chunkStart || r.End() > chunkStart+int64(len(chunk)) {
-				last, err := f.record(k1)
-				if err != nil {
-					readErr = err
-					return
-				}
-				size := min(max(streamChunk, int64(r.Size)), last.End()-r.Offset)
-				chunk = make([]byte, size)
-				if _, err := f.fd.ReadAt(chunk, r.Offset); err != nil && err != io.EOF {
-					readErr = fmt.Errorf("%s: read: %w", f.name, err)
-					return
-				}
-				chunkStart = r.Offset
-			}
-			member := chunk[r.Offset-chunkStart : r.End()-chunkStart]
-			res := &result{k: k, rec: r, done: make(chan struct{})}
-			select {
-			case queue <- res:
-			case <-stop:
-				return
-			}
-			f.workers <- struct{}{}
-			go func() {
-				defer close(res.done)
-				defer func() { <-f.workers }()
-				buf := getBlockBuf(bgzf.MaxBlockData)
-				if res.data, res.err = f.decodeBlock(buf, res.k, res.rec, member); res.err != nil {
-					putBlockBuf(buf)
-				}
-			}()
-		}
-	}()
 	var written int64
-	var werr error
-	for res := range queue {
-		<-res.done
-		if werr == nil && res.err != nil {
-			werr = res.err
-			f.logBlockError(res.err)
-		}
-		if werr == nil {
-			d := res.data
-			lo := max(off-res.rec.Logical, 0)
-			hi := min(off+n-res.rec.Logical, int64(len(d)))
-			var c int
-			c, werr = w.Write(d[lo:hi])
-			written += int64(c)
-		}
-		putBlockBuf(res.data)
-		if werr != nil {
-			select {
-			case <-stop:
-			default:
-				close(stop)
+	err = f.stream(k0, k1, nil, getBlockBuf, func(s *streamed) error {
+		if s.err != nil {
+			if be, ok := s.err.(*BlockError); ok {
+				f.logBlockError(be)
 			}
+			return s.err
 		}
-	}
-	if werr == nil {
-		werr = readErr
-	}
-	return written, werr
+		d := s.data
+		lo := max(off-s.rec.Logical, 0)
+		hi := min(off+n-s.rec.Logical, int64(len(d)))
+		c, err := w.Write(d[lo:hi])
+		written += int64(c)
+		putBlockBuf(d)
+		return err
+	}, false)
+	return written, err
 }
 
 // copyByReadAt is the WriteRange path for files with unflushed data.
