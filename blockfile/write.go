@@ -35,12 +35,14 @@ func (f *File) startJob(k int64, data []byte, roundTo int) *job {
 	return f.startJobWith(f.encoders, k, data, roundTo)
 }
 
-// startJobWith is startJob with the encoders of a given level.
+// startJobWith is startJob with the encoders of a given level. It does not
+// wait for a worker: the job does (so a writer goes on copying the next
+// blocks while the pool compresses; queueFullBlocks bounds the queue).
 func (f *File) startJobWith(encoders *bgzf.EncoderPool, k int64, data []byte, roundTo int) *job {
 	j := &job{block: k, data: data, done: make(chan struct{})}
-	f.workers <- struct{}{}
 	go func() {
 		defer close(j.done)
+		f.workers <- struct{}{}
 		defer func() { <-f.workers }()
 		e := encoders.Get()
 		defer encoders.Put(e)
@@ -56,18 +58,39 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("%s: negative offset %d", f.name, off)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err := f.writable(); err != nil {
+		f.mu.Unlock()
 		return 0, err
 	}
 	p, err := f.clipWrite(p, off)
+	if err == nil {
+		err = f.writeLocked(p, off)
+	}
 	if err != nil {
+		f.mu.Unlock()
 		return 0, err
 	}
-	if err := f.writeLocked(p, off); err != nil {
-		return 0, err
+	return len(p), f.backPressure()
+}
+
+// backPressure makes a writer that queued more than maxPending blocks wait
+// for the oldest without holding f.mu (readers, stat and the flush timer go
+// on meanwhile), then writes the blocks that are done. Callers hold f.mu
+// for writing; it is released.
+func (f *File) backPressure() error {
+	if len(f.pending) <= maxPending {
+		f.mu.Unlock()
+		return nil
 	}
-	return len(p), nil
+	oldest := f.pending[0]
+	f.mu.Unlock()
+	<-oldest.done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	return f.drain(0)
 }
 
 // clipWrite applies MaxFileSize to a write of p at off, as local
@@ -87,15 +110,20 @@ func (f *File) clipWrite(p []byte, off int64) ([]byte, error) {
 // other writers and returns the offset it was written at (O_APPEND).
 func (f *File) Append(p []byte) (int64, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err := f.writable(); err != nil {
+		f.mu.Unlock()
 		return 0, err
 	}
 	off := f.size
 	if off+int64(len(p)) > MaxFileSize { // no short count: all of p or nothing
+		f.mu.Unlock()
 		return off, fmt.Errorf("%s: append at %d: the maximum file size is %d bytes: %w", f.name, off, MaxFileSize, syscall.EFBIG)
 	}
-	return off, f.writeLocked(p, off)
+	if err := f.writeLocked(p, off); err != nil {
+		f.mu.Unlock()
+		return off, err
+	}
+	return off, f.backPressure()
 }
 
 func (f *File) writable() error {
@@ -221,13 +249,20 @@ func (f *File) queueFullBlocks() error {
 		}
 		delete(f.dirty, k)
 		f.pending = append(f.pending, f.startJob(k, buf, slackRound))
-		if len(f.pending) > 2*cap(f.workers) {
+		if len(f.pending) > 2*maxPending { // one huge write: bounded all the same
 			if err := f.drain(1); err != nil {
 				return err
 			}
 		}
 	}
 }
+
+// maxPending is how many full blocks of one File a write leaves queued for
+// compression (about 1.5 MiB; see backPressure): deep enough that the pool
+// is still busy when a writer through the mount comes back with its next
+// request (the kernel sends one write at a time). Within one write the
+// queue may hold twice as many.
+const maxPending = 24
 
 // drain waits for the first n pending jobs and writes their members; jobs
 // after them that are already done are written too. Consecutive appends go
