@@ -154,12 +154,7 @@ test-rest:
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each)
 fuzz:
-	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
-		dir="./$$(dirname $$f | sed 's|^\./||')"; \
-		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-			( set -x; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$dir ); \
-		done; \
-	done
+	GO="$(GO)" FUZZTIME=$(FUZZTIME) bash contrib/fuzz.sh
 
 ## test-cluster: only the many-machines tests (GlusterFS replica-2 volume of this machine; make test runs them too)
 test-cluster: deps

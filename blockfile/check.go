@@ -2,6 +2,7 @@ package blockfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
@@ -105,6 +106,9 @@ func (f *File) checkBlock(k int64) ([]byte, error) {
 	r, err := f.record(k)
 	if err != nil {
 		return nil, err
+	}
+	if r.Size > bgzf.MaxMemberSize {
+		return nil, f.blockError(k, r, fmt.Errorf("damaged stretch of %d bytes", r.Size))
 	}
 	return f.readBlock(make([]byte, r.Size), k, r, nil)
 }

@@ -47,17 +47,18 @@ type File struct {
 	promised    int64            // this File's share of promisedBytes
 	appendBuf   []byte           // reused to gather members for one append write
 	closed      bool
-	bgErr       error       // error of a timer flush, reported by the next Flush/Sync/Close
-	broken      error       // a journaled batch was not applied: every later call fails
-	synced      int64       // backing bytes below this offset may be durable (fsynced): rewrites there fsync
-	idleStamp   fileStamp   // the backing file at Idle; zero while not idle
-	seen        fileStamp   // unlocked: the backing file state the index describes
-	private     bool        // unlocked: the index is this File's own copy (the file changed since Idle)
-	walkDamaged bool        // the last index rebuild met damaged or torn members
-	reloaded    fileStamp   // the backing file when a block error last rebuilt the index
-	timer       *time.Timer // pending timer flush, when FlushInterval > 0
-	fastTail    int64       // the last block, stored at fastLevel by an append; -1: none
-	settling    bool        // this flush writes every block at the configured level (Close)
+	bgErr       error             // error of a timer flush, reported by the next Flush/Sync/Close
+	broken      error             // a journaled batch was not applied: every later call fails
+	synced      int64             // backing bytes below this offset may be durable (fsynced): rewrites there fsync
+	idleStamp   fileStamp         // the backing file at Idle; zero while not idle
+	seen        fileStamp         // unlocked: the backing file state the index describes
+	private     bool              // unlocked: the index is this File's own copy (the file changed since Idle)
+	shared      *blockindex.Index // unlocked after Idle: the sidecar's mapping, back in use once locked again
+	walkDamaged bool              // the last index rebuild met damaged or torn members
+	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
+	timer       *time.Timer       // pending timer flush, when FlushInterval > 0
+	fastTail    int64             // the last block, stored at fastLevel by an append; -1: none
+	settling    bool              // this flush writes every block at the configured level (Close)
 
 	unlocked     atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
 	checkedAt    atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
@@ -182,7 +183,11 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 	if opts.Workers > 0 {
 		f.workers = make(chan struct{}, opts.Workers)
 	}
-	if err := lockWait(int(fd.Fd()), f.lockHow(), opts.LockWait); err != nil {
+	wait := opts.LockWait
+	if opts.ReadWhileLocked {
+		wait = 0 // a reader does not wait: it opens unlocked (a write waits in Lock)
+	}
+	if err := lockWait(int(fd.Fd()), f.lockHow(), wait); err != nil {
 		if opts.ReadWhileLocked && err == unix.EWOULDBLOCK {
 			if err := f.openUnlocked(); err != nil {
 				return nil, err
@@ -308,6 +313,7 @@ func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cache.dropFile(f.id)
+	f.dropShared()
 	err = errors.Join(err, f.idx.Close(), f.fd.Close())
 	if f.jnl != nil {
 		err = errors.Join(err, f.jnl.close())
@@ -342,7 +348,17 @@ func (f *File) Idle() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
+	if !f.idx.InMemory() {
+		// Another process may map and change the sidecar once the lock is
+		// gone: read through a copy until the lock is taken back.
+		clone, err := f.idx.Clone()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		f.shared, f.idx = f.idx, clone
+	}
 	if err := unix.Flock(int(f.fd.Fd()), unix.LOCK_UN); err != nil {
+		f.unshare()
 		return fmt.Errorf("%s: unlock: %w", f.name, err)
 	}
 	f.idleStamp = stampOf(st)
@@ -369,9 +385,28 @@ func (f *File) Resume() bool {
 		unix.Flock(int(f.fd.Fd()), unix.LOCK_UN)
 		return false
 	}
+	f.unshare()
 	f.idleStamp = fileStamp{}
 	f.unlocked.Store(false)
 	return true
+}
+
+// unshare goes back from the copy of the index Idle made to the shared
+// mapping (the file is unchanged and locked again).
+func (f *File) unshare() {
+	if f.shared != nil {
+		f.idx.Close()
+		f.idx, f.shared = f.shared, nil
+	}
+}
+
+// dropShared forgets the shared mapping Idle kept (the file changed: the
+// index is loaded anew).
+func (f *File) dropShared() {
+	if f.shared != nil {
+		f.shared.Close()
+		f.shared = nil
+	}
 }
 
 // InSync reports whether the File describes the backing file as it is now:
@@ -394,6 +429,12 @@ func (f *File) InSync() bool {
 // the file changed meanwhile, loads it again as Open would (journal
 // replay, index check or rebuild). A locked File is left as it is.
 func (f *File) Lock() error {
+	if f.unlocked.Load() {
+		// Wait for the lock without f.mu: reads and stat go on meanwhile.
+		if err := lockWait(int(f.fd.Fd()), f.lockHow(), f.opts.LockWait); err != nil {
+			return fmt.Errorf("%s: file is in use by another gzfs process: %w", f.name, err)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -412,24 +453,33 @@ func (f *File) lockLocked() error {
 	}
 	st, err := f.fd.Stat()
 	if err == nil && stampOf(st) == f.idleStamp && !f.private {
+		f.unshare()
 		f.idleStamp = fileStamp{}
 		f.unlocked.Store(false)
 		return nil
 	}
 	// Changed behind this File: start over from what the disk holds.
-	old := f.idx
+	old := f.view()
 	f.unlocked.Store(false)
 	if f.jnl != nil {
 		f.jnl.close() // reopened at the next in-place batch
 		f.jnl = nil
 	}
 	if err := f.recover(); err != nil {
+		if f.jnl != nil {
+			f.jnl.close()
+			f.jnl = nil
+		}
 		unix.Flock(int(f.fd.Fd()), unix.LOCK_UN)
 		f.unlocked.Store(true)
-		f.idx = old
+		if f.idx != old.idx {
+			f.idx.Close()
+		}
+		f.restore(old)
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	old.Close()
+	old.idx.Close()
+	f.dropShared()
 	f.cache.dropFile(f.id)
 	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
 	f.private, f.fastTail = false, -1

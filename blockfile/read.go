@@ -260,6 +260,12 @@ func (f *File) blockError(k int64, r blockindex.Record, err error) *BlockError {
 		LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
 }
 
+// maxBlockNumber bounds the MTIME values decodeBlock takes for gzfs block
+// numbers: other tools' BGZF members may carry a real time there (2^29
+// seconds is 1987), and no gzfs file has that many blocks at the default
+// block size.
+const maxBlockNumber = 1 << 29
+
 // decodeBlock inflates member, read from the backing file at record r of
 // block k, into dst, and checks it against the record: BSIZE, the block
 // number gzfs writes into MTIME (0 in other tools' files), CRC32 and ISIZE.
@@ -272,7 +278,7 @@ func (f *File) decodeBlock(dst []byte, k int64, r blockindex.Record, member []by
 	if err != nil {
 		return nil, fail(err)
 	}
-	if n := h.MTime; n != 0 && n != uint32(k) && (f.blockSize == 0 || n != uint32(r.Logical/f.blockSize)) {
+	if n := h.MTime; n != 0 && n < maxBlockNumber && n != uint32(k) && (f.blockSize == 0 || n != uint32(r.Logical/f.blockSize)) {
 		// Another block's member (one that moved, read through an index
 		// older than the move).
 		return nil, fail(fmt.Errorf("member of block %d where the index has block %d", n, k))

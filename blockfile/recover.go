@@ -108,27 +108,33 @@ func (f *File) refreshIfDue() {
 	f.reloadUnlocked(st, "the file changed")
 }
 
+// fileView is what loading an index sets: saved before a reload that may
+// fail, so that the File keeps its old view.
+type fileView struct {
+	idx                       *blockindex.Index
+	backing, size, bs, synced int64
+	eof                       bool
+	state                     string
+	seen                      fileStamp
+}
+
+func (f *File) view() fileView {
+	return fileView{f.idx, f.backing, f.size, f.blockSize, f.synced, f.eof, f.state, f.seen}
+}
+
+func (f *File) restore(v fileView) {
+	f.idx, f.backing, f.size, f.blockSize, f.synced, f.eof, f.state, f.seen =
+		v.idx, v.backing, v.size, v.bs, v.synced, v.eof, v.state, v.seen
+}
+
 // reloadUnlocked loads the index of an unlocked File again for backing file
 // state st, keeping the old one if that fails. A walk that meets damage (a
 // torn member, a stretch of no headers) most likely met the writer midway
 // through a change: it is tried again after a short pause, twice, before
 // its result is taken. Callers hold f.mu for writing.
 func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
-	type view struct {
-		idx                       *blockindex.Index
-		backing, size, bs, synced int64
-		eof                       bool
-		state                     string
-		seen                      fileStamp
-	}
-	save := func() view {
-		return view{f.idx, f.backing, f.size, f.blockSize, f.synced, f.eof, f.state, f.seen}
-	}
-	old := save()
-	restore := func() {
-		f.idx, f.backing, f.size, f.blockSize, f.synced, f.eof, f.state, f.seen =
-			old.idx, old.backing, old.size, old.bs, old.synced, old.eof, old.state, old.seen
-	}
+	old := f.view()
+	restore := func() { f.restore(old) }
 	for try := 0; ; try++ {
 		f.walkDamaged = false
 		err := f.loadUnlocked(st)
@@ -152,6 +158,7 @@ func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
 		}
 	}
 	old.idx.Close()
+	f.dropShared()
 	f.cache.dropFile(f.id)
 	f.private = true
 	f.log.Debug("reloaded the index of a file another process writes", "file", f.name, "why", why, "index", f.state)

@@ -29,6 +29,7 @@ type streamed struct {
 	data  []byte
 	err   error // a *BlockError, or the backing file's read error
 	done  chan struct{}
+	early bool // failed before a worker took it (emitted by the consumer)
 }
 
 // stream reads the members of stored blocks k0..k1 and inflates those
@@ -82,7 +83,7 @@ func (f *File) stream(k0, k1 int64, want func(int64) bool, alloc func(n int) []b
 					err = fmt.Errorf("%s: read: %w", f.name, err)
 				}
 			}
-			s := &streamed{chunk: chunkRef, k: k, rec: r, err: err, done: make(chan struct{})}
+			s := &streamed{chunk: chunkRef, k: k, rec: r, err: err, done: make(chan struct{}), early: err != nil}
 			if err != nil {
 				close(s.done)
 				send(s)
@@ -118,9 +119,8 @@ func (f *File) stream(k0, k1 int64, want func(int64) bool, alloc func(n int) []b
 			putChunk(chunk)
 			chunk = s.chunk
 		}
-		if land && s.data == nil && s.err != nil && err == nil {
-			// A read error: the producer did not start a worker for it.
-			emit(s)
+		if land && s.early {
+			emit(s) // no worker started for it
 		}
 		if err == nil && !land {
 			if err = emit(s); err != nil {
@@ -184,7 +184,9 @@ func (f *File) fetch(k0, k1 int64) error {
 		land := func(k int64, data []byte, err error) {
 			f.flightMu.Lock()
 			fl := claimed[k]
-			delete(f.flights, k)
+			if fl != nil && f.flights[k] == fl {
+				delete(f.flights, k)
+			}
 			delete(claimed, k)
 			if first == nil {
 				first = err

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gzfs/gzfs/bgzf"
 )
 
 // versionBlock fills b, block k of the file, as writer version v leaves
@@ -217,5 +220,51 @@ func TestUnlockedReaderFollowsWriter(t *testing.T) {
 	}
 	if _, err := v.ReadAt(p, bs); err != nil || binary.LittleEndian.Uint64(p[8:]) != 999 {
 		t.Fatalf("the reader's write is lost")
+	}
+}
+
+// TestForeignMTimeReads: other tools may write a time into the MTIME of
+// every BGZF member; such members are not taken for misplaced gzfs blocks
+// (the block-number check covers numbers below maxBlockNumber only).
+func TestForeignMTimeReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.gz")
+	w, err := Create(path, 0o644, Options{BlockSize: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 5*8192+100)
+	for i := range data {
+		data[i] = byte(i * 7 / 13)
+	}
+	if _, err := w.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := fd.Stat()
+	var offs []int64
+	bgzf.Walk(fd, st.Size(), func(m bgzf.MemberInfo) error {
+		offs = append(offs, m.Offset)
+		return nil
+	})
+	for _, off := range offs {
+		var stamp [4]byte
+		binary.LittleEndian.PutUint32(stamp[:], 1_700_000_000) // 2023
+		fd.WriteAt(stamp[:], off+4)
+	}
+	fd.Close()
+	r, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, len(data))
+	if n, err := r.ReadAt(got, 0); n != len(data) || (err != nil && !errors.Is(err, io.EOF)) || string(got) != string(data) {
+		t.Fatalf("read %d bytes, %v; equal %v", n, err, string(got) == string(data))
 	}
 }

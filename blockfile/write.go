@@ -90,6 +90,7 @@ func (f *File) backPressure() error {
 	if f.closed {
 		return nil
 	}
+	defer f.account()
 	return f.drain(0)
 }
 
@@ -335,7 +336,7 @@ func (f *File) armTimer() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.timer = nil
-		if f.closed {
+		if f.closed || !f.mayWrite() { // unlocked since (Idle): nothing is dirty
 			return
 		}
 		if err := f.flushLocked(); err != nil {

@@ -599,6 +599,18 @@ func (x *Index) Sync() error {
 	return nil
 }
 
+// Clone copies the index into anonymous memory: a view that later changes
+// of its file (by another process that maps it) cannot touch. The clone is
+// InMemory.
+func (x *Index) Clone() (*Index, error) {
+	mem, err := unix.Mmap(-1, 0, len(x.mem), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("map index: %w", err)
+	}
+	copy(mem, x.mem)
+	return &Index{mem: mem}, nil
+}
+
 // Close unmaps and closes the index.
 func (x *Index) Close() error {
 	var err error

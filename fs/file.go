@@ -74,8 +74,8 @@ func (h *gzHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // When the last writing handle goes while others still read, the engine
 // lets go of its lock (see openFile.unlockIfReading).
 func (h *gzHandle) Release(ctx context.Context) syscall.Errno {
-	if h.write && h.of.writers.Add(-1) == 0 {
-		h.of.unlockIfReading()
+	if h.write {
+		h.of.releaseWriter()
 	}
 	if err := h.fsys.files.release(h.of); err != nil {
 		h.fsys.errno("release", h.of.name, err)

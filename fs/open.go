@@ -134,7 +134,7 @@ func (fsys *FS) gzHandle(in *fusefs.Inode, of *openFile, shared bool, flags uint
 	var fuseFlags uint32
 	if flags&unix.O_TRUNC != 0 && write {
 		if err := of.truncate(0); err != nil {
-			of.writers.Add(-1)
+			of.releaseWriter()
 			fsys.files.release(of)
 			return nil, 0, fsys.errno("truncate", of.name, err)
 		}

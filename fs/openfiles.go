@@ -2,6 +2,7 @@ package fs
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,9 @@ type openFile struct {
 	done    chan struct{} // closed once closed and out of the table
 	err     error         // the open failed
 
-	writers   atomic.Int32 // handles open for writing: while there are none, the engine holds no lock
+	log       *slog.Logger
+	lockMu    sync.Mutex   // orders taking and letting go of the engine's lock with the writers count
+	writers   atomic.Int32 // handles open for writing (changed under lockMu): while there are none, the engine holds no lock
 	forget    atomic.Bool  // the last link is gone: forget the sidecars after Close
 	stale     atomic.Bool  // changed behind this engine: closing it records no stamp
 	lastWrite atomic.Int64 // unix nanoseconds of the last change through the mount
@@ -45,6 +48,9 @@ func (of *openFile) touch() { of.lastWrite.Store(time.Now().UnixNano()) }
 // itself, as ext4 does.
 func (of *openFile) truncate(size int64) error {
 	if of.eng.Size() == size {
+		if err := of.eng.Lock(); err != nil { // a change like any other: the writer's
+			return err
+		}
 		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
 		return futimens(of.fd, &ts)
 	}
@@ -59,6 +65,8 @@ func (of *openFile) truncate(size int64) error {
 // machine's writer may hold it: EAGAIN after the lock wait) and counts the
 // handle.
 func (of *openFile) lockForWrite() error {
+	of.lockMu.Lock()
+	defer of.lockMu.Unlock()
 	if err := of.eng.Lock(); err != nil {
 		return err
 	}
@@ -66,16 +74,29 @@ func (of *openFile) lockForWrite() error {
 	return nil
 }
 
+// releaseWriter uncounts a handle that wrote and lets go of the lock if it
+// was the last one.
+func (of *openFile) releaseWriter() {
+	of.lockMu.Lock()
+	of.writers.Add(-1)
+	of.lockMu.Unlock()
+	of.unlockIfReading()
+}
+
 // unlockIfReading lets go of the engine's lock while no handle writes, so
 // that another machine's gzfs (or another process) may write the file while
 // this mount reads it: the engine then reads without the lock and follows
 // that writer (see blockfile.Options.ReadWhileLocked).
 func (of *openFile) unlockIfReading() {
-	if of.writers.Load() > 0 || of.readOnly {
+	of.lockMu.Lock()
+	defer of.lockMu.Unlock()
+	if of.writers.Load() > 0 {
 		return
 	}
 	if err := of.eng.Idle(); err != nil && !errors.Is(err, os.ErrClosed) {
-		of.eng.Lock() // keep it consistent; the error shows at the next write
+		// Still locked (the flush failed): the error shows at the next
+		// write or close.
+		of.log.Warn("letting go of a file's lock", "file", of.name, "err", err)
 	}
 }
 
@@ -172,7 +193,7 @@ func (t *openTable) acquire(key fileKey, name string, open opener) (of *openFile
 			}
 			return e, true, nil
 		}
-		e = &openFile{key: key, name: name, refs: 1, fd: -1, ready: make(chan struct{}), done: make(chan struct{})}
+		e = &openFile{key: key, name: name, refs: 1, fd: -1, ready: make(chan struct{}), done: make(chan struct{}), log: t.fsys.log}
 		t.m[key] = e
 		t.mu.Unlock()
 

@@ -124,13 +124,13 @@ func (n *node) truncate(of *openFile, fd, dirfd int, bname string, size int64) s
 			}
 			defer n.fsys.files.release(of)
 		}
+		defer of.unlockIfReading() // a truncate without a writing handle took the lock
 		if of.readOnly {
 			return syscall.EACCES
 		}
 		if err := of.truncate(size); err != nil {
 			return n.fsys.errno("truncate", of.name, err)
 		}
-		of.unlockIfReading() // a truncate without a writing handle
 		return 0
 	case kindPlain:
 		if fd >= 0 {
