@@ -54,6 +54,7 @@ type File struct {
 	seen        fileStamp         // unlocked: the backing file state the index describes
 	private     bool              // unlocked: the index is this File's own copy (the file changed since Idle)
 	shared      *blockindex.Index // unlocked after Idle: the sidecar's mapping, back in use once locked again
+	noSidecar   bool              // during a rebuild at open: the index file is known to be missing
 	walkDamaged bool              // the last index rebuild met damaged or torn members
 	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
 	timer       *time.Timer       // pending timer flush, when FlushInterval > 0

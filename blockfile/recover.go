@@ -11,6 +11,7 @@ import (
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
+	"golang.org/x/sys/unix"
 )
 
 // recover brings a freshly opened File to a consistent state: it replays a
@@ -25,9 +26,26 @@ func (f *File) recover() error {
 		return err
 	}
 	f.measureBacking(st.Size())
+	if f.backing == 0 {
+		// Empty (a file just created): no index to read, check or remove;
+		// a stale sidecar of an earlier file with this inode number fails
+		// its checks when the file has one.
+		x, err := blockindex.CreateMem(f.fid, f.opts.BlockSize)
+		if err != nil {
+			return err
+		}
+		x.SetState(0, st.Size(), 0)
+		x.SetSyncedEnd(0)
+		f.idx, f.state = x, "in memory (empty)"
+		f.useIndex()
+		return nil
+	}
 	reason := f.openIndex(st.Size())
 	if reason != "" {
-		if err := f.rebuildIndex(); err != nil {
+		f.noSidecar = reason == "missing" // nothing to remove if it ends in memory
+		err := f.rebuildIndex()
+		f.noSidecar = false
+		if err != nil {
 			return err
 		}
 		f.state = "rebuilt (" + reason + ")"
@@ -484,8 +502,8 @@ func (f *File) rebuildIndex() error {
 	x.SetSyncedEnd(f.backing) // what is there may have been fsynced
 	switch {
 	case x.InMemory():
-		if f.mayWrite() {
-			os.Remove(path) // a stale sidecar of a file that is one block now
+		if f.mayWrite() && !f.noSidecar {
+			unix.Unlink(path) // a stale sidecar of a file that is one block now (os.Remove would try rmdir too)
 		}
 	case path != "" && tmp != "":
 		if err := os.Rename(tmp, path); err != nil {

@@ -603,11 +603,12 @@ func (x *Index) Sync() error {
 // of its file (by another process that maps it) cannot touch. The clone is
 // InMemory.
 func (x *Index) Clone() (*Index, error) {
-	mem, err := unix.Mmap(-1, 0, len(x.mem), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	used := HeaderSize + int(min(x.Len(), x.capacity()))*RecordSize // not the room for growth
+	mem, err := unix.Mmap(-1, 0, used, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
 		return nil, fmt.Errorf("map index: %w", err)
 	}
-	copy(mem, x.mem)
+	copy(mem, x.mem[:used])
 	return &Index{mem: mem}, nil
 }
 

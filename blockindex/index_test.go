@@ -210,3 +210,48 @@ func TestAppendRun(t *testing.T) {
 		t.Fatal("a run of short blocks kept the uniform flag")
 	}
 }
+
+// TestCloneAndSnapshot: a clone and a snapshot hold the records as they
+// were; later changes of the file (by a writer that maps it) do not reach
+// them, and reading past their records is an error, not a crash.
+func TestCloneAndSnapshot(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.idx")
+	x, err := Create(path, FileID{Ino: 1}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	for i := int64(0); i < 5; i++ {
+		if err := x.Set(i, Record{Offset: i * 100, Logical: i * 4096, Size: 100, Length: 4096}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.SetState(5*4096, 500, 7)
+	c, err := x.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := Snapshot(path, FileID{Ino: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := int64(5); i < 300; i++ { // the writer grows the file past both
+		if err := x.Set(i, Record{Offset: i * 100, Logical: i * 4096, Size: 100, Length: 4096}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.SetState(300*4096, 30000, 9)
+	for _, v := range []*Index{c, s} {
+		if v.Len() != 5 || v.LogicalSize() != 5*4096 {
+			t.Fatalf("copy changed with the original: %d records, size %d", v.Len(), v.LogicalSize())
+		}
+		if r, err := v.At(4); err != nil || r.Offset != 400 {
+			t.Fatalf("record 4 of the copy: %+v %v", r, err)
+		}
+		if _, err := v.At(5); err == nil {
+			t.Fatal("a record past the copy's end read without error")
+		}
+	}
+}
