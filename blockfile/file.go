@@ -57,6 +57,8 @@ type File struct {
 	noSidecar   bool              // during a rebuild at open: the index file is known to be missing
 	walkDamaged bool              // the last index rebuild met damaged or torn members
 	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
+	reloadedAt  time.Time         // when (see reloadIndex)
+	generation  atomic.Uint64     // counts the times the File loaded the file anew (another process changed it)
 	timer       *time.Timer       // pending timer flush, when FlushInterval > 0
 	fastTail    int64             // the last block, stored at fastLevel by an append; -1: none
 	settling    bool              // this flush writes every block at the configured level (Close)
@@ -410,6 +412,11 @@ func (f *File) dropShared() {
 	}
 }
 
+// Generation counts the times the File loaded the backing file anew
+// because another process changed it (cached blocks dropped, index
+// reloaded). Pages a caller cached from an earlier generation may be stale.
+func (f *File) Generation() uint64 { return f.generation.Load() }
+
 // InSync reports whether the File describes the backing file as it is now:
 // always while it holds the lock; an unlocked File compares the backing
 // file with the state it last loaded (another process may have changed it
@@ -482,6 +489,7 @@ func (f *File) lockLocked() error {
 	old.idx.Close()
 	f.dropShared()
 	f.cache.dropFile(f.id)
+	f.generation.Add(1)
 	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
 	f.private, f.fastTail = false, -1
 	f.log.Info("file changed by another process while unlocked; reloaded", "file", f.name, "index", f.state)

@@ -114,6 +114,20 @@ func (f *File) refreshIfDue() {
 	if now-last < int64(refreshEvery) || !f.checkedAt.CompareAndSwap(last, now) {
 		return
 	}
+	f.refresh()
+}
+
+// Refresh makes an unlocked File look at the backing file now, as at an
+// open (close-to-open): if another process changed it, the File drops its
+// cached blocks and loads the index again (see Generation).
+func (f *File) Refresh() {
+	if f.unlocked.Load() {
+		f.checkedAt.Store(time.Now().UnixNano())
+		f.refresh()
+	}
+}
+
+func (f *File) refresh() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed || !f.unlocked.Load() {
@@ -125,6 +139,11 @@ func (f *File) refreshIfDue() {
 	}
 	f.reloadUnlocked(st, "the file changed")
 }
+
+// reloadPauses are the waits between walks of a file another process is
+// changing (a journaled batch of the writer takes a few milliseconds to
+// tens of milliseconds, fsyncs included).
+var reloadPauses = []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond}
 
 // fileView is what loading an index sets: saved before a reload that may
 // fail, so that the File keeps its old view.
@@ -159,18 +178,21 @@ func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
 		// A file that seems to shrink while its backing file does not is
 		// one whose walk met a change in flight, too.
 		shrunk := err == nil && f.size < old.size && st.Size() >= old.backing
-		if err == nil && (!f.walkDamaged && !shrunk || try == 2) {
-			break
+		last := try == len(reloadPauses)
+		if err == nil && (!f.walkDamaged && !shrunk || last && !(f.walkDamaged && shrunk)) {
+			break // a clean walk, or after the pauses one that is not a torn shrink
 		}
 		if err == nil {
 			f.idx.Close()
 		}
 		restore()
-		if err != nil {
+		if err != nil || last {
+			// Keep the old view: its blocks fail their checks (read again
+			// later) rather than the file seeming shorter than it is.
 			f.log.Debug("reloading the index of a file another process writes failed", "file", f.name, "err", err)
 			return false
 		}
-		time.Sleep(time.Duration(2<<try) * time.Millisecond) // the writer may be midway through a change
+		time.Sleep(reloadPauses[try]) // the writer may be midway through a change
 		if st, err = f.fd.Stat(); err != nil {
 			return false
 		}
@@ -178,6 +200,7 @@ func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
 	old.idx.Close()
 	f.dropShared()
 	f.cache.dropFile(f.id)
+	f.generation.Add(1)
 	f.private = true
 	f.log.Debug("reloaded the index of a file another process writes", "file", f.name, "why", why, "index", f.state)
 	return true
@@ -595,10 +618,16 @@ func (f *File) reloadIndex(be *BlockError) bool {
 		return false
 	}
 	st, err := f.fd.Stat()
-	if err != nil || stampOf(st) == f.reloaded {
+	if err != nil {
 		return false
 	}
-	f.reloaded = stampOf(st)
+	if stampOf(st) == f.reloaded && (!f.unlocked.Load() || time.Since(f.reloadedAt) < 100*time.Millisecond) {
+		// Once per state of the backing file. Unlocked, a state may be
+		// seen midway through the writer's change (timestamps are coarse):
+		// it is walked again after a while.
+		return false
+	}
+	f.reloaded, f.reloadedAt = stampOf(st), time.Now()
 	if f.unlocked.Load() {
 		// Another process writes the file: most likely it changed this
 		// block (or moved it) since the index was read.
@@ -613,6 +642,7 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	}
 	old.Close()
 	f.cache.dropFile(f.id)
+	f.generation.Add(1)
 	f.useIndex()
 	f.state = "rebuilt (a block did not match the index)"
 	f.log.Warn("index did not match the backing file; rebuilt it from the block headers", "file", f.name,

@@ -131,6 +131,12 @@ func (fsys *FS) gzHandle(in *fusefs.Inode, of *openFile, shared bool, flags uint
 	} else {
 		of.unlockIfReading()
 	}
+	// Close-to-open: an engine that another machine's writer may have
+	// changed looks at the backing file now; if it loaded it anew since the
+	// kernel cached pages of it, those pages are not kept.
+	of.eng.Refresh()
+	gen := of.eng.Generation()
+	reloaded := of.pagesGen.Swap(gen) != gen
 	var fuseFlags uint32
 	if flags&unix.O_TRUNC != 0 && write {
 		if err := of.truncate(0); err != nil {
@@ -138,9 +144,9 @@ func (fsys *FS) gzHandle(in *fusefs.Inode, of *openFile, shared bool, flags uint
 			fsys.files.release(of)
 			return nil, 0, fsys.errno("truncate", of.name, err)
 		}
-	} else if shared {
+	} else if shared && !reloaded {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
-	} else if st, err := statFd(of.fd); err == nil && fsys.files.unchanged(of.key, &st) {
+	} else if st, err := statFd(of.fd); err == nil && !reloaded && fsys.files.unchanged(of.key, &st) {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	} else if in != nil {
 		// Close-to-open: the file may have changed beside this mount (another

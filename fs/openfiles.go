@@ -33,11 +33,12 @@ type openFile struct {
 	err     error         // the open failed
 
 	log       *slog.Logger
-	lockMu    sync.Mutex   // orders taking and letting go of the engine's lock with the writers count
-	writers   atomic.Int32 // handles open for writing (changed under lockMu): while there are none, the engine holds no lock
-	forget    atomic.Bool  // the last link is gone: forget the sidecars after Close
-	stale     atomic.Bool  // changed behind this engine: closing it records no stamp
-	lastWrite atomic.Int64 // unix nanoseconds of the last change through the mount
+	pagesGen  atomic.Uint64 // the engine's Generation when the kernel's pages of the file were last known right
+	lockMu    sync.Mutex    // orders taking and letting go of the engine's lock with the writers count
+	writers   atomic.Int32  // handles open for writing (changed under lockMu): while there are none, the engine holds no lock
+	forget    atomic.Bool   // the last link is gone: forget the sidecars after Close
+	stale     atomic.Bool   // changed behind this engine: closing it records no stamp
+	lastWrite atomic.Int64  // unix nanoseconds of the last change through the mount
 }
 
 // touch records a change for st_mtime until the engine writes the backing file.
