@@ -58,6 +58,8 @@ type File struct {
 	walkDamaged bool              // the last index rebuild met damaged or torn members
 	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
 	reloadedAt  time.Time         // when (see reloadIndex)
+	seenAt      time.Time         // unlocked: when seen was taken (see current)
+	seenOwn     bool              // seen is the state this File left at Idle
 	generation  atomic.Uint64     // counts the times the File loaded the file anew (another process changed it)
 	timer       *time.Timer       // pending timer flush, when FlushInterval > 0
 	fastTail    int64             // the last block, stored at fastLevel by an append; -1: none
@@ -365,7 +367,7 @@ func (f *File) Idle() error {
 		return fmt.Errorf("%s: unlock: %w", f.name, err)
 	}
 	f.idleStamp = stampOf(st)
-	f.seen = f.idleStamp
+	f.seen, f.seenAt, f.seenOwn = f.idleStamp, time.Now(), true
 	f.checkedAt.Store(time.Now().UnixNano())
 	f.unlocked.Store(true)
 	return nil
@@ -428,7 +430,7 @@ func (f *File) InSync() bool {
 		return !f.closed
 	}
 	st, err := f.fd.Stat()
-	return err == nil && stampOf(st) == f.seen
+	return err == nil && f.current(st)
 }
 
 // Lock takes an unlocked File (after Idle, or opened while another process
@@ -467,6 +469,7 @@ func (f *File) lockLocked() error {
 		return nil
 	}
 	// Changed behind this File: start over from what the disk holds.
+	f.dropPages()
 	old := f.view()
 	f.unlocked.Store(false)
 	if f.jnl != nil {

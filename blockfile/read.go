@@ -42,7 +42,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 			if !unlocked {
 				break
 			}
-			time.Sleep(time.Duration(1<<try) * time.Millisecond)
+			time.Sleep(readPauses[try])
 		}
 		n, err = f.readAt(p, off)
 	}
@@ -52,8 +52,14 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// readPauses are the waits between the tries of a read of a file another
+// process writes (about 0.2 s in all: a journaled batch of the writer,
+// fsyncs included, takes up to tens of milliseconds).
+var readPauses = []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
+
 // readRetries bounds the tries of a read of a file another process writes.
-const readRetries = 6
+var readRetries = len(readPauses)
 
 // logBlockError reports a block that reads as EIO.
 func (f *File) logBlockError(be *BlockError) {

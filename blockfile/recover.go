@@ -94,7 +94,7 @@ func (f *File) loadUnlocked(st os.FileInfo) error {
 		f.state = "private copy of the sidecar"
 	}
 	f.useIndex()
-	f.seen = stampOf(st)
+	f.seen, f.seenAt, f.seenOwn = stampOf(st), time.Now(), false
 	f.checkedAt.Store(time.Now().UnixNano())
 	return nil
 }
@@ -134,10 +134,35 @@ func (f *File) refresh() {
 		return
 	}
 	st, err := f.fd.Stat()
-	if err != nil || stampOf(st) == f.seen {
+	if err != nil || f.current(st) {
 		return
 	}
 	f.reloadUnlocked(st, "the file changed")
+}
+
+// dropPages drops the clean pages of the backing file from this machine's
+// page cache before the File reads what another process changed: the
+// client of a shared volume (a FUSE client such as GlusterFS's) may hold
+// pages it read before the change, and timestamps too coarse to tell it so.
+func (f *File) dropPages() {
+	unix.Fadvise(int(f.fd.Fd()), 0, 0, unix.FADV_DONTNEED)
+}
+
+// stampMargin is how recent a change must be for an unchanged stamp not to
+// prove an unchanged file: timestamps move in ticks of the kernel's clock
+// (milliseconds), so a writer can change a file twice with the same size,
+// mtime and ctime; and on a shared volume they come from another
+// machine's clock.
+const stampMargin = time.Second
+
+// current reports whether an unlocked File's view holds for the backing
+// file state st: the stamp is the one it loaded, and the file's last change
+// was well before it loaded it (see stampMargin).
+func (f *File) current(st os.FileInfo) bool {
+	// A view this File left itself (Idle, holding the lock until then) is
+	// trusted on the stamp alone: only a change within the same clock tick
+	// after it, of the same size, could hide.
+	return stampOf(st) == f.seen && (f.seenOwn || st.ModTime().Before(f.seenAt.Add(-stampMargin)))
 }
 
 // reloadPauses are the waits between walks of a file another process is
@@ -172,6 +197,7 @@ func (f *File) restore(v fileView) {
 func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
 	old := f.view()
 	restore := func() { f.restore(old) }
+	f.dropPages()
 	for try := 0; ; try++ {
 		f.walkDamaged = false
 		err := f.loadUnlocked(st)
@@ -193,6 +219,7 @@ func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
 			return false
 		}
 		time.Sleep(reloadPauses[try]) // the writer may be midway through a change
+		f.dropPages()
 		if st, err = f.fd.Stat(); err != nil {
 			return false
 		}
@@ -621,7 +648,7 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	if err != nil {
 		return false
 	}
-	if stampOf(st) == f.reloaded && (!f.unlocked.Load() || time.Since(f.reloadedAt) < 100*time.Millisecond) {
+	if stampOf(st) == f.reloaded && (!f.unlocked.Load() || time.Since(f.reloadedAt) < 20*time.Millisecond) {
 		// Once per state of the backing file. Unlocked, a state may be
 		// seen midway through the writer's change (timestamps are coarse):
 		// it is walked again after a while.
