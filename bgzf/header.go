@@ -85,6 +85,12 @@ func SetBlockNumber(member []byte, k int64) {
 	binary.LittleEndian.PutUint32(member[4:8], uint32(k))
 }
 
+// BlockNumber returns the MTIME of a member (see SetBlockNumber); the
+// member's header must have been checked (ParseHeader, Decode).
+func BlockNumber(member []byte) uint32 {
+	return binary.LittleEndian.Uint32(member[4:8])
+}
+
 // IsGzip reports whether b starts with the gzip magic.
 func IsGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 

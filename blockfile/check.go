@@ -2,7 +2,6 @@ package blockfile
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 
@@ -103,12 +102,9 @@ func (f *File) Check(bad func(*BlockError), progress func(done int64)) (int, err
 
 // checkBlock inflates block k without the cache.
 func (f *File) checkBlock(k int64) ([]byte, error) {
-	r, err := f.record(k)
+	r, err := f.memberRecord(k)
 	if err != nil {
 		return nil, err
-	}
-	if r.Size > bgzf.MaxMemberSize {
-		return nil, f.blockError(k, r, fmt.Errorf("damaged stretch of %d bytes", r.Size))
 	}
 	return f.readBlock(make([]byte, r.Size), k, r, nil)
 }

@@ -59,7 +59,6 @@ type File struct {
 	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
 	reloadedAt  time.Time         // when (see reloadIndex)
 	seenAt      time.Time         // unlocked: when seen was taken (see current)
-	seenOwn     bool              // seen is the state this File left at Idle
 	generation  atomic.Uint64     // counts the times the File loaded the file anew (another process changed it)
 	timer       *time.Timer       // pending timer flush, when FlushInterval > 0
 	fastTail    int64             // the last block, stored at fastLevel by an append; -1: none
@@ -367,7 +366,7 @@ func (f *File) Idle() error {
 		return fmt.Errorf("%s: unlock: %w", f.name, err)
 	}
 	f.idleStamp = stampOf(st)
-	f.seen, f.seenAt, f.seenOwn = f.idleStamp, time.Now(), true
+	f.seen, f.seenAt = f.idleStamp, time.Now()
 	f.checkedAt.Store(time.Now().UnixNano())
 	f.unlocked.Store(true)
 	return nil
@@ -413,6 +412,10 @@ func (f *File) dropShared() {
 		f.shared = nil
 	}
 }
+
+// Unlocked reports whether the File holds no lock (after Idle, or opened
+// while another process writes): it follows changes by others (Refresh).
+func (f *File) Unlocked() bool { return f.unlocked.Load() }
 
 // Generation counts the times the File loaded the backing file anew
 // because another process changed it (cached blocks dropped, index

@@ -29,7 +29,7 @@ const readAheadBlocks = 16
 // whole (BSIZE, block number, CRC32, ISIZE), so it is the old or the new
 // content of that block; a block that fails them is read again, after the
 // index is reloaded or a short pause (the writer may be midway through it),
-// up to readRetries times before it reads as damaged.
+// up to len(readPauses) times before it reads as damaged.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	unlocked := f.unlocked.Load()
 	if unlocked {
@@ -37,7 +37,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n, err := f.readAt(p, off)
 	var be *BlockError
-	for try := 0; try < readRetries && errors.As(err, &be); try++ {
+	for try := 0; try < len(readPauses) && errors.As(err, &be); try++ {
 		if !f.reloadIndex(be) {
 			if !unlocked {
 				break
@@ -58,16 +58,18 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 var readPauses = []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
 	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
 
-// readRetries bounds the tries of a read of a file another process writes.
-var readRetries = len(readPauses)
-
 // logBlockError reports a block that reads as EIO.
 func (f *File) logBlockError(be *BlockError) {
-	if be.BackingOffset == 0 && be.Block < 0 {
-		f.log.Error("corrupt index record", "file", f.name, "err", be.Err)
-		return
-	}
 	f.log.Error("corrupt block", "file", f.name, "block", be.Block, "offset", be.BackingOffset, "err", be.Err)
+}
+
+// noteBlockError logs err if it is a damaged block of a locked File; an
+// unlocked File reads the block again first (ReadAt logs it if it stays
+// damaged).
+func (f *File) noteBlockError(err error) {
+	if be, ok := err.(*BlockError); ok && !f.unlocked.Load() {
+		f.logBlockError(be)
+	}
 }
 
 func (f *File) readAt(p []byte, off int64) (int, error) {
@@ -218,25 +220,16 @@ func (f *File) inflate(k int64) ([]byte, error) {
 
 // inflateNow reads and decodes stored block k and caches it.
 func (f *File) inflateNow(k int64) ([]byte, error) {
-	r, err := f.record(k)
+	r, err := f.memberRecord(k)
 	if err != nil {
+		f.noteBlockError(err)
 		return nil, err
-	}
-	if r.Size > bgzf.MaxMemberSize {
-		// A damaged stretch the index holds as one unreadable block.
-		be := f.blockError(k, r, fmt.Errorf("damaged stretch of %d bytes", r.Size))
-		if !f.unlocked.Load() {
-			f.logBlockError(be)
-		}
-		return nil, be
 	}
 	member := getMemberBuf()[:r.Size]
 	defer putMemberBuf(member)
 	data, err := f.readBlock(member, k, r, make([]byte, 0, r.Length))
 	if err != nil {
-		if be, ok := err.(*BlockError); ok && !f.unlocked.Load() {
-			f.logBlockError(be) // unlocked: ReadAt logs it if it stays damaged
-		}
+		f.noteBlockError(err)
 		return nil, err
 	}
 	f.cache.put(cacheKey{f.id, k}, data)
@@ -249,7 +242,7 @@ func (f *File) inflateNow(k int64) ([]byte, error) {
 func (f *File) readBlock(member []byte, k int64, r blockindex.Record, dst []byte) ([]byte, error) {
 	if _, err := f.fd.ReadAt(member, r.Offset); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, f.blockError(k, r, errors.New("member extends past the end of the backing file"))
+			return nil, f.blockError(k, r, errPastEnd)
 		}
 		return nil, fmt.Errorf("%s: read block %d: %w", f.name, k, err)
 	}
@@ -258,6 +251,20 @@ func (f *File) readBlock(member []byte, k int64, r blockindex.Record, dst []byte
 		return nil, be
 	}
 	return data, nil
+}
+
+// errPastEnd: the index places a member beyond the end of the backing file.
+var errPastEnd = errors.New("member extends past the end of the backing file")
+
+// memberRecord is the index record of stored block k for reading its
+// member: a record larger than any member is a damaged stretch the index
+// holds as one unreadable block.
+func (f *File) memberRecord(k int64) (blockindex.Record, error) {
+	r, err := f.record(k)
+	if err == nil && r.Size > bgzf.MaxMemberSize {
+		err = f.blockError(k, r, fmt.Errorf("damaged stretch of %d bytes", r.Size))
+	}
+	return r, err
 }
 
 // blockError describes a failure of block k at record r.
@@ -280,18 +287,14 @@ const maxBlockNumber = 1 << 29
 // backing file fails its BSIZE or CRC check.
 func (f *File) decodeBlock(dst []byte, k int64, r blockindex.Record, member []byte) ([]byte, *BlockError) {
 	fail := func(err error) *BlockError { return f.blockError(k, r, err) }
-	h, err := bgzf.ParseHeader(member)
+	data, err := bgzf.Decode(dst, member) // checks the header, BSIZE and CRC32
 	if err != nil {
 		return nil, fail(err)
 	}
-	if n := h.MTime; n != 0 && n < maxBlockNumber && n != uint32(k) && (f.blockSize == 0 || n != uint32(r.Logical/f.blockSize)) {
+	if n := bgzf.BlockNumber(member); n != 0 && n < maxBlockNumber && n != uint32(k) && (f.blockSize == 0 || n != uint32(r.Logical/f.blockSize)) {
 		// Another block's member (one that moved, read through an index
 		// older than the move).
 		return nil, fail(fmt.Errorf("member of block %d where the index has block %d", n, k))
-	}
-	data, err := bgzf.Decode(dst, member)
-	if err != nil {
-		return nil, fail(err)
 	}
 	if len(data) != int(r.Length) {
 		return nil, fail(fmt.Errorf("holds %d bytes, index says %d", len(data), r.Length))

@@ -94,7 +94,7 @@ func (f *File) loadUnlocked(st os.FileInfo) error {
 		f.state = "private copy of the sidecar"
 	}
 	f.useIndex()
-	f.seen, f.seenAt, f.seenOwn = stampOf(st), time.Now(), false
+	f.seen, f.seenAt = stampOf(st), time.Now()
 	f.checkedAt.Store(time.Now().UnixNano())
 	return nil
 }
@@ -159,10 +159,10 @@ const stampMargin = time.Second
 // file state st: the stamp is the one it loaded, and the file's last change
 // was well before it loaded it (see stampMargin).
 func (f *File) current(st os.FileInfo) bool {
-	// A view this File left itself (Idle, holding the lock until then) is
-	// trusted on the stamp alone: only a change within the same clock tick
-	// after it, of the same size, could hide.
-	return stampOf(st) == f.seen && (f.seenOwn || st.ModTime().Before(f.seenAt.Add(-stampMargin)))
+	// A view this File left itself (Idle, holding the lock until then; not
+	// private) is trusted on the stamp alone: only a change within the same
+	// clock tick after it, of the same size, could hide.
+	return stampOf(st) == f.seen && (!f.private || st.ModTime().Before(f.seenAt.Add(-stampMargin)))
 }
 
 // reloadPauses are the waits between walks of a file another process is

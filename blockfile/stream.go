@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
 )
 
@@ -60,10 +59,7 @@ func (f *File) stream(k0, k1 int64, want func(int64) bool, alloc func(n int) []b
 			if want != nil && !want(k) {
 				continue
 			}
-			r, err := f.record(k)
-			if err == nil && r.Size > bgzf.MaxMemberSize {
-				err = f.blockError(k, r, fmt.Errorf("damaged stretch of %d bytes", r.Size))
-			}
+			r, err := f.memberRecord(k)
 			if err == nil && (r.Offset < chunkStart || r.End() > chunkStart+int64(len(chunk))) {
 				last := r
 				if l, lerr := f.record(k1); lerr == nil && l.End() > r.Offset {
@@ -76,7 +72,7 @@ func (f *File) stream(k0, k1 int64, want func(int64) bool, alloc func(n int) []b
 				n, err = f.fd.ReadAt(chunk, r.Offset)
 				chunk = chunk[:n]
 				if err == io.EOF && r.End() > chunkStart+int64(n) {
-					err = f.blockError(k, r, fmt.Errorf("member extends past the end of the backing file"))
+					err = f.blockError(k, r, errPastEnd)
 				} else if err == io.EOF {
 					err = nil
 				} else if err != nil {
@@ -198,8 +194,8 @@ func (f *File) fetch(k0, k1 int64) error {
 			fl.data, fl.err = data, err
 			if err == nil {
 				f.cache.put(cacheKey{f.id, k}, data)
-			} else if be, ok := err.(*BlockError); ok && !f.unlocked.Load() {
-				f.logBlockError(be) // unlocked: ReadAt logs it if it stays damaged
+			} else {
+				f.noteBlockError(err)
 			}
 			close(fl.done)
 		}

@@ -123,18 +123,22 @@ func (fsys *FS) gzHandle(in *fusefs.Inode, of *openFile, shared bool, flags uint
 		return nil, 0, syscall.EACCES
 	}
 	if write {
-		// One writer per file across machines: EAGAIN while another holds it.
+		// One writer per file across machines: EAGAIN while another holds
+		// it. Taking the lock reloads a file another changed.
 		if err := of.lockForWrite(); err != nil {
 			fsys.files.release(of)
 			return nil, 0, fsys.errno("open", of.name, err)
 		}
+	} else if of.eng.Unlocked() {
+		// Close-to-open: an engine that another machine's writer may have
+		// changed looks at the backing file now (one that held the lock
+		// until this open has seen every change).
+		of.eng.Refresh()
 	} else {
 		of.unlockIfReading()
 	}
-	// Close-to-open: an engine that another machine's writer may have
-	// changed looks at the backing file now; if it loaded it anew since the
-	// kernel cached pages of it, those pages are not kept.
-	of.eng.Refresh()
+	// If the engine loaded the file anew since the kernel cached pages of
+	// it, those pages are not kept.
 	gen := of.eng.Generation()
 	reloaded := of.pagesGen.Swap(gen) != gen
 	var fuseFlags uint32
