@@ -25,8 +25,41 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	key  cacheKey
+	key cacheKey
+	blk *block
+}
+
+// block is one inflated block. Its bytes are never modified; its buffer
+// (from getBlockBuf) goes back to the pool when the last reference is
+// released: the cache holds one while it keeps the block, and every reader
+// of the bytes (a copy in progress, a reply the kernel has not taken yet)
+// holds one of its own. A block nobody releases is left to the garbage
+// collector.
+type block struct {
 	data []byte
+	refs atomic.Int32
+}
+
+// newBlock wraps data, a buffer from getBlockBuf, with one reference: the
+// caller's.
+func newBlock(data []byte) *block {
+	b := &block{data: data}
+	b.refs.Store(1)
+	return b
+}
+
+// release drops one reference; the last one recycles the buffer.
+func (b *block) release() {
+	if b == nil {
+		return
+	}
+	switch n := b.refs.Add(-1); {
+	case n == 0:
+		putBlockBuf(b.data)
+		b.data = nil
+	case n < 0:
+		panic("blockfile: inflated block released once too often")
+	}
 }
 
 var nextFileID atomic.Uint64
@@ -36,13 +69,16 @@ func NewCache(maxBytes int64) *Cache {
 	return &Cache{max: maxBytes, byKey: make(map[cacheKey]*list.Element), byFile: make(map[uint64]map[int64]*list.Element)}
 }
 
-// get returns the cached block or nil. The returned slice must not be modified.
-func (c *Cache) get(k cacheKey) []byte {
+// get returns the cached block, with a reference for the caller to
+// release, or nil.
+func (c *Cache) get(k cacheKey) *block {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byKey[k]; ok {
 		c.order.MoveToFront(e)
-		return e.Value.(*cacheEntry).data
+		b := e.Value.(*cacheEntry).blk
+		b.refs.Add(1)
+		return b
 	}
 	return nil
 }
@@ -55,19 +91,20 @@ func (c *Cache) has(k cacheKey) bool {
 	return ok
 }
 
-// put stores a block; data must not be modified afterwards.
-func (c *Cache) put(k cacheKey, data []byte) {
-	size := int64(cap(data))
+// put stores a block (taking a reference of its own; the caller keeps
+// its).
+func (c *Cache) put(k cacheKey, b *block) {
+	size := int64(cap(b.data))
 	if size > c.max {
 		return
 	}
+	b.refs.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byKey[k]; ok {
-		c.used -= int64(cap(e.Value.(*cacheEntry).data))
-		c.order.Remove(e)
+		c.removeLocked(e)
 	}
-	e := c.order.PushFront(&cacheEntry{key: k, data: data})
+	e := c.order.PushFront(&cacheEntry{key: k, blk: b})
 	c.byKey[k] = e
 	blocks := c.byFile[k.file]
 	if blocks == nil {
@@ -92,7 +129,8 @@ func (c *Cache) removeLocked(e *list.Element) {
 			delete(c.byFile, ce.key.file)
 		}
 	}
-	c.used -= int64(cap(ce.data))
+	c.used -= int64(cap(ce.blk.data))
+	ce.blk.release()
 }
 
 // drop forgets one block.

@@ -3,12 +3,14 @@ package blockfile
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // word is the 8-byte value stored at word index i by writer version v: any
@@ -21,9 +23,9 @@ func fillWords(b []byte, first int64, v uint64) {
 	}
 }
 
-// TestConcurrentReadersAndWriter runs readers in parallel with a writer that
-// appends, overwrites in the middle and flushes; every word a reader sees
-// must be one written for that position.
+// TestConcurrentReadersAndWriter runs readers (ReadAt and ReadVec) in
+// parallel with a writer that appends, overwrites in the middle and
+// flushes; every word a reader sees must be one written for that position.
 func TestConcurrentReadersAndWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.gz")
 	f, err := Create(path, 0o644, Options{BlockSize: 8192, Level: 1, Cache: NewCache(64 << 10), Workers: 2})
@@ -52,7 +54,27 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 					off = seqOff % size
 					seqOff = off + int64(length)
 				}
-				n, err := f.ReadAt(buf[:length], off)
+				var n int
+				var err error
+				if rng.IntN(2) == 0 {
+					n, err = f.ReadAt(buf[:length], off)
+				} else {
+					// The blocks of a Vec must keep their bytes while
+					// it is held, however the cache turns over.
+					var v Vec
+					n, err = f.ReadVec(buf[:length], off, &v)
+					time.Sleep(time.Duration(rng.IntN(200)) * time.Microsecond)
+					got := buf[:0:0]
+					for _, s := range v.Slices {
+						got = append(got, s...)
+					}
+					v.Release()
+					if len(got) != n {
+						errs <- fmt.Errorf("ReadVec: %d bytes in the slices, n %d", len(got), n)
+						return
+					}
+					copy(buf, got)
+				}
 				if err != nil && !errors.Is(err, io.EOF) {
 					errs <- err
 					return

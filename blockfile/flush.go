@@ -146,7 +146,9 @@ func (f *File) flushLocked() error {
 		// The partial last block is the one the next append rewrites (a
 		// log reopened per line): keep its bytes so that it is not
 		// inflated again.
-		f.cache.put(cacheKey{f.id, last}, slices.Clone(d))
+		b := newBlock(append(getBlockBuf(len(d)), d...))
+		f.cache.put(cacheKey{f.id, last}, b)
+		b.release()
 	}
 	for k, d := range f.dirty {
 		putBlockBuf(d)

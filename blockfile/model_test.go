@@ -49,6 +49,24 @@ func checkSame(t *testing.T, f *File, model []byte, step string) {
 		}
 		t.Fatalf("%s: read %d bytes, model %d", step, n, len(model))
 	}
+	// ReadVec in pieces that start and end anywhere.
+	var v Vec
+	for off := 0; off < len(model); {
+		c := min(1+(off*7919)%150000, len(model)-off)
+		n, err := f.ReadVec(got[:c], int64(off), &v)
+		if err != nil && err != io.EOF {
+			t.Fatalf("%s: ReadVec at %d: %v", step, off, err)
+		}
+		var vb []byte
+		for _, s := range v.Slices {
+			vb = append(vb, s...)
+		}
+		v.Release()
+		if n != c || !bytes.Equal(vb, model[off:off+c]) {
+			t.Fatalf("%s: ReadVec of %d bytes at %d: %d bytes, differ", step, c, off, n)
+		}
+		off += c
+	}
 }
 
 // gzipOK checks the backing file with gzip -t and zcat.

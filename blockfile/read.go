@@ -31,20 +31,60 @@ const readAheadBlocks = 16
 // index is reloaded or a short pause (the writer may be midway through it),
 // up to len(readPauses) times before it reads as damaged.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	return f.read(p, off, nil)
+}
+
+// Vec holds what ReadVec read, without copying it: Slices, in order, are
+// the engine's inflated blocks where it could (they are never modified
+// while v holds them) and parts of the caller's buffer elsewhere (blocks
+// with unflushed changes, holes).
+type Vec struct {
+	Slices [][]byte
+	pins   []*block
+}
+
+// Release gives the engine's blocks back and empties v; the slices must not
+// be used afterwards. It may be called more than once.
+func (v *Vec) Release() {
+	for _, b := range v.pins {
+		b.release()
+	}
+	clear(v.pins)
+	clear(v.Slices)
+	v.pins, v.Slices = v.pins[:0], v.Slices[:0]
+}
+
+// ReadVec is ReadAt without the copy of cached blocks into p: the bytes
+// read are in v (which must be empty), until v.Release. On an error other
+// than io.EOF, v is left empty. The mount answers reads with it: the
+// kernel copies the slices straight into its page cache.
+func (f *File) ReadVec(p []byte, off int64, v *Vec) (int, error) {
+	n, err := f.read(p, off, v)
+	if err != nil && err != io.EOF {
+		v.Release()
+	}
+	return n, err
+}
+
+// read is ReadAt (v nil) and ReadVec.
+func (f *File) read(p []byte, off int64, v *Vec) (int, error) {
 	unlocked := f.unlocked.Load()
 	if unlocked {
 		f.refreshIfDue()
 	}
-	n, err := f.readAt(p, off)
+	n, err := f.readAt(p, off, v)
 	var be *BlockError
 	for try := 0; try < len(readPauses) && errors.As(err, &be); try++ {
+		if v != nil {
+			v.Release()
+		}
 		if !f.reloadIndex(be) {
 			if !unlocked {
 				break
 			}
 			time.Sleep(readPauses[try])
 		}
-		n, err = f.readAt(p, off)
+		n, err = f.readAt(p, off, v)
 	}
 	if unlocked && errors.As(err, &be) {
 		f.logBlockError(be)
@@ -72,7 +112,8 @@ func (f *File) noteBlockError(err error) {
 	}
 }
 
-func (f *File) readAt(p []byte, off int64) (int, error) {
+// readAt reads into p, or, when v is not nil, into v (see ReadVec).
+func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%s: negative offset %d", f.name, off)
 	}
@@ -107,7 +148,7 @@ func (f *File) readAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			return done, f.lookupErr(k, err)
 		}
-		data, err := f.blockData(k)
+		data, pin, err := f.blockData(k)
 		if err != nil {
 			return done, err
 		}
@@ -115,11 +156,20 @@ func (f *File) readAt(p []byte, off int64) (int, error) {
 		to := min(off+int64(n), end)
 		seg := p[from-off : to-off]
 		i := from - start
-		c := 0
-		if i < int64(len(data)) {
-			c = copy(seg, data[i:])
+		if v != nil && pin != nil && i+int64(len(seg)) <= int64(len(data)) {
+			v.Slices = append(v.Slices, data[i:i+int64(len(seg))])
+			v.pins = append(v.pins, pin)
+		} else {
+			c := 0
+			if i < int64(len(data)) {
+				c = copy(seg, data[i:])
+			}
+			clear(seg[c:]) // beyond the block's stored bytes: a hole
+			pin.release()
+			if v != nil {
+				v.Slices = append(v.Slices, seg)
+			}
 		}
-		clear(seg[c:]) // beyond the block's stored bytes: a hole
 		done = int(to - off)
 	}
 	f.readAhead(k0, k1)
@@ -130,24 +180,31 @@ func (f *File) readAt(p []byte, off int64) (int, error) {
 }
 
 // blockData returns the current bytes of block k (shorter than its range
-// when the rest is a hole of zeros). Callers hold f.mu in either mode, after
-// loadBlocks for stored blocks.
-func (f *File) blockData(k int64) ([]byte, error) {
+// when the rest is a hole of zeros). Bytes of an inflated block come with
+// pin, a reference the caller releases once done with them (they are never
+// modified meanwhile); other bytes (pin nil) may change once f.mu is
+// released. Callers hold f.mu in either mode, after loadBlocks for stored
+// blocks.
+func (f *File) blockData(k int64) (data []byte, pin *block, err error) {
 	if d, ok := f.dirty[k]; ok {
-		return d, nil
+		return d, nil, nil
 	}
 	for _, j := range f.pending {
 		if j.block == k {
-			return j.data, nil
+			return j.data, nil, nil
 		}
 	}
 	if k >= f.idx.Len() {
-		return nil, nil
+		return nil, nil, nil
 	}
-	if d := f.cache.get(cacheKey{f.id, k}); d != nil {
-		return d, nil
+	if b := f.cache.get(cacheKey{f.id, k}); b != nil {
+		return b.data, b, nil
 	}
-	return f.inflate(k)
+	b, err := f.inflate(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.data, b, nil
 }
 
 // needsInflate reports whether block k must be read from the backing file.
@@ -185,24 +242,44 @@ func (f *File) loadBlocks(k0, k1 int64) error {
 // flight is one block being inflated; readers of the same block wait for
 // it instead of inflating it again.
 type flight struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	blk     *block // with a reference for each waiter
+	err     error
+	waiters int32 // readers waiting for blk (under flightMu, until the flight is removed)
 }
 
-// inflate returns stored block k from the cache, or reads, decodes and
-// caches it, once however many readers ask at the same time. Callers hold
-// f.mu (so no write can change the block meanwhile).
-func (f *File) inflate(k int64) ([]byte, error) {
+// landed sets the outcome of the flight fl of block k, removing it from
+// f.flights first so that no reader joins it any more, and wakes its
+// waiters; b (nil on error) gets one reference per waiter.
+func (f *File) landed(k int64, fl *flight, b *block, err error) {
 	f.flightMu.Lock()
-	if d := f.cache.get(cacheKey{f.id, k}); d != nil {
+	if f.flights[k] == fl {
+		delete(f.flights, k)
+	}
+	waiters := fl.waiters
+	f.flightMu.Unlock()
+	if b != nil {
+		b.refs.Add(waiters)
+	}
+	fl.blk, fl.err = b, err
+	close(fl.done)
+}
+
+// inflate returns stored block k, with a reference for the caller, from
+// the cache, or reads, decodes and caches it, once however many readers ask
+// at the same time. Callers hold f.mu (so no write can change the block
+// meanwhile).
+func (f *File) inflate(k int64) (*block, error) {
+	f.flightMu.Lock()
+	if b := f.cache.get(cacheKey{f.id, k}); b != nil {
 		f.flightMu.Unlock()
-		return d, nil
+		return b, nil
 	}
 	if fl := f.flights[k]; fl != nil {
+		fl.waiters++
 		f.flightMu.Unlock()
 		<-fl.done
-		return fl.data, fl.err
+		return fl.blk, fl.err
 	}
 	fl := &flight{done: make(chan struct{})}
 	if f.flights == nil {
@@ -210,16 +287,14 @@ func (f *File) inflate(k int64) ([]byte, error) {
 	}
 	f.flights[k] = fl
 	f.flightMu.Unlock()
-	fl.data, fl.err = f.inflateNow(k)
-	f.flightMu.Lock()
-	delete(f.flights, k)
-	f.flightMu.Unlock()
-	close(fl.done)
-	return fl.data, fl.err
+	b, err := f.inflateNow(k)
+	f.landed(k, fl, b, err)
+	return b, err
 }
 
-// inflateNow reads and decodes stored block k and caches it.
-func (f *File) inflateNow(k int64) ([]byte, error) {
+// inflateNow reads and decodes stored block k and caches it; the block
+// comes with a reference for the caller.
+func (f *File) inflateNow(k int64) (*block, error) {
 	r, err := f.memberRecord(k)
 	if err != nil {
 		f.noteBlockError(err)
@@ -227,13 +302,16 @@ func (f *File) inflateNow(k int64) ([]byte, error) {
 	}
 	member := getMemberBuf()[:r.Size]
 	defer putMemberBuf(member)
-	data, err := f.readBlock(member, k, r, make([]byte, 0, r.Length))
+	buf := getBlockBuf(int(r.Length))
+	data, err := f.readBlock(member, k, r, buf)
 	if err != nil {
+		putBlockBuf(buf)
 		f.noteBlockError(err)
 		return nil, err
 	}
-	f.cache.put(cacheKey{f.id, k}, data)
-	return data, nil
+	b := newBlock(data)
+	f.cache.put(cacheKey{f.id, k}, b)
+	return b, nil
 }
 
 // readBlock reads the member of block k at record r into member (r.Size

@@ -180,29 +180,28 @@ func (f *File) fetch(k0, k1 int64) error {
 		land := func(k int64, data []byte, err error) {
 			f.flightMu.Lock()
 			fl := claimed[k]
-			if fl != nil && f.flights[k] == fl {
-				delete(f.flights, k)
-			}
 			delete(claimed, k)
 			if first == nil {
 				first = err
 			}
 			f.flightMu.Unlock()
 			if fl == nil {
+				putBlockBuf(data)
 				return
 			}
-			fl.data, fl.err = data, err
+			var b *block
 			if err == nil {
-				f.cache.put(cacheKey{f.id, k}, data)
+				b = newBlock(data)
+				f.cache.put(cacheKey{f.id, k}, b)
 			} else {
 				f.noteBlockError(err)
 			}
-			close(fl.done)
+			f.landed(k, fl, b, err)
+			b.release() // this fetch's own reference
 		}
 		// Each block lands as soon as it is inflated: a reader waiting for
 		// it does not wait for the blocks before it.
-		f.stream(k0, k1, func(k int64) bool { return wanted[k] },
-			func(n int) []byte { return make([]byte, 0, n) },
+		f.stream(k0, k1, func(k int64) bool { return wanted[k] }, getBlockBuf,
 			func(s *streamed) error {
 				land(s.k, s.data, s.err)
 				return nil

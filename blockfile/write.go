@@ -216,11 +216,12 @@ func (f *File) dirtyBlock(k int64, whole bool) ([]byte, error) {
 	}
 	buf := getBlockBuf(int(f.blockSize))
 	if k < f.idx.Len() && !whole {
-		data, err := f.blockData(k)
+		data, pin, err := f.blockData(k)
 		if err != nil {
 			return nil, err
 		}
 		buf = append(buf, data...)
+		pin.release()
 	}
 	f.idx.SetDirty(true)
 	return buf, nil
@@ -439,11 +440,12 @@ func (f *File) cutStored(last, size int64) error {
 			return err
 		}
 		if _, ok := f.dirty[last]; !ok && r.LogicalEnd() > size {
-			data, err := f.blockData(last)
+			data, pin, err := f.blockData(last)
 			if err != nil {
 				return err
 			}
 			f.dirty[last] = append(make([]byte, 0, f.blockSize), data[:size-r.Logical]...)
+			pin.release()
 		}
 		f.backing = r.End()
 	} else {

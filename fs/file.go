@@ -22,13 +22,44 @@ type gzHandle struct {
 }
 
 // Read reads from the engine; short reads happen only at the end of file.
+// The reply is the engine's inflated blocks themselves (ReadVec): go-fuse
+// writes them to the kernel with one writev, no copy into dest.
 func (h *gzHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.of.eng.ReadAt(dest, off)
+	r := &vecReply{}
+	n, err := h.of.eng.ReadVec(dest, off, &r.v)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, h.fsys.errno("read", h.of.name, err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	r.n = n
+	return r, 0
 }
+
+// vecReply is a read reply made of a blockfile.Vec. go-fuse writes its
+// Slices with one writev (it takes any reply with a Slices method so) and
+// calls Done once the kernel has the bytes, which gives the engine's blocks
+// back.
+type vecReply struct {
+	v blockfile.Vec
+	n int
+}
+
+// Size is the length of the reply.
+func (r *vecReply) Size() int { return r.n }
+
+// Slices are the bytes of the reply, in order.
+func (r *vecReply) Slices() ([][]byte, fuse.Status) { return r.v.Slices, fuse.OK }
+
+// Bytes is the reply in one piece (for go-fuse's other write paths).
+func (r *vecReply) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, s := range r.v.Slices {
+		buf = append(buf, s...)
+	}
+	return buf, fuse.OK
+}
+
+// Done releases the blocks.
+func (r *vecReply) Done() { r.v.Release() }
 
 // Write writes at off, or at the end of the file for an O_APPEND handle, so
 // that appends of several processes never interleave within a write.
