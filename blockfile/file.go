@@ -71,6 +71,7 @@ type File struct {
 	flights      map[int64]*flight // blocks being inflated
 	aheadMu      sync.Mutex
 	aheadTo      int64        // read-ahead has been started up to this block
+	servedTo     atomic.Int64 // the last block a ReadVec handed on whole (and dropped from the cache)
 	prefetchedTo atomic.Int64 // the backing file was asked into the page cache up to here
 	inFlight     sync.WaitGroup
 }

@@ -16,6 +16,11 @@ import (
 // before they are asked for.
 const readAheadBlocks = 16
 
+// servedWindow is how far ahead of a read a block handed on whole still
+// counts as this sequential run's (see readAhead): about what the kernel's
+// read-ahead has in flight.
+const servedWindow = 256
+
 // ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
 // returns io.EOF when fewer bytes are available. A damaged block gives an
 // error wrapping ErrCorrupt (a *BlockError) and nothing of that block; but
@@ -159,6 +164,16 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		if v != nil && pin != nil && i+int64(len(seg)) <= int64(len(data)) {
 			v.Slices = append(v.Slices, data[i:i+int64(len(seg))])
 			v.pins = append(v.pins, pin)
+			if from == start && to == end {
+				// The whole block goes to the kernel's page cache in this
+				// reply: a sequential reader will not ask for it again,
+				// so its buffer is recycled as soon as the reply is
+				// written (random readers, which read parts of blocks,
+				// keep theirs cached).
+				f.cache.drop(cacheKey{f.id, k})
+				for s := f.servedTo.Load(); k > s && !f.servedTo.CompareAndSwap(s, k); s = f.servedTo.Load() {
+				}
+			}
 		} else {
 			c := 0
 			if i < int64(len(data)) {
@@ -416,6 +431,13 @@ func (f *File) readAhead(first, last int64) {
 	if f.aheadTo > from && f.aheadTo <= last+readAheadBlocks {
 		from = f.aheadTo // the blocks before were started by an earlier read
 	}
+	// The kernel sends a sequential reader's requests several at a time
+	// and they are served out of order: blocks a later request already
+	// handed on whole are not in the cache any more, and inflating them
+	// again would be wasted (a mark far ahead is another sequential run's).
+	if s := f.servedTo.Load(); s >= from && s <= last+servedWindow {
+		from = s + 1
+	}
 	to := min(last+readAheadBlocks, stored-1)
 	if from > to {
 		f.aheadMu.Unlock()
@@ -432,7 +454,10 @@ func (f *File) readAhead(first, last int64) {
 		// reader that waits for a worker).
 		f.mu.RLock()
 		defer f.mu.RUnlock()
-		if !f.closed {
+		if s := f.servedTo.Load(); s >= from && s <= last+servedWindow {
+			from = s + 1 // handed on meanwhile
+		}
+		if !f.closed && from <= to {
 			f.fetch(from, to) // errors surface when the block is read
 		}
 	}()
