@@ -268,16 +268,8 @@ func openFile(f *os.File, id FileID, readOnly bool) (*Index, error) {
 		unix.Munmap(mem)
 		return nil, err
 	}
-	// Ask the records in at once, in the background: otherwise the first
-	// lookup in each page of records waits for the disk (one random read
-	// in every 128 blocks of a file read cold).
-	unix.Madvise(mem[:min(len(mem), HeaderSize+int(x.Len())*RecordSize, willNeedMax)], unix.MADV_WILLNEED)
 	return x, nil
 }
-
-// willNeedMax bounds how much of an index is asked in at open (16 MiB:
-// the records of some 30 GiB of data).
-const willNeedMax = 16 << 20
 
 func (x *Index) check(id FileID) error {
 	if err := x.checkHeader(id); err != nil {
