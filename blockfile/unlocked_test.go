@@ -268,3 +268,54 @@ func TestForeignMTimeReads(t *testing.T) {
 		t.Fatalf("read %d bytes, %v; equal %v", n, err, string(got) == string(data))
 	}
 }
+
+// TestIdleReusesIndexCopy: Idle reads through a copy of the index; a File
+// taken back unchanged and left idle again uses the same copy (opening and
+// closing a large file again and again copies its index once), and a change
+// in between makes a new copy that holds it.
+func TestIdleReusesIndexCopy(t *testing.T) {
+	const bs = 4096
+	path := filepath.Join(t.TempDir(), "i.gz")
+	data := textish(rand.New(rand.NewPCG(5, 6)), 20*bs)
+	opts := Options{BlockSize: bs, Level: 1, Cache: NewCache(1 << 20)}
+	packFile(t, path, data, opts)
+	f, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Idle(); err != nil {
+		t.Fatal(err)
+	}
+	first := f.idx
+	if f.shared == nil || first == f.shared {
+		t.Fatal("an idle File does not read through a copy of its index")
+	}
+	for round := 0; round < 3; round++ {
+		if !f.Resume() {
+			t.Fatal("Resume of an unchanged file failed")
+		}
+		if err := f.Idle(); err != nil {
+			t.Fatal(err)
+		}
+		if f.idx != first {
+			t.Fatalf("round %d: Idle copied the unchanged index again", round)
+		}
+		checkSame(t, f, data, "idle, unchanged")
+	}
+	if !f.Resume() {
+		t.Fatal("Resume failed")
+	}
+	more := textish(rand.New(rand.NewPCG(7, 8)), 3*bs)
+	if _, err := f.Append(more); err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, more...)
+	if err := f.Idle(); err != nil {
+		t.Fatal(err)
+	}
+	if f.idx == first {
+		t.Fatal("Idle reused a copy of the index from before a change")
+	}
+	checkSame(t, f, data, "idle, after an append")
+}

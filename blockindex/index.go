@@ -95,8 +95,9 @@ type FileID struct {
 
 // Index is an open, mapped index file.
 type Index struct {
-	f   *os.File
-	mem []byte
+	f       *os.File
+	mem     []byte
+	changes uint64 // see Changes
 }
 
 // Create makes a new empty index at path (replacing any file there) for the
@@ -304,8 +305,12 @@ func (x *Index) checkHeader(id FileID) error {
 
 func (x *Index) get32(off int) uint32    { return binary.LittleEndian.Uint32(x.mem[off:]) }
 func (x *Index) get64(off int) uint64    { return binary.LittleEndian.Uint64(x.mem[off:]) }
-func (x *Index) put32(off int, v uint32) { binary.LittleEndian.PutUint32(x.mem[off:], v) }
-func (x *Index) put64(off int, v uint64) { binary.LittleEndian.PutUint64(x.mem[off:], v) }
+func (x *Index) put32(off int, v uint32) { x.changes++; binary.LittleEndian.PutUint32(x.mem[off:], v) }
+func (x *Index) put64(off int, v uint64) { x.changes++; binary.LittleEndian.PutUint64(x.mem[off:], v) }
+
+// Changes counts the changes made through x (not those other processes
+// make to a shared sidecar): equal counts mean x holds what it held.
+func (x *Index) Changes() uint64 { return x.changes }
 
 // seal recomputes the header checksum after a header change.
 func (x *Index) seal() { x.put32(crcOffset, crc32.ChecksumIEEE(x.mem[:crcOffset])) }
@@ -438,6 +443,7 @@ func (x *Index) At(i int64) (Record, error) {
 
 // put encodes record i with its checksum.
 func (x *Index) put(i int64, r Record) {
+	x.changes++
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
 	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
