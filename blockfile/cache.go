@@ -36,8 +36,9 @@ type cacheEntry struct {
 // holds one of its own. A block nobody releases is left to the garbage
 // collector.
 type block struct {
-	data []byte
-	refs atomic.Int32
+	data   []byte
+	refs   atomic.Int32
+	served atomic.Int64 // bytes of it handed on to the kernel (ReadVec)
 }
 
 // newBlock wraps data, a buffer from getBlockBuf, with one reference: the
@@ -138,6 +139,15 @@ func (c *Cache) drop(k cacheKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byKey[k]; ok {
+		c.removeLocked(e)
+	}
+}
+
+// dropBlock forgets block k if the cache still holds b for it.
+func (c *Cache) dropBlock(k cacheKey, b *block) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byKey[k]; ok && e.Value.(*cacheEntry).blk == b {
 		c.removeLocked(e)
 	}
 }

@@ -164,13 +164,14 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		if v != nil && pin != nil && i+int64(len(seg)) <= int64(len(data)) {
 			v.Slices = append(v.Slices, data[i:i+int64(len(seg))])
 			v.pins = append(v.pins, pin)
-			if from == start && to == end {
-				// The whole block goes to the kernel's page cache in this
-				// reply: a sequential reader will not ask for it again,
-				// so its buffer is recycled as soon as the reply is
-				// written (random readers, which read parts of blocks,
-				// keep theirs cached).
-				f.cache.drop(cacheKey{f.id, k})
+			if pin.served.Add(int64(len(seg))) >= end-start {
+				// Every byte of the block went to the kernel's page cache
+				// (in this reply, or in this and earlier ones): a
+				// sequential reader will not ask for it again, so its
+				// buffer is recycled as soon as the reply is written.
+				// Random readers, which read parts of blocks, keep theirs
+				// cached.
+				f.cache.dropBlock(cacheKey{f.id, k}, pin)
 				for s := f.servedTo.Load(); k > s && !f.servedTo.CompareAndSwap(s, k); s = f.servedTo.Load() {
 				}
 			}

@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// TestReadVecHandsOnWholeBlocks: a ReadVec that takes a block whole drops
-// it from the cache (the kernel's page cache has it now) but its bytes stay
-// valid until the Vec is released; a read of part of a block keeps the
-// block cached (random readers come back for the rest); read-ahead never
-// inflates again a block already handed on.
+// TestReadVecHandsOnWholeBlocks: a block all of whose bytes ReadVec handed
+// on (in one read or several) leaves the cache (the kernel's page cache has
+// it now) but its bytes stay valid until the Vec is released; a block read
+// in part stays cached (random readers come back for the rest); read-ahead
+// never inflates again a block already handed on.
 func TestReadVecHandsOnWholeBlocks(t *testing.T) {
 	const bs = 8192
 	path := filepath.Join(t.TempDir(), "v.gz")
@@ -50,6 +50,15 @@ func TestReadVecHandsOnWholeBlocks(t *testing.T) {
 	}
 	if !bytes.Equal(got, data[bs:bs+n]) {
 		t.Fatal("a held Vec's bytes changed")
+	}
+	// The rest of block 3: all of it has gone out now.
+	var v2 Vec
+	if n, err := f.ReadVec(buf[:bs/2], 3*bs+bs/2, &v2); err != nil || n != bs/2 {
+		t.Fatalf("ReadVec: %d, %v", n, err)
+	}
+	v2.Release()
+	if f.cache.has(cacheKey{f.id, 3}) {
+		t.Error("block 3 still cached after both its halves were handed on")
 	}
 	pins := append([]*block(nil), v.pins...)
 	v.Release()
