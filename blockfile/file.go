@@ -321,6 +321,7 @@ func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cache.dropFile(f.id)
+	f.servedTo.Store(0)
 	f.dropShared()
 	err = errors.Join(err, f.idx.Close(), f.fd.Close())
 	if f.jnl != nil {
@@ -523,6 +524,7 @@ func (f *File) lockLocked() error {
 	old.idx.Close()
 	f.dropShared()
 	f.cache.dropFile(f.id)
+	f.servedTo.Store(0)
 	f.generation.Add(1)
 	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
 	f.private, f.fastTail = false, -1

@@ -39,6 +39,12 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	return f.read(p, off, nil)
 }
 
+// maxVecSlices bounds the slices of a Vec: the kernel takes at most 1024
+// pieces in one writev (header included), and a 1 MiB read of a BGZF file
+// with tiny members (other tools') would touch thousands of blocks; past
+// the bound the rest is copied into the caller's buffer, as one slice.
+const maxVecSlices = 512
+
 // Vec holds what ReadVec read, without copying it: Slices, in order, are
 // the engine's inflated blocks where it could (they are never modified
 // while v holds them) and parts of the caller's buffer elsewhere (blocks
@@ -148,6 +154,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		return 0, err
 	}
 	done := 0
+	inP := -1 // v's last slice is p[inP:done] (-1: it is not in p)
 	for k := k0; k <= k1; k++ {
 		start, end, err := f.blockRange(g, k)
 		if err != nil {
@@ -161,7 +168,12 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		to := min(off+int64(n), end)
 		seg := p[from-off : to-off]
 		i := from - start
-		if v != nil && pin != nil && i+int64(len(seg)) <= int64(len(data)) {
+		if len(seg) == 0 { // an empty member (another tool's BGZF)
+			pin.release()
+			continue
+		}
+		if v != nil && pin != nil && i+int64(len(seg)) <= int64(len(data)) && len(v.Slices) < maxVecSlices {
+			inP = -1
 			v.Slices = append(v.Slices, data[i:i+int64(len(seg))])
 			v.pins = append(v.pins, pin)
 			if pin.served.Add(int64(len(seg))) >= end-start {
@@ -182,7 +194,10 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 			}
 			clear(seg[c:]) // beyond the block's stored bytes: a hole
 			pin.release()
-			if v != nil {
+			if v != nil && inP >= 0 {
+				v.Slices[len(v.Slices)-1] = p[inP : to-off] // p continues
+			} else if v != nil {
+				inP = int(from - off)
 				v.Slices = append(v.Slices, seg)
 			}
 		}

@@ -2,9 +2,13 @@ package blockfile
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gzfs/gzfs/bgzf"
 )
 
 // TestReadVecHandsOnWholeBlocks: a block all of whose bytes ReadVec handed
@@ -88,5 +92,57 @@ func TestReadVecHandsOnWholeBlocks(t *testing.T) {
 		if f.cache.has(cacheKey{f.id, k}) {
 			t.Errorf("read-ahead inflated block %d again after it was handed on", k)
 		}
+	}
+}
+
+// TestReadVecTinyMembers: a BGZF file of another tool with thousands of
+// tiny members (and empty ones) in the range of one read: the Vec stays
+// within what one writev takes, and holds the right bytes.
+func TestReadVecTinyMembers(t *testing.T) {
+	enc, err := bgzf.NewEncoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := textish(rand.New(rand.NewPCG(9, 10)), 300000)
+	var file []byte
+	for off := 0; off < len(data); off += 100 {
+		m, err := enc.Encode(nil, data[off:min(off+100, len(data))], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file = append(file, m.Bytes...)
+		if off%5000 == 0 {
+			file = append(file, bgzf.EOFMember...) // as cat of bgzip files leaves them
+		}
+	}
+	file = append(file, bgzf.EOFMember...)
+	path := filepath.Join(t.TempDir(), "tiny.gz")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path, Options{ReadOnly: true, Cache: NewCache(8 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, len(data))
+	var v Vec
+	n, err := f.ReadVec(buf, 50, &v)
+	if err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	if len(v.Slices) > 1024-2 { // IOV_MAX, less go-fuse's two header pieces
+		t.Errorf("%d slices in one Vec", len(v.Slices))
+	}
+	var got []byte
+	for _, s := range v.Slices {
+		if len(s) == 0 {
+			t.Error("an empty slice in the Vec")
+		}
+		got = append(got, s...)
+	}
+	v.Release()
+	if n != len(data)-50 || !bytes.Equal(got, data[50:]) {
+		t.Fatalf("ReadVec of tiny members: %d bytes, want %d, equal %v", n, len(data)-50, bytes.Equal(got, data[50:]))
 	}
 }

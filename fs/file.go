@@ -31,6 +31,10 @@ func (h *gzHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 		return nil, h.fsys.errno("read", h.of.name, err)
 	}
 	r.n = n
+	if n == 0 { // go-fuse calls Done only for replies with bytes
+		r.v.Release()
+		return fuse.ReadResultData(nil), 0
+	}
 	return r, 0
 }
 
