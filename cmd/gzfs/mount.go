@@ -563,12 +563,6 @@ func serve(cfg *mountConfig) int {
 		cacheBytes = 64 << 20
 	}
 	debug.SetMemoryLimit(cacheBytes + 40<<20)
-	// Under that limit, collect less often while the heap is small (a
-	// fresh daemon's first reads ran five collections in 150 ms); the
-	// limit, not the percentage, bounds the heap once the cache fills.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	sec := time.Second
 	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
