@@ -54,9 +54,7 @@ type File struct {
 	seen        fileStamp         // unlocked: the backing file state the index describes
 	private     bool              // unlocked: the index is this File's own copy (the file changed since Idle)
 	shared      *blockindex.Index // unlocked after Idle: the sidecar's mapping, back in use once locked again
-	spare       *blockindex.Index // locked again: the copy Idle made, kept for the next Idle while neither changes
-	spareOf     *blockindex.Index // the mapping spare is a copy of
-	spareAt     [2]uint64         // Changes() of the mapping and of spare when spare was a copy of it
+	spare       *blockindex.Index // locked again: the copy Idle made, for the next Idle to bring up to date (Index.Copy)
 	noSidecar   bool              // during a rebuild at open: the index file is known to be missing
 	walkDamaged bool              // the last index rebuild met damaged or torn members
 	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
@@ -360,21 +358,14 @@ func (f *File) Idle() error {
 	if !f.idx.InMemory() {
 		// Another process may map and change the sidecar once the lock is
 		// gone: read through a copy until the lock is taken back. The copy
-		// of the last Idle serves again if neither changed since (a file
-		// opened and closed again and again: no copy of a large index
-		// each time).
-		clone := f.spare
+		// of the last Idle is brought up to date, not made anew (a file
+		// opened, appended to and closed again and again copies only what
+		// changed, not its whole index each time).
+		clone, err := f.idx.Copy(f.spare)
 		f.spare = nil
-		if clone == nil || f.spareOf != f.idx || f.spareAt != [2]uint64{f.idx.Changes(), clone.Changes()} {
-			if clone != nil {
-				clone.Close()
-			}
-			var err error
-			if clone, err = f.idx.Clone(); err != nil {
-				return fmt.Errorf("%s: %w", f.name, err)
-			}
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
 		}
-		f.spareOf, f.spareAt = f.idx, [2]uint64{f.idx.Changes(), clone.Changes()}
 		f.shared, f.idx = f.idx, clone
 	}
 	if err := unix.Flock(int(f.fd.Fd()), unix.LOCK_UN); err != nil {
@@ -416,11 +407,7 @@ func (f *File) Resume() bool {
 func (f *File) unshare() {
 	if f.shared != nil {
 		f.dropSpare()
-		if f.spareOf == f.shared && f.spareAt == [2]uint64{f.shared.Changes(), f.idx.Changes()} {
-			f.spare = f.idx // still a copy of the mapping
-		} else {
-			f.idx.Close()
-		}
+		f.spare = f.idx // for the next Idle (Index.Copy checks it still fits)
 		f.idx, f.shared = f.shared, nil
 	}
 }

@@ -97,7 +97,13 @@ type FileID struct {
 type Index struct {
 	f       *os.File
 	mem     []byte
-	changes uint64 // see Changes
+	changes uint64 // changes made through x (not those of other processes that map the sidecar)
+	// What Copy needs to bring its last copy up to date rather than copy
+	// every record again.
+	lastCopy  *Index // the last copy Copy made (nil: none)
+	copyAt    uint64 // x.changes when lastCopy was last brought up to date
+	copyOwn   uint64 // lastCopy.changes then (a copy changed since is not reused)
+	recordsLo int    // the lowest byte of a record written since then
 }
 
 // Create makes a new empty index at path (replacing any file there) for the
@@ -308,10 +314,6 @@ func (x *Index) get64(off int) uint64    { return binary.LittleEndian.Uint64(x.m
 func (x *Index) put32(off int, v uint32) { x.changes++; binary.LittleEndian.PutUint32(x.mem[off:], v) }
 func (x *Index) put64(off int, v uint64) { x.changes++; binary.LittleEndian.PutUint64(x.mem[off:], v) }
 
-// Changes counts the changes made through x (not those other processes
-// make to a shared sidecar): equal counts mean x holds what it held.
-func (x *Index) Changes() uint64 { return x.changes }
-
 // seal recomputes the header checksum after a header change.
 func (x *Index) seal() { x.put32(crcOffset, crc32.ChecksumIEEE(x.mem[:crcOffset])) }
 
@@ -444,6 +446,7 @@ func (x *Index) At(i int64) (Record, error) {
 // put encodes record i with its checksum.
 func (x *Index) put(i int64, r Record) {
 	x.changes++
+	x.recordsLo = min(x.recordsLo, HeaderSize+int(i)*RecordSize)
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
 	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
@@ -609,13 +612,58 @@ func (x *Index) Sync() error {
 // of its file (by another process that maps it) cannot touch. The clone is
 // InMemory.
 func (x *Index) Clone() (*Index, error) {
-	used := HeaderSize + int(min(x.Len(), x.capacity()))*RecordSize // not the room for growth
-	mem, err := unix.Mmap(-1, 0, used, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	return x.clone(x.used())
+}
+
+// used is the size of the header and the records (not the room for
+// growth).
+func (x *Index) used() int { return HeaderSize + int(min(x.Len(), x.capacity()))*RecordSize }
+
+// clone is Clone into a mapping of size bytes (at least used).
+func (x *Index) clone(size int) (*Index, error) {
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
 		return nil, fmt.Errorf("map index: %w", err)
 	}
-	copy(mem, x.mem[:used])
+	copy(mem, x.mem[:x.used()])
 	return &Index{mem: mem}, nil
+}
+
+// Copy is Clone for a caller that copies the same index again and again
+// (an engine at every Idle): it takes prev, a copy of x from an earlier
+// Copy, or nil. When prev is x's last copy and unchanged, what x changed
+// since is all that is copied (the header and the records written since),
+// into prev's memory, which the new copy takes over; an unchanged x gives
+// prev back. Otherwise prev is closed and x copied whole, with room to
+// grow. Either way prev must not be used afterwards (unless returned).
+func (x *Index) Copy(prev *Index) (*Index, error) {
+	used := x.used()
+	if prev != nil && prev == x.lastCopy && prev.changes == x.copyOwn && len(prev.mem) >= used {
+		if x.changes == x.copyAt {
+			return prev, nil
+		}
+		mem := prev.mem
+		prev.mem = nil
+		copy(mem[:HeaderSize], x.mem)
+		if lo := max(x.recordsLo, HeaderSize); lo < used {
+			copy(mem[lo:used], x.mem[lo:used])
+		}
+		return x.noteCopy(&Index{mem: mem}), nil
+	}
+	if prev != nil {
+		prev.Close()
+	}
+	c, err := x.clone(used + used/4)
+	if err != nil {
+		return nil, err
+	}
+	return x.noteCopy(c), nil
+}
+
+// noteCopy records c as x's last copy, up to date.
+func (x *Index) noteCopy(c *Index) *Index {
+	x.lastCopy, x.copyAt, x.copyOwn, x.recordsLo = c, x.changes, c.changes, len(x.mem)
+	return c
 }
 
 // Close unmaps and closes the index.

@@ -255,3 +255,66 @@ func TestCloneAndSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyUpToDate: Copy brings its last copy up to date with what changed
+// (records rewritten and appended, the header) and gives it back when
+// nothing did; a copy that is not the last one is replaced by a whole one.
+func TestCopyUpToDate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.idx")
+	x, err := Create(path, FileID{Ino: 1}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	set := func(i, off int64) {
+		if err := x.Set(i, Record{Offset: off, Logical: i * 4096, Size: 100, Length: 4096}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := int64(0); i < 50; i++ {
+		set(i, i*100)
+	}
+	same := func(c *Index) {
+		t.Helper()
+		if c.Len() != x.Len() || c.LogicalSize() != x.LogicalSize() {
+			t.Fatalf("copy: %d records, size %d; index: %d, %d", c.Len(), c.LogicalSize(), x.Len(), x.LogicalSize())
+		}
+		for i := int64(0); i < x.Len(); i++ {
+			a, _ := x.At(i)
+			b, err := c.At(i)
+			if err != nil || a != b {
+				t.Fatalf("record %d: copy %+v (%v), index %+v", i, b, err, a)
+			}
+		}
+	}
+	c, err := x.Copy(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(c)
+	if d, _ := x.Copy(c); d != c {
+		t.Fatal("Copy of an unchanged index made a new copy")
+	}
+	set(7, 99999) // a rewrite in the middle
+	for i := int64(50); i < 60; i++ {
+		set(i, i*100) // appends
+	}
+	x.SetState(60*4096, 6000, 3)
+	d, err := x.Copy(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	same(d)
+	old, err := x.Clone() // not the last copy: Copy starts over
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(3, 12345)
+	e, err := x.Copy(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	same(e)
+}
