@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
@@ -184,8 +185,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 				// Random readers, which read parts of blocks, keep theirs
 				// cached.
 				f.cache.dropBlock(cacheKey{f.id, k}, pin)
-				for s := f.servedTo.Load(); k > s && !f.servedTo.CompareAndSwap(s, k); s = f.servedTo.Load() {
-				}
+				storeMax(&f.servedTo, k)
 			}
 		} else {
 			c := 0
@@ -432,6 +432,25 @@ func (f *File) prefetchBacking(k int64) {
 	unix.Fadvise(int(f.fd.Fd()), r.Offset, backingAhead, unix.FADV_WILLNEED)
 }
 
+// storeMax raises a to v unless it is higher already.
+func storeMax(a *atomic.Int64, v int64) {
+	for s := a.Load(); v > s && !a.CompareAndSwap(s, v); s = a.Load() {
+	}
+}
+
+// pastServed moves from, the first block read-ahead would inflate for a
+// read that ended at block last, past the blocks already handed on whole:
+// the kernel sends a sequential reader's requests several at a time and
+// they are served out of order, so a later request may have taken them
+// (and they left the cache); inflating them again would be wasted. A mark
+// far ahead is another sequential run's.
+func (f *File) pastServed(from, last int64) int64 {
+	if s := f.servedTo.Load(); s >= from && s <= last+servedWindow {
+		return s + 1
+	}
+	return from
+}
+
 // readAhead inflates the blocks after a sequential reader in the background.
 // Callers hold f.mu in read mode.
 func (f *File) readAhead(first, last int64) {
@@ -447,13 +466,7 @@ func (f *File) readAhead(first, last int64) {
 	if f.aheadTo > from && f.aheadTo <= last+readAheadBlocks {
 		from = f.aheadTo // the blocks before were started by an earlier read
 	}
-	// The kernel sends a sequential reader's requests several at a time
-	// and they are served out of order: blocks a later request already
-	// handed on whole are not in the cache any more, and inflating them
-	// again would be wasted (a mark far ahead is another sequential run's).
-	if s := f.servedTo.Load(); s >= from && s <= last+servedWindow {
-		from = s + 1
-	}
+	from = f.pastServed(from, last)
 	to := min(last+readAheadBlocks, stored-1)
 	if from > to {
 		f.aheadMu.Unlock()
@@ -470,9 +483,7 @@ func (f *File) readAhead(first, last int64) {
 		// reader that waits for a worker).
 		f.mu.RLock()
 		defer f.mu.RUnlock()
-		if s := f.servedTo.Load(); s >= from && s <= last+servedWindow {
-			from = s + 1 // handed on meanwhile
-		}
+		from = f.pastServed(from, last) // handed on meanwhile?
 		if !f.closed && from <= to {
 			f.fetch(from, to) // errors surface when the block is read
 		}
