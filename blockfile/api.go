@@ -84,7 +84,8 @@ type Options struct {
 	// of the process loses at most that much unsynced data.
 	FlushInterval time.Duration
 	// Workers bounds how many blocks this File compresses or inflates at
-	// once (0: runtime.GOMAXPROCS).
+	// once (0: a bound all such Files share, runtime.GOMAXPROCS at the
+	// first open).
 	Workers int
 	// LockWait is how long Open waits for the lock of a file another
 	// process (or another machine's gzfs, on a shared volume) holds before

@@ -77,7 +77,10 @@ type File struct {
 	inFlight     sync.WaitGroup
 }
 
-var defaultWorkers = make(chan struct{}, runtime.GOMAXPROCS(0))
+// sharedWorkers bounds the compress and inflate jobs of all Files opened
+// without Options.Workers, together: runtime.GOMAXPROCS at the first such
+// open (the mount daemon raises GOMAXPROCS before it opens anything).
+var sharedWorkers = sync.OnceValue(func() chan struct{} { return make(chan struct{}, runtime.GOMAXPROCS(0)) })
 
 // backingFile is what the engine does with its backing and journal files:
 // an *os.File, or in the power-loss test a recorder of every write.
@@ -184,7 +187,7 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 	f = &File{
 		name: name, fd: wrapFile(fd), fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
 		store: opts.Store, opts: opts, log: opts.Logger, cache: opts.Cache,
-		encoders: encoders, workers: defaultWorkers, dirty: make(map[int64][]byte), fastTail: -1,
+		encoders: encoders, workers: sharedWorkers(), dirty: make(map[int64][]byte), fastTail: -1,
 	}
 	if opts.Workers > 0 {
 		f.workers = make(chan struct{}, opts.Workers)

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -119,5 +120,24 @@ func TestPlainGzipHasNoLayout(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".gzfs")); err == nil {
 		t.Error("a sidecar store was created next to a plain gzip file")
+	}
+}
+
+// TestRaiseProcs: the daemon runs twice as many Ps as CPUs unless
+// GOMAXPROCS says otherwise (see raiseProcs).
+func TestRaiseProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "")
+	os.Unsetenv("GOMAXPROCS")
+	runtime.GOMAXPROCS(3)
+	raiseProcs()
+	if got := runtime.GOMAXPROCS(0); got != 6 {
+		t.Errorf("GOMAXPROCS unset: %d Ps, want 6", got)
+	}
+	t.Setenv("GOMAXPROCS", "3")
+	runtime.GOMAXPROCS(3)
+	raiseProcs()
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("GOMAXPROCS=3: %d Ps, want 3", got)
 	}
 }

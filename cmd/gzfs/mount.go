@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -549,6 +550,7 @@ func serve(cfg *mountConfig) int {
 	log.SetOutput(logw)
 	cfg.fs.Logger = logger
 	syscall.Umask(0) // the kernel has applied the caller's umask already
+	raiseProcs()
 
 	fsys, err := mountfs.New(cfg.backing, cfg.fs)
 	if err != nil {
@@ -643,6 +645,20 @@ func lazyUnmount(mnt string) error {
 		return fmt.Errorf("fusermount3 -u -z: %v: %s", err, out)
 	}
 	return nil
+}
+
+// raiseProcs gives the daemon twice as many Go Ps (and so compress and
+// inflate workers, blockfile's shared bound) as it has CPUs, unless
+// GOMAXPROCS is set. A libdeflate call holds its P for a whole block
+// (0.3-1 ms); with one P per CPU all of them were often inside libdeflate,
+// and the goroutine that had just read the writer's next FUSE request
+// waited for a P while the writer waited for the reply. Measured on 2 CPUs,
+// a 400 MiB log written through the mount: 98-121 MB/s with 2 Ps, 123-143
+// MB/s with 4 (8: the same), and less daemon CPU; cold reads 0-5 % faster.
+func raiseProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
+	}
 }
 
 // startProfile starts the CPU profile asked for with cpuprofile=FILE and
