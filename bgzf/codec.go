@@ -34,6 +34,9 @@ type Encoder struct {
 	fw    *flate.Writer
 	body  bytes.Buffer
 	fast  *fastEncoder // nil unless built with libdeflate
+	// fastBody is the deflate output buffer of fast, kept between blocks
+	// (a new one per block cost a cleared 64 KiB allocation).
+	fastBody []byte
 }
 
 // klauspostLevels maps a level 1..9 to the klauspost/compress deflate level
@@ -76,7 +79,10 @@ func (e *Encoder) Encode(dst []byte, data []byte, roundTo int) (Member, error) {
 	if e.fast == nil || len(data) == 0 || incompressible(data) {
 		return e.EncodeFlexible(dst, data, roundTo)
 	}
-	body, ok := e.fast.compress(e.body.AvailableBuffer()[:0], data)
+	body, ok := e.fast.compress(e.fastBody[:0], data)
+	if ok {
+		e.fastBody = body[:0]
+	}
 	if !ok || len(body) >= len(data)+5*(1+len(data)/65535) {
 		return e.EncodeFlexible(dst, data, roundTo)
 	}
