@@ -27,6 +27,7 @@ for c in pigz:pigz bgzip:tabix gzip:gzip fusermount3:fuse3 git:git tar:tar mkfs.
 	command -v "${c%%:*}" >/dev/null 2>&1 || need+=("${c#*:}")
 done
 [ -e /usr/include/libdeflate.h ] || need+=(libdeflate-dev)
+/usr/bin/python3 -c 'import indexed_gzip' 2>/dev/null || need+=(python3-indexed-gzip)
 [ -e /usr/include/zlib.h ] || need+=(zlib1g-dev)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "bench: installing ${need[*]}" >&2
