@@ -31,7 +31,7 @@ type Member struct {
 // use; take one per goroutine from an EncoderPool.
 type Encoder struct {
 	level int
-	fw    *flate.Writer // nil until EncodeFlexible needs it, with libdeflate
+	fw    *flate.Writer // made by the first EncodeFlexible that needs it
 	body  bytes.Buffer
 	fast  *fastEncoder // nil unless built with libdeflate
 	// fastBody is the deflate output buffer of fast, kept between blocks
@@ -51,25 +51,7 @@ func NewEncoder(level int) (*Encoder, error) {
 	if level < 1 || level > 9 {
 		return nil, fmt.Errorf("bgzf: compression level %d out of range 1..9", level)
 	}
-	e := &Encoder{level: level, fast: newFastEncoder(level)}
-	if e.fast == nil {
-		if err := e.newFlate(); err != nil {
-			return nil, err
-		}
-	}
-	return e, nil
-}
-
-// newFlate makes the klauspost/compress writer, which the libdeflate build
-// needs only for flexible members: it is 1 MB of tables, made in about
-// 1 ms, so an Encoder makes it when it first needs it.
-func (e *Encoder) newFlate() error {
-	fw, err := flate.NewWriter(io.Discard, klauspostLevels[e.level])
-	if err != nil {
-		return fmt.Errorf("bgzf: level %d: %w", e.level, err)
-	}
-	e.fw = fw
-	return nil
+	return &Encoder{level: level, fast: newFastEncoder(level)}, nil
 }
 
 // incompressible guesses cheaply whether deflate would gain nothing on data.
@@ -127,9 +109,13 @@ func (e *Encoder) EncodeFlexible(dst []byte, data []byte, roundTo int) (Member, 
 		return storedMember(dst, data, roundTo), nil
 	}
 	if e.fw == nil {
-		if err := e.newFlate(); err != nil {
-			return Member{}, err
+		// 1 MB of tables, made in about 1 ms: only when first needed (the
+		// libdeflate build needs it for flexible members alone).
+		fw, err := flate.NewWriter(io.Discard, klauspostLevels[e.level])
+		if err != nil {
+			return Member{}, fmt.Errorf("bgzf: level %d: %w", e.level, err)
 		}
+		e.fw = fw
 	}
 	e.body.Reset()
 	e.fw.Reset(&e.body)

@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"time"
 )
 
 // indexedGzipScript is what a user of Python's indexed_gzip (Debian's
 // python3-indexed-gzip, its default settings: a checkpoint every 1 MiB)
 // does for random access to a gzip file: build the full index, then seek
-// and read. It prints the build time, the size of the exported index and
-// the latency of each random read, as JSON.
+// and read. It prints its version, the build time, the size of the
+// exported index and the latency of each random read, as JSON.
 const indexedGzipScript = `
 import indexed_gzip, json, os, random, sys, time
 path, size, n, seed, idx = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -33,11 +32,12 @@ for i in range(n):
     if len(b) != 4096:
         sys.exit("short read at %d" % off)
 f.close()
-json.dump({"build": build, "index": os.path.getsize(idx), "lat": lat}, sys.stdout)
+json.dump({"version": indexed_gzip.__version__, "build": build, "index": os.path.getsize(idx), "lat": lat}, sys.stdout)
 `
 
 // indexedGzip is what indexedGzipScript measured.
 type indexedGzip struct {
+	version    string
 	build      time.Duration
 	indexBytes int64
 	lat        []time.Duration
@@ -59,26 +59,17 @@ func runIndexedGzip(path string, size int64, n int) (indexedGzip, error) {
 		return indexedGzip{}, fmt.Errorf("indexed_gzip (python3-indexed-gzip): %v", err)
 	}
 	var res struct {
-		Build float64   `json:"build"`
-		Index int64     `json:"index"`
-		Lat   []float64 `json:"lat"`
+		Version string    `json:"version"`
+		Build   float64   `json:"build"`
+		Index   int64     `json:"index"`
+		Lat     []float64 `json:"lat"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		return indexedGzip{}, fmt.Errorf("indexed_gzip output: %v", err)
 	}
-	r := indexedGzip{build: time.Duration(res.Build * 1e9), indexBytes: res.Index}
+	r := indexedGzip{version: res.Version, build: time.Duration(res.Build * 1e9), indexBytes: res.Index}
 	for _, s := range res.Lat {
 		r.lat = append(r.lat, time.Duration(s*1e9))
 	}
 	return r, nil
-}
-
-// indexedGzipVersion is the version of the indexed_gzip module, for the
-// table ("" when it cannot be told).
-func indexedGzipVersion() string {
-	out, err := exec.Command("/usr/bin/python3", "-c", "import indexed_gzip; print(indexed_gzip.__version__)").Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
 }
