@@ -36,6 +36,7 @@ type File struct {
 	mu          sync.RWMutex
 	idx         *blockindex.Index
 	jnl         *journal // opened on first in-place batch
+	jnlUnsure   bool     // the journal was empty at open, perhaps not durably (see replayJournal)
 	size        int64    // logical size, dirty data included
 	backing     int64    // end of the last data member in the backing file
 	eof         bool     // the backing file ends with the BGZF EOF marker after backing

@@ -54,6 +54,15 @@ func (f *File) Sync() error {
 	}
 	// The journal's emptiness first: a batch retired without fsync must not
 	// come back, after power loss, over data this fsync makes durable.
+	if f.jnl == nil && f.jnlUnsure {
+		j, err := openJournal(f.store.journalPath(f.fid.Ino))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		j.unsynced = true
+		f.jnl = j
+	}
+	f.jnlUnsure = false
 	if f.jnl != nil && f.jnl.unsynced {
 		if err := f.jnl.sync(); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
@@ -581,6 +590,8 @@ func (f *File) commitBatch(finalSize int64, writes []extent) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
+		j.unsynced = f.jnlUnsure // found empty at open: fsynced with the next Sync
+		f.jnlUnsure = false
 		f.jnl = j
 	}
 	// Room for a growing batch is taken first: a full disk fails here,

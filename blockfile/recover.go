@@ -258,9 +258,21 @@ func (f *File) useIndex() {
 
 // replayJournal applies a batch left by a crash between journal commit and
 // retirement.
+//
+// An empty journal is left as it is: opening a file writes nothing. Its
+// emptiness may not be durable yet (a process that retired a batch without
+// fsync and died), so the next Sync, or the journal's next batch, fsyncs it
+// before anything else is made durable (jnlUnsure), as that process would
+// have.
 func (f *File) replayJournal() error {
 	path := f.store.journalPath(f.fid.Ino)
-	if _, err := os.Stat(path); err != nil {
+	f.jnlUnsure = false
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	if st.Size() == 0 {
+		f.jnlUnsure = !f.opts.ReadOnly
 		return nil
 	}
 	j, err := openJournal(path)
