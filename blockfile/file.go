@@ -35,11 +35,12 @@ type File struct {
 
 	mu          sync.RWMutex
 	idx         *blockindex.Index
-	jnl         *journal // opened on first in-place batch
-	jnlUnsure   bool     // the journal was empty at open, perhaps not durably (see replayJournal)
-	size        int64    // logical size, dirty data included
-	backing     int64    // end of the last data member in the backing file
-	eof         bool     // the backing file ends with the BGZF EOF marker after backing
+	jnl         *journal    // opened on first in-place batch
+	jnlUnsure   bool        // the journal was empty at open, perhaps not durably (see replayJournal)
+	headers     io.ReaderAt // during an open of a small file, a copy of it (see readSmall); else nil
+	size        int64       // logical size, dirty data included
+	backing     int64       // end of the last data member in the backing file
+	eof         bool        // the backing file ends with the BGZF EOF marker after backing
 	blockSize   int64
 	dirty       map[int64][]byte // blocks changed in memory, by block number
 	pending     []*job           // full blocks being compressed for appending, in order
@@ -555,7 +556,7 @@ func (f *File) tailCheck(dataEnd int64) (uint64, error) {
 		return 0, nil
 	}
 	var b [8]byte
-	if _, err := f.fd.ReadAt(b[:], dataEnd-8); err != nil {
+	if _, err := f.headerSource().ReadAt(b[:], dataEnd-8); err != nil {
 		return 0, fmt.Errorf("read tail: %w", err)
 	}
 	return binary.LittleEndian.Uint64(b[:]), nil

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -120,4 +121,45 @@ func TestOneBlockNoSidecar(t *testing.T) {
 		}
 	}
 	gzipOK(t, path, data)
+}
+
+// readCounter counts the reads made through it.
+type readCounter struct {
+	*os.File
+	n *atomic.Int64
+}
+
+func (r readCounter) ReadAt(p []byte, off int64) (int, error) {
+	r.n.Add(1)
+	return r.File.ReadAt(p, off)
+}
+
+// Opening a small file with no sidecar (most of a source tree) reads it
+// once: the EOF marker, the trailer and the member headers come from that
+// copy.
+func TestOpenSmallFileReadsOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.gz")
+	opts := Options{Logger: quiet}
+	f, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("package main\n"), 300)
+	if _, err := f.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int64
+	defer func(w func(*os.File) backingFile) { wrapFile = w }(wrapFile)
+	wrapFile = func(f *os.File) backingFile { return readCounter{f, &reads} }
+	if f, err = Open(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n := reads.Load(); n != 1 {
+		t.Errorf("open read the backing file %d times, want 1", n)
+	}
+	checkSame(t, f, want, "after open")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -25,6 +26,7 @@ func (f *File) recover() error {
 	if err != nil {
 		return err
 	}
+	defer f.readSmall(st.Size())()
 	f.measureBacking(st.Size())
 	if f.backing == 0 {
 		// Empty (a file just created): no index to read, check or remove;
@@ -84,6 +86,7 @@ func (f *File) openUnlocked() error {
 // loadUnlocked (re)loads the index of an unlocked File for the backing file
 // state st. Callers hold f.mu for writing (or own f, at open).
 func (f *File) loadUnlocked(st os.FileInfo) error {
+	defer f.readSmall(st.Size())()
 	f.measureBacking(st.Size())
 	if reason := f.openIndex(st.Size()); reason != "" {
 		if err := f.rebuildIndex(); err != nil {
@@ -312,6 +315,36 @@ func (f *File) replayJournal() error {
 	return nil
 }
 
+// readSmall reads a backing file of up to peekWhole bytes (most of a
+// source tree) whole, so that an open's reads of its EOF marker, trailer and
+// member headers are one pread instead of six. It returns the function that
+// drops the copy (at the end of the open).
+func (f *File) readSmall(size int64) (drop func()) {
+	if size == 0 || size > peekWhole {
+		return func() {}
+	}
+	buf := peekBufs.Get().(*[]byte)
+	b := (*buf)[:size]
+	if _, err := f.fd.ReadAt(b, 0); err != nil {
+		peekBufs.Put(buf) // changed meanwhile: the reads go to the file
+		return func() {}
+	}
+	f.headers = bytes.NewReader(b)
+	return func() {
+		f.headers = nil
+		peekBufs.Put(buf)
+	}
+}
+
+// headerSource is where member headers, trailers and the EOF marker are
+// read from: the copy readSmall made during an open, or the backing file.
+func (f *File) headerSource() io.ReaderAt {
+	if f.headers != nil {
+		return f.headers
+	}
+	return f.fd
+}
+
 // endsWithEOF reports whether the backing file of the given size ends with
 // the BGZF EOF marker.
 func (f *File) endsWithEOF(size int64) bool {
@@ -320,7 +353,7 @@ func (f *File) endsWithEOF(size int64) bool {
 		return false
 	}
 	b := make([]byte, n)
-	if _, err := f.fd.ReadAt(b, size-n); err != nil {
+	if _, err := f.headerSource().ReadAt(b, size-n); err != nil {
 		return false
 	}
 	return bytes.Equal(b, bgzf.EOFMember)
@@ -429,7 +462,7 @@ func (f *File) rebuildIndex() error {
 		end, i, logical, firstLen, hinted = physical, n, lg, fl, false
 		f.log.Info("index built from the .gzi file beside it", "file", f.name, "blocks", n)
 	} else {
-		end, werr = bgzf.Walk(f.fd, physical, func(m bgzf.MemberInfo) error {
+		end, werr = bgzf.Walk(f.headerSource(), physical, func(m bgzf.MemberInfo) error {
 			if i == 0 {
 				firstLen = m.ISize
 			}
