@@ -160,6 +160,11 @@ func (fsys *FS) gzHandle(in *fusefs.Inode, of *openFile, shared bool, flags uint
 		// kernel drops the cached pages itself: no FOPEN_KEEP_CACHE).
 		in.NotifyContent(-1, 0)
 	}
+	if !write {
+		// A reader's close has nothing to flush (Flush returns at once):
+		// the kernel skips the round trip.
+		fuseFlags |= fuse.FOPEN_NOFLUSH
+	}
 	return &gzHandle{fsys: fsys, of: of, write: write, append: flags&unix.O_APPEND != 0}, fuseFlags, 0
 }
 
@@ -181,7 +186,7 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 	if !isGzipFd(fd) {
 		// Named .gz but not gzip: its bytes as they are, read-only.
 		n.fsys.log.Warn("a .gz file that is not gzip is shown as it is, read-only", "file", name)
-		return &plainHandle{fsys: n.fsys, fd: fd, name: name}, 0, 0
+		return &plainHandle{fsys: n.fsys, fd: fd, name: name}, fuse.FOPEN_NOFLUSH, 0
 	}
 	e, err := n.fsys.foreign.acquire(n.key(), name, fd)
 	if err != nil {
@@ -190,9 +195,9 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 	// Indexed, its size is exact: reads go through the page cache and the
 	// kernel's read-ahead (which keeps several spans in flight). Until then
 	// st_size is only the ISIZE trailer, so reads bypass the cache.
-	var fuseFlags uint32 = fuse.FOPEN_DIRECT_IO
+	var fuseFlags uint32 = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 	if e.x.Indexed() {
-		fuseFlags = 0
+		fuseFlags = fuse.FOPEN_NOFLUSH
 	}
 	return &foreignHandle{fsys: n.fsys, e: e}, fuseFlags, 0
 }

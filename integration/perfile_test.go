@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -59,4 +60,24 @@ func TestStatNoSideEffects(t *testing.T) {
 	f.Write([]byte("more"))
 	f.Close()
 	expectContent(t, m, "f", append(data, "more"...))
+}
+
+// TestReadOnlyCloseNoFlush: closing a file opened read-only costs no FLUSH
+// request (its open says FOPEN_NOFLUSH: there is nothing to flush), while a
+// writer's close still flushes (its errors reach close).
+func TestReadOnlyCloseNoFlush(t *testing.T) {
+	m := newMount(t, "debug")
+	flushes := func() int { return strings.Count(m.logText(), ": FLUSH ") }
+	data := pattern(100_000, 3)
+	mustWrite(t, m.path("f"), data)
+	afterWrite := flushes()
+	if afterWrite == 0 {
+		t.Fatalf("no FLUSH request logged for a writer's close:\n%s", m.logText())
+	}
+	for i := 0; i < 5; i++ {
+		expectContent(t, m, "f", data)
+	}
+	if n := flushes(); n != afterWrite {
+		t.Errorf("5 read-only opens and closes sent %d FLUSH requests, want 0", n-afterWrite)
+	}
 }
