@@ -78,6 +78,11 @@ func (n *node) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAtt
 			return errno
 		}
 	}
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 && !isLink {
+		if err := killSUIDGID(fd, dirfd, bname); err != nil {
+			return toErrno(err)
+		}
+	}
 	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
 		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
 		if in.Valid&fuse.FATTR_ATIME != 0 {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,4 +98,85 @@ func TestReadOnly(t *testing.T) {
 		t.Errorf("ro backing without a store: %q", got)
 	}
 	m.unmount()
+}
+
+// TestSetIDCleared: a write or truncate by a user without CAP_FSETID drops
+// a file's set-user-ID bit, and its set-group-ID bit when the group may
+// execute, as on a local file system; root's writes keep them. gzfs does
+// this itself (FUSE_HANDLE_KILLPRIV_V2), so the kernel does not ask for
+// security.capability before every write: one GETXATTR for many writes.
+func TestSetIDCleared(t *testing.T) {
+	requireRoot(t)
+	m := newMount(t, "allow_other", "debug")
+	os.Chmod(filepath.Dir(m.dir), 0o755)
+	os.Chmod(filepath.Dir(filepath.Dir(m.dir)), 0o755)
+	mode := func(name string) os.FileMode {
+		t.Helper()
+		st, err := os.Stat(m.path(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid)
+	}
+	for _, c := range []struct {
+		name, script string
+		mode, want   uint32
+	}{
+		{"w-suid-sgid", "echo more >> %s", 0o6777, 0o777},
+		{"w-sgid-noexec", "echo more >> %s", 0o2767, 0o2767},
+		{"w-suid-big", "head -c 300000 /dev/zero >> %s", 0o4777, 0o777},
+		{"t-suid", "truncate -s 10 %s", 0o4777, 0o777},
+		{"t-sgid", "truncate -s 0 %s", 0o2777, 0o777},
+	} {
+		mustWrite(t, m.path(c.name), []byte("root's data\n"))
+		if err := os.Chmod(m.path(c.name), setIDMode(c.mode)); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := asNobody(fmt.Sprintf(c.script, m.path(c.name))); err != nil {
+			t.Fatalf("%s: %s %v", c.name, out, err)
+		}
+		if got := mode(c.name); got != setIDMode(c.want) {
+			t.Errorf("%s: mode %v after another user's change, want %v", c.name, got, setIDMode(c.want))
+		}
+		if st, err := os.Stat(m.bpath(c.name + ".gz")); err != nil || st.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModePerm) != setIDMode(c.want) {
+			t.Errorf("%s: backing file %v %v", c.name, st.Mode(), err)
+		}
+	}
+	// Root keeps the bits (CAP_FSETID).
+	mustWrite(t, m.path("root"), []byte("x"))
+	os.Chmod(m.path("root"), setIDMode(0o6755))
+	f, err := os.OpenFile(m.path("root"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("more"))
+	f.Close()
+	if got := mode("root"); got != setIDMode(0o6755) {
+		t.Errorf("root's write changed the mode to %v", got)
+	}
+	// Many writes to a file without set-ID bits (the kernel looks at
+	// those of a file with them at every write): a security.capability
+	// lookup at the first, and again only when the kernel has just
+	// refreshed the file's attributes (one of ten, here), not one each.
+	mustWrite(t, m.path("plain"), []byte("x"))
+	os.Chmod(m.path("plain"), 0o666)
+	before := strings.Count(m.logText(), ": GETXATTR ")
+	if out, err := asNobody("for i in 1 2 3 4 5 6 7 8 9 10; do echo line >> " + m.path("plain") + "; done"); err != nil {
+		t.Fatalf("%s %v", out, err)
+	}
+	if n := strings.Count(m.logText(), ": GETXATTR ") - before; n > 3 {
+		t.Errorf("10 appends sent %d GETXATTR requests", n)
+	}
+}
+
+// setIDMode turns a numeric mode with set-ID bits into an os.FileMode.
+func setIDMode(m uint32) os.FileMode {
+	mode := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		mode |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= os.ModeSetgid
+	}
+	return mode
 }

@@ -581,8 +581,11 @@ func serve(cfg *mountConfig) int {
 			// into a pipe first, and for 1 MiB requests it fails (the pipe
 			// limit is 1 MiB, header included) with a log line per request.
 			DisableSplice: true,
-			Debug:         cfg.debug,
-			Logger:        log.New(logw, "go-fuse: ", 0),
+			// Set-ID bits are cleared by gzfs (fs/killpriv.go), so the
+			// kernel skips its security.capability lookup per write.
+			ExtraCapabilities: mountfs.KillPrivCapability,
+			Debug:             cfg.debug,
+			Logger:            log.New(logw, "go-fuse: ", 0),
 		},
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
@@ -592,7 +595,7 @@ func serve(cfg *mountConfig) int {
 	if cfg.fs.ReadOnly {
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
 	}
-	server, err := fusefs.Mount(cfg.mnt, fsys.Root(), opts)
+	server, err := mountFS(cfg.mnt, fsys, opts)
 	if err != nil {
 		fsys.Close()
 		err = fmt.Errorf("mounting %s: %w", cfg.mnt, err)
@@ -633,6 +636,21 @@ func serve(cfg *mountConfig) int {
 	}
 	logger.Info("unmounted", "mnt", cfg.mnt)
 	return code
+}
+
+// mountFS mounts fsys on mnt and starts serving it (fusefs.Mount, with the
+// raw file system wrapped to clear set-ID bits on writes).
+func mountFS(mnt string, fsys *mountfs.FS, opts *fusefs.Options) (*fuse.Server, error) {
+	raw := fsys.WithKillPriv(fusefs.NewNodeFS(fsys.Root(), opts))
+	server, err := fuse.NewServer(raw, mnt, &opts.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, err
+	}
+	return server, nil
 }
 
 // lazyUnmount detaches a busy mount (umount -l).
