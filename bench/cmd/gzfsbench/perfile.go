@@ -152,26 +152,54 @@ func (b *bench) p10() error {
 	for _, l := range b.lbs {
 		dirs = append(dirs, filepath.Join(l.mnt(), "p10"))
 	}
-	for _, d := range dirs {
-		os.RemoveAll(d)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	// Rounds (two in the full run), each on fresh directories, the
+	// mounts taken in turn and in reverse order every other round; the
+	// best time of each is kept. On a VM one pass swings these rows by up
+	// to 2x: the backing ext4 makes whoever creates files first after a
+	// mass deletion pay for its scan of recently deleted inodes, and the
+	// neighbours' load comes and goes.
+	rounds := 2
+	if cfg.quick {
+		rounds = 1
 	}
-	for _, m := range ms {
-		ds := make([]time.Duration, len(dirs))
-		for i, d := range dirs {
-			if m.prep != nil {
-				if err := m.prep(d); err != nil {
-					return fmt.Errorf("P10 %s: %w", m.name, err)
+	best := make([][]time.Duration, len(ms))
+	for k := range best {
+		best[k] = make([]time.Duration, len(dirs))
+	}
+	for round := 0; round < rounds; round++ {
+		order := make([]int, len(dirs))
+		for i := range order {
+			order[i] = i
+			if round%2 == 1 {
+				order[i] = len(dirs) - 1 - i
+			}
+		}
+		for _, d := range dirs {
+			os.RemoveAll(d)
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		for k, m := range ms {
+			for _, i := range order {
+				d := dirs[i]
+				if m.prep != nil {
+					if err := m.prep(d); err != nil {
+						return fmt.Errorf("P10 %s: %w", m.name, err)
+					}
+				}
+				t0 := time.Now()
+				if err := m.run(d); err != nil {
+					return fmt.Errorf("P10 %s on %s: %w", m.name, d, err)
+				}
+				if dt := time.Since(t0); best[k][i] == 0 || dt < best[k][i] {
+					best[k][i] = dt
 				}
 			}
-			t0 := time.Now()
-			if err := m.run(d); err != nil {
-				return fmt.Errorf("P10 %s on %s: %w", m.name, d, err)
-			}
-			ds[i] = time.Since(t0)
 		}
+	}
+	for k, m := range ms {
+		ds := best[k]
 		rate := func(d time.Duration) string {
 			if m.ops == 1 {
 				return fmt.Sprintf("%.2f s", d.Seconds())
