@@ -18,10 +18,12 @@ import (
 // KillPrivCapability is the FUSE capability the mount asks the kernel for.
 const KillPrivCapability = fuse.CAP_HANDLE_KILLPRIV_V2
 
-// WithKillPriv wraps the mount's raw file system: after a write the kernel
-// flags FUSE_WRITE_KILL_SUIDGID (a caller without CAP_FSETID), the file
-// loses its set-ID bits as it would on a local file system. Truncates carry
-// FATTR_KILL_SUIDGID to Setattr itself.
+// WithKillPriv wraps the mount's raw file system: before a write the
+// kernel flags FUSE_WRITE_KILL_SUIDGID (a caller without CAP_FSETID), and
+// before an fallocate by a caller other than root, the file loses its set-ID
+// bits, as the kernel itself did before; so does a file that CREATE or OPEN
+// truncates for such a caller (FUSE_OPEN_KILL_SUIDGID). Truncates by SETATTR
+// carry FATTR_KILL_SUIDGID to Setattr itself.
 func (fsys *FS) WithKillPriv(raw fuse.RawFileSystem) fuse.RawFileSystem {
 	return killPrivFS{RawFileSystem: raw, fsys: fsys}
 }
@@ -32,34 +34,64 @@ type killPrivFS struct {
 }
 
 // Writev and Write (go-fuse calls Write when Writev says ENOSYS) clear
-// the bits after a flagged write that succeeded.
+// the bits first, as a local file system does.
 func (k killPrivFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
-	n, st := k.RawFileSystem.Writev(cancel, in, data)
-	k.afterWrite(cancel, in, st)
-	return n, st
+	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
+		k.kill(cancel, &in.InHeader, in.Fh, "write")
+	}
+	return k.RawFileSystem.Writev(cancel, in, data)
 }
 
 func (k killPrivFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
-	n, st := k.RawFileSystem.Write(cancel, in, data)
-	k.afterWrite(cancel, in, st)
-	return n, st
+	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
+		k.kill(cancel, &in.InHeader, in.Fh, "write")
+	}
+	return k.RawFileSystem.Write(cancel, in, data)
 }
 
-func (k killPrivFS) afterWrite(cancel <-chan struct{}, in *fuse.WriteIn, st fuse.Status) {
-	if st != fuse.OK || in.WriteFlags&fuse.WRITE_KILL_SUIDGID == 0 {
-		return
+// Fallocate carries no flag: a caller other than root stands for one
+// without CAP_FSETID.
+func (k killPrivFS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	if in.Caller.Uid != 0 {
+		k.kill(cancel, &in.InHeader, in.Fh, "fallocate")
 	}
-	set := &fuse.SetAttrIn{SetAttrInCommon: fuse.SetAttrInCommon{InHeader: in.InHeader, Valid: fuse.FATTR_KILL_SUIDGID}}
+	return k.RawFileSystem.Fallocate(cancel, in)
+}
+
+func (k killPrivFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	st := k.RawFileSystem.Create(cancel, in, name, out)
+	if st == fuse.OK && in.OpenFlags&fuse.OPEN_KILL_SUIDGID != 0 {
+		h := in.InHeader
+		h.NodeId = out.NodeId
+		k.kill(cancel, &h, out.Fh, "create")
+	}
+	return st
+}
+
+func (k killPrivFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	st := k.RawFileSystem.Open(cancel, in, out)
+	if st == fuse.OK && in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
+		k.kill(cancel, &in.InHeader, out.Fh, "open")
+	}
+	return st
+}
+
+// kill drops the set-ID bits of the file of h, through its open handle fh
+// (so that an open file whose name is gone is cleared too).
+func (k killPrivFS) kill(cancel <-chan struct{}, h *fuse.InHeader, fh uint64, op string) {
+	set := &fuse.SetAttrIn{SetAttrInCommon: fuse.SetAttrInCommon{InHeader: *h, Valid: fuse.FATTR_KILL_SUIDGID | fuse.FATTR_FH, Fh: fh}}
 	var out fuse.AttrOut
-	if kst := k.RawFileSystem.SetAttr(cancel, set, &out); kst != fuse.OK {
-		// The data is written; the bits stay: say so.
-		k.fsys.log.Error("write: clearing the set-user-ID and set-group-ID bits failed", "node", in.NodeId, "err", syscall.Errno(kst))
+	if st := k.RawFileSystem.SetAttr(cancel, set, &out); st != fuse.OK {
+		k.fsys.log.Error(op+": clearing the set-user-ID and set-group-ID bits failed", "node", h.NodeId, "err", syscall.Errno(st))
 	}
 }
 
 // killedMode is mode (its permission bits) without what a write or
 // truncate by an unprivileged caller drops: S_ISUID, and S_ISGID when the
-// group may execute (without that it marks mandatory locking and stays).
+// group may execute, the rule FUSE file systems have always had (since
+// Linux 6.2 a local file system also drops S_ISGID of a file the group
+// cannot execute when the writer is outside its group; the daemon does not
+// know the caller's supplementary groups).
 // ok is false when nothing is to be dropped.
 func killedMode(mode uint32) (perm uint32, ok bool) {
 	kill := mode & unix.S_ISUID

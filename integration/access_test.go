@@ -100,9 +100,9 @@ func TestReadOnly(t *testing.T) {
 	m.unmount()
 }
 
-// TestSetIDCleared: a write or truncate by a user without CAP_FSETID drops
-// a file's set-user-ID bit, and its set-group-ID bit when the group may
-// execute, as on a local file system; root's writes keep them. gzfs does
+// TestSetIDCleared: a write, truncate or fallocate by a user without
+// CAP_FSETID drops a file's set-user-ID bit, and its set-group-ID bit when
+// the group may execute (FUSE's rule); root's writes keep them. gzfs does
 // this itself (FUSE_HANDLE_KILLPRIV_V2), so the kernel does not ask for
 // security.capability before every write: one GETXATTR for many writes.
 func TestSetIDCleared(t *testing.T) {
@@ -127,6 +127,7 @@ func TestSetIDCleared(t *testing.T) {
 		{"w-suid-big", "head -c 300000 /dev/zero >> %s", 0o4777, 0o777},
 		{"t-suid", "truncate -s 10 %s", 0o4777, 0o777},
 		{"t-sgid", "truncate -s 0 %s", 0o2777, 0o777},
+		{"f-suid", "fallocate -l 200000 %s", 0o4777, 0o777},
 	} {
 		mustWrite(t, m.path(c.name), []byte("root's data\n"))
 		if err := os.Chmod(m.path(c.name), setIDMode(c.mode)); err != nil {
