@@ -63,10 +63,10 @@ func (f recFile) Sync() error {
 	return f.File.Sync()
 }
 
-// image builds the content of path after a power loss.
-func (r *recorder) image(rng *rand.Rand, path string) []byte {
-	var ops []recOp
-	lastSync := -1
+// opsOf returns the changes recorded for path and the index of its last
+// fsync among them (-1 if none).
+func (r *recorder) opsOf(path string) (ops []recOp, lastSync int) {
+	lastSync = -1
 	for _, op := range r.ops {
 		if op.path == path {
 			ops = append(ops, op)
@@ -75,6 +75,12 @@ func (r *recorder) image(rng *rand.Rand, path string) []byte {
 			}
 		}
 	}
+	return ops, lastSync
+}
+
+// image builds the content of path after a power loss.
+func (r *recorder) image(rng *rand.Rand, path string) []byte {
+	ops, lastSync := r.opsOf(path)
 	var img []byte
 	write := func(off int64, p []byte) {
 		if end := off + int64(len(p)); end > int64(len(img)) {
@@ -382,16 +388,7 @@ func TestOpenLeavesEmptyJournal(t *testing.T) {
 // write reached the disk but no truncate that was not fsynced did: a
 // journal's batch comes back unless its retirement was made durable.
 func (r *recorder) worstImage(path string) []byte {
-	var ops []recOp
-	lastSync := -1
-	for _, op := range r.ops {
-		if op.path == path {
-			ops = append(ops, op)
-			if op.kind == 's' {
-				lastSync = len(ops) - 1
-			}
-		}
-	}
+	ops, lastSync := r.opsOf(path)
 	var img []byte
 	for i, op := range ops {
 		switch {
