@@ -54,15 +54,11 @@ func (f *File) Sync() error {
 	}
 	// The journal's emptiness first: a batch retired without fsync must not
 	// come back, after power loss, over data this fsync makes durable.
-	if f.jnl == nil && f.jnlUnsure {
-		j, err := openJournal(f.store.journalPath(f.fid.Ino))
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+	if f.jnlUnsure {
+		if _, err := f.journal(); err != nil {
+			return err
 		}
-		j.unsynced = true
-		f.jnl = j
 	}
-	f.jnlUnsure = false
 	if f.jnl != nil && f.jnl.unsynced {
 		if err := f.jnl.sync(); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
@@ -582,17 +578,27 @@ func (f *File) moveMember(k int64, r blockindex.Record, shift int64) (bgzf.Membe
 	return m, nil // no padding to give: it moves as it is
 }
 
-// commitBatch writes a batch of in-place writes through the journal.
-func (f *File) commitBatch(finalSize int64, writes []extent) error {
-	f.idx.SetDirty(true)
+// journal returns the File's write journal, opened on first use. One found
+// empty at open (jnlUnsure) counts as retired without fsync: the next Sync
+// fsyncs it before the data.
+func (f *File) journal() (*journal, error) {
 	if f.jnl == nil {
 		j, err := openJournal(f.store.journalPath(f.fid.Ino))
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
-		j.unsynced = f.jnlUnsure // found empty at open: fsynced with the next Sync
-		f.jnlUnsure = false
+		j.unsynced = f.jnlUnsure
 		f.jnl = j
+	}
+	f.jnlUnsure = false
+	return f.jnl, nil
+}
+
+// commitBatch writes a batch of in-place writes through the journal.
+func (f *File) commitBatch(finalSize int64, writes []extent) error {
+	f.idx.SetDirty(true)
+	if _, err := f.journal(); err != nil {
+		return err
 	}
 	// Room for a growing batch is taken first: a full disk fails here,
 	// before anything in the backing file changed.

@@ -1,7 +1,6 @@
 package blockfile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -39,18 +38,14 @@ func PeekSize(fd *os.File, store *Store) (int64, error) {
 	if jst, err := os.Stat(store.journalPath(sys.Ino)); err == nil && jst.Size() > 0 {
 		return 0, ErrPendingJournal
 	}
-	if size <= peekWhole {
-		// A small file (most of a source tree): one read of the whole
-		// file and a walk in memory is cheaper than the index sidecar.
-		buf := peekBufs.Get().(*[]byte)
-		defer peekBufs.Put(buf)
-		b := (*buf)[:size]
-		if _, err := fd.ReadAt(b, 0); err != nil {
-			return 0, fmt.Errorf("%s: %w", fd.Name(), err)
-		}
-		return walkSize(bytes.NewReader(b), size, fd.Name())
+	f := &File{name: fd.Name(), fd: fd}
+	// A small file (most of a source tree): one read of the whole file and
+	// a walk in memory is cheaper than the index sidecar.
+	defer f.readSmall(size)()
+	if f.headers != nil {
+		return walkSize(f.headers, size, fd.Name())
 	}
-	f := &File{name: fd.Name(), fd: fd, fid: backingID(int(fd.Fd()), sys.Ino)}
+	f.fid = backingID(int(fd.Fd()), sys.Ino)
 	dataEnd := size
 	if f.endsWithEOF(size) {
 		dataEnd -= int64(len(bgzf.EOFMember))
@@ -63,8 +58,8 @@ func PeekSize(fd *os.File, store *Store) (int64, error) {
 	return walkSize(fd, size, fd.Name())
 }
 
-// peekWhole is the backing size up to which PeekSize reads the whole file
-// instead of the index: a few members.
+// peekWhole is the backing size up to which PeekSize and an open read the
+// whole file (File.readSmall) instead of the index: a few members.
 const peekWhole = 64 << 10
 
 var peekBufs = sync.Pool{New: func() any { b := make([]byte, peekWhole); return &b }}
