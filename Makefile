@@ -35,8 +35,8 @@ FSX_LONG_OPS   ?= 500000
 FSX_LONG_SEEDS ?= 1,2,3,4,5,6,7,8
 
 # Commands the tests and the demo need, and the Debian packages that hold them.
-DEPS_CMDS := fusermount3 pigz bgzip gzip zcat getfattr git systemd-analyze
-DEPS_PKGS := fuse3 pigz tabix gzip attr git systemd
+DEPS_CMDS := fusermount3 pigz bgzip gzip zcat getfattr git systemd-analyze sqlite3 stdbuf
+DEPS_PKGS := fuse3 pigz tabix gzip attr git systemd sqlite3 coreutils
 
 # make install: the binary, the mount(8) helper and the example units.
 PREFIX  ?= /usr/local
