@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gzfs/gzfs/blockfile"
 )
 
@@ -61,6 +63,11 @@ func (fsys *FS) errno(op, name string, err error) syscall.Errno {
 		fsys.log.Error("corrupt data", "op", op, "file", name, "err", err)
 	case !errors.As(err, &raw):
 		fsys.log.Error("I/O error", "op", op, "file", name, "errno", e.Error(), "err", err)
+	case outOfFDs(err) && warnOutOfFDs():
+		var rl unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
+		fsys.log.Warn("the daemon is out of file descriptors (files open through the mount hold two each; raise its limit, e.g. LimitNOFILE)",
+			"op", op, "file", name, "limit", rl.Cur, "err", err)
 	}
 	return e
 }

@@ -129,7 +129,8 @@ func (t *openTable) init(fsys *FS, idleFor time.Duration) {
 	t.fsys = fsys
 	t.m = make(map[fileKey]*openFile)
 	t.stamps = make(map[fileKey]stamp)
-	t.idleFor, t.idleMax = idleFor, 256
+	t.idleFor, t.idleMax = idleFor, idleLimit()
+	registerTable(t)
 }
 
 // opener opens the backing file; it returns the descriptor and whether it
@@ -198,7 +199,7 @@ func (t *openTable) acquire(key fileKey, name string, open opener) (of *openFile
 		t.m[key] = e
 		t.mu.Unlock()
 
-		e.err = t.open(e, open)
+		_, e.err = retryOutOfFDs(func() (struct{}, error) { return struct{}{}, t.open(e, open) })
 		close(e.ready)
 		if e.err != nil {
 			t.release(e)
@@ -288,13 +289,14 @@ func (t *openTable) park(e *openFile) error {
 	return nil
 }
 
-// expire closes e if it is still idle.
-func (t *openTable) expire(e *openFile) {
+// expire closes e if it is still idle and reports whether it did.
+func (t *openTable) expire(e *openFile) bool {
 	t.mu.Lock()
 	if e.idle == nil || e.closing || e.refs > 0 {
 		t.mu.Unlock()
-		return
+		return false
 	}
+	e.idle.Stop()
 	e.idle = nil
 	t.idleNow--
 	e.closing = true
@@ -308,6 +310,27 @@ func (t *openTable) expire(e *openFile) {
 	if err := t.finish(e); err != nil {
 		t.fsys.log.Warn("closing an idle file", "file", e.name, "err", err)
 	}
+	return true
+}
+
+// shedIdle closes every idle instance at once (the process is out of
+// descriptors) and returns how many it closed.
+func (t *openTable) shedIdle() int {
+	t.mu.Lock()
+	var idle []*openFile
+	for _, e := range t.m {
+		if e.idle != nil && !e.closing {
+			idle = append(idle, e)
+		}
+	}
+	t.mu.Unlock()
+	n := 0
+	for _, e := range idle {
+		if t.expire(e) {
+			n++
+		}
+	}
+	return n
 }
 
 // evict closes the idle instance of key at once, if there is one (its last
@@ -435,6 +458,7 @@ func (t *openTable) flushAll() error {
 // closeAll closes every file still open: after the unmount no release will
 // come for them.
 func (t *openTable) closeAll() error {
+	unregisterTable(t)
 	t.mu.Lock()
 	var list, idle []*openFile
 	for _, e := range t.m {

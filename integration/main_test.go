@@ -113,6 +113,7 @@ type mountProc struct {
 	dir     string
 	log     string
 	opts    []string
+	wrap    []string // a command that runs the daemon (such as prlimit ARGS --)
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
@@ -163,6 +164,9 @@ func (m *mountProc) start() {
 	}
 	args = append(args, m.backing, m.dir)
 	m.cmd = exec.Command(m.bin, args...)
+	if len(m.wrap) > 0 {
+		m.cmd = exec.Command(m.wrap[0], append(append(m.wrap[1:], m.bin), args...)...)
+	}
 	stderr, err := os.OpenFile(m.log+".stderr", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		m.t.Fatal(err)
