@@ -1,6 +1,7 @@
 package bgzf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +19,11 @@ const (
 
 // ErrFormat is wrapped by every error about malformed member bytes.
 var ErrFormat = errors.New("bgzf: malformed member")
+
+// ErrGzipMember is wrapped by the errors about a well-formed gzip member
+// header that is not BGZF's (no extra field, or a name or a comment): what
+// gzip and pigz write, not damage. It wraps ErrFormat.
+var ErrGzipMember = fmt.Errorf("%w: gzip member that is not BGZF", ErrFormat)
 
 // EOFMember is the empty member htslib appends to mark the end of a file.
 var EOFMember = []byte{
@@ -45,13 +51,16 @@ func ParseHeader(b []byte) (Header, error) {
 	if b[2] != 8 {
 		return Header{}, fmt.Errorf("%w: compression method %d is not deflate", ErrFormat, b[2])
 	}
+	if b[3]&0xe0 != 0 {
+		return Header{}, fmt.Errorf("%w: reserved gzip flags %#02x", ErrFormat, b[3])
+	}
 	if b[3]&4 == 0 {
-		return Header{}, fmt.Errorf("%w: gzip member without extra field (not BGZF)", ErrFormat)
+		return Header{}, fmt.Errorf("%w: no extra field", ErrGzipMember)
 	}
 	if b[3]&^(1|4) != 0 {
-		// A name, comment, header CRC or reserved bit: BGZF members have
-		// none, and readers that assume an 18-byte header would misread it.
-		return Header{}, fmt.Errorf("%w: gzip flags %#02x are not BGZF's", ErrFormat, b[3])
+		// A name, comment or text flag: BGZF members have none, and readers
+		// that assume an 18-byte header would misread it.
+		return Header{}, fmt.Errorf("%w: gzip flags %#02x", ErrGzipMember, b[3])
 	}
 	xlen := int(binary.LittleEndian.Uint16(b[10:12]))
 	hsize := 12 + xlen
@@ -73,6 +82,8 @@ func ParseHeader(b []byte) (Header, error) {
 		}
 		extra = extra[4+slen:]
 	}
+	// An extra field without BC: another format's member (dictzip) or a
+	// damaged BGZF header; Walk bridges it as damage.
 	return Header{}, fmt.Errorf("%w: no BC subfield (not BGZF)", ErrFormat)
 }
 
@@ -94,9 +105,29 @@ func BlockNumber(member []byte) uint32 {
 // IsGzip reports whether b starts with the gzip magic.
 func IsGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
+// headerStart is how gzfs's (and htslib's) members start, up to BSIZE; the
+// MTIME bytes (4 to 7) vary (see SetBlockNumber).
+var headerStart = [16]byte{0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff, 0x06, 0, 'B', 'C', 0x02, 0}
+
+// MemberStart reports whether b is how member k starts when gzfs writes
+// it, as far as b goes (the fixed header bytes with k in MTIME; see
+// SetBlockNumber): what an append of member k cut short leaves.
+func MemberStart(b []byte, k int64) bool {
+	want := headerStart
+	binary.LittleEndian.PutUint32(want[4:8], uint32(k))
+	n := min(len(b), len(want))
+	return len(b) > 0 && bytes.Equal(b[:n], want[:n])
+}
+
+// PlainMemberStart reports whether b starts like a gzip member of another
+// tool (gzip, pigz): deflate, no extra field.
+func PlainMemberStart(b []byte) bool {
+	return len(b) >= 4 && b[0] == 0x1f && b[1] == 0x8b && b[2] == 8 && b[3]&4 == 0
+}
+
 // putHeader writes the 18-byte BGZF header for a member of size bytes.
 func putHeader(dst []byte, size int) {
-	copy(dst, []byte{0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff, 0x06, 0, 'B', 'C', 0x02, 0})
+	copy(dst, headerStart[:])
 	binary.LittleEndian.PutUint16(dst[16:18], uint16(size-1))
 }
 

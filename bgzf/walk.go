@@ -31,7 +31,8 @@ type MemberInfo struct {
 // member visited.
 //
 // A stream that does not start with gzip gives an error wrapping ErrFormat,
-// and so does a gzip stream that is not BGZF. A damaged header in the
+// and so does a gzip stream that is not BGZF, wholly or in part (a member
+// of another tool anywhere: ErrGzipMember). A damaged header in the
 // middle (or at the start of a stream whose later members are BGZF) is
 // bridged: the stretch up to the next header from which the walk reaches the
 // end is reported as one Damaged member, whose ISIZE is read from the
@@ -54,6 +55,11 @@ func Walk(r io.ReaderAt, size int64, fn func(MemberInfo) error) (int64, error) {
 				off += int64(h.Size)
 				continue
 			}
+		}
+		if errors.Is(err, ErrGzipMember) {
+			// Another tool's gzip member (gzip, pigz): the stream is gzip
+			// but not BGZF, whatever came before. Not damage to bridge.
+			return off, fmt.Errorf("%w at offset %d", err, off)
 		}
 		// The member at off is not whole: bridge it, or stop.
 		if off == 0 && !startsGzip(r, size) {

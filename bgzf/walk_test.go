@@ -80,6 +80,17 @@ func TestWalk(t *testing.T) {
 	if _, _, err := walk([]byte("hello, world, not gzip")); !errors.Is(err, ErrFormat) {
 		t.Fatalf("not gzip: %v", err)
 	}
+	// A gzip member of another tool before, among or after BGZF members
+	// makes the stream gzip, not BGZF: it is not damage to bridge.
+	for name, s := range map[string][]byte{
+		"plain first": append(bytes.Clone(z.Bytes()), data...),
+		"plain among": append(append(bytes.Clone(data[:offs[2]]), z.Bytes()...), data[offs[2]:]...),
+		"plain last":  append(bytes.Clone(data), z.Bytes()...),
+	} {
+		if _, _, err := walk(s); !errors.Is(err, ErrGzipMember) {
+			t.Errorf("%s: %v, want ErrGzipMember", name, err)
+		}
+	}
 
 	// A long stretch lost (zeros: writeback that never happened) is
 	// bridged to the members after it.
@@ -97,5 +108,24 @@ func TestWalk(t *testing.T) {
 	}
 	if _, _, err := walk(garbled); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("unbridgeable damage: %v", err)
+	}
+}
+
+// TestMemberStart: what an append of member k cut short leaves, as far as
+// it goes, and what another tool's member looks like.
+func TestMemberStart(t *testing.T) {
+	var m [HeaderSize]byte
+	putHeader(m[:], 1000)
+	SetBlockNumber(m[:], 7)
+	for n := 1; n <= len(m); n++ {
+		if !MemberStart(m[:n], 7) {
+			t.Errorf("%d bytes of member 7's header: not its start", n)
+		}
+	}
+	if MemberStart(m[:8], 6) || MemberStart(m[:4], 6) != true || MemberStart(nil, 7) || MemberStart([]byte("garbage"), 7) {
+		t.Error("MemberStart takes another member's or other bytes for member 7's start")
+	}
+	if PlainMemberStart(m[:]) || !PlainMemberStart([]byte{0x1f, 0x8b, 8, 0, 1, 2}) || !PlainMemberStart([]byte{0x1f, 0x8b, 8, 8}) {
+		t.Error("PlainMemberStart")
 	}
 }

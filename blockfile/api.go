@@ -98,6 +98,14 @@ type Options struct {
 	// writer leaves it (see ReadAt); its first change takes the lock, waiting
 	// up to LockWait.
 	ReadWhileLocked bool
+	// ForeignTailTorn treats whatever follows the last whole member, when
+	// it is less than one member's worth, as a torn tail even when no gzfs
+	// append left it (trailing data, a member another tool left cut
+	// short): a read-write Open cuts it, a read-only one passes over it.
+	// For 'gzfs fsck', which reports such a tail and with --repair cuts
+	// it. Without it such bytes make Open fail with ErrNotBGZF (the file
+	// is read as gzip) and are kept.
+	ForeignTailTorn bool
 	// Logger receives index rebuilds, journal replays and corrupt blocks.
 	// Nil: slog.Default().
 	Logger *slog.Logger

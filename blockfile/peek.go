@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -66,16 +67,65 @@ var peekBufs = sync.Pool{New: func() any { b := make([]byte, peekWhole); return 
 
 // walkSize adds up the ISIZE of every member of the BGZF stream in r.
 func walkSize(r io.ReaderAt, size int64, name string) (int64, error) {
-	var logical int64
-	_, err := bgzf.Walk(r, size, func(m bgzf.MemberInfo) error {
+	var logical, members, first int64
+	numbered := false
+	end, err := bgzf.Walk(r, size, func(m bgzf.MemberInfo) error {
+		switch members {
+		case 0:
+			first = int64(m.ISize)
+		case 1:
+			numbered = m.MTime == 1
+		}
 		logical += int64(m.ISize)
+		members++
 		return nil
 	})
+	if errors.Is(err, bgzf.ErrTornTail) {
+		if err := checkTornTail(r, end, size, numbered, members, logical/max(first, 1)); err != nil {
+			return 0, err
+		}
+		return logical, nil // the engine cuts it
+	}
 	switch {
-	case err == nil, errors.Is(err, bgzf.ErrTornTail): // the engine cuts a torn tail
+	case err == nil:
 		return logical, nil
 	case errors.Is(err, bgzf.ErrFormat):
 		return 0, fmt.Errorf("%w: %v", ErrNotBGZF, err)
 	}
 	return 0, fmt.Errorf("%s: %w", name, err)
 }
+
+// checkTornTail looks at the bytes after the last whole member of a BGZF
+// stream (from end to size, less than a member's worth, as bgzf.Walk's
+// ErrTornTail says) and returns nil when they are gzfs's to cut: what an
+// append of member k cut short leaves (k: the number of members before it,
+// or of blocks before its logical offset, which differ after a damaged
+// stretch), that is the start of that member or zeros up to the next page
+// (a power loss kept the size, or later pages, but not the first); or, in
+// a file gzfs numbered (numbered: its second member says block 1), any
+// bytes a power loss can leave there but the start of another tool's gzip
+// member. Other bytes (trailing data, a member of bgzip cut by a copy or
+// still being written, gzip appending) are not gzfs's: the error wraps
+// ErrNotBGZF, and the file is read as gzip (foreign), not cut.
+func checkTornTail(r io.ReaderAt, end, size int64, numbered bool, k ...int64) error {
+	buf := make([]byte, size-end)
+	if _, err := r.ReadAt(buf, end); err != nil && err != io.EOF {
+		return fmt.Errorf("read the tail at %d: %w", end, err)
+	}
+	page := buf[:min(int64(len(buf)), tornPage-end%tornPage)]
+	if !slices.ContainsFunc(page, func(c byte) bool { return c != 0 }) {
+		return nil
+	}
+	for _, k := range k {
+		if bgzf.MemberStart(buf, k) {
+			return nil
+		}
+	}
+	if numbered && !bgzf.PlainMemberStart(buf) {
+		return nil
+	}
+	return fmt.Errorf("%w: the %d bytes after the last whole member (at %d) are not a gzfs write cut short", ErrNotBGZF, len(buf), end)
+}
+
+// tornPage is the unit in which a power loss keeps or loses written bytes.
+const tornPage = 4096

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/gzfs/gzfs/bgzf"
 )
 
 // TestPeekSize: the size of a file that is not open, read without the
@@ -162,4 +164,113 @@ func TestOpenSmallFileReadsOnce(t *testing.T) {
 		t.Errorf("open read the backing file %d times, want 1", n)
 	}
 	checkSame(t, f, want, "after open")
+}
+
+// TestForeignTails: bytes after the last whole member that no gzfs append
+// cut short can leave are another tool's (trailing data, gzip appending a
+// member, a bgzip file cut by a copy). Opening such a file read-write and
+// PeekSize leave it byte for byte and say ErrNotBGZF (the mount reads it
+// as gzip); gzfs's own torn tails are still cut.
+func TestForeignTails(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	data := textish(r, 3*MinBlockSize+500)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.gz")
+	packFile(t, path, data, Options{BlockSize: MinBlockSize})
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	if _, err := bgzf.Walk(bytes.NewReader(raw), int64(len(raw)), func(m bgzf.MemberInfo) error {
+		offs = append(offs, m.Offset)
+		return nil
+	}); err != nil || len(offs) != 5 {
+		t.Fatalf("walk: %v %v", offs, err)
+	}
+	bgzip := bytes.Clone(raw) // as htslib writes it: MTIME 0 in every member
+	for _, o := range offs {
+		bgzf.SetBlockNumber(bgzip[o:], 0)
+	}
+	var plain bytes.Buffer
+	zw := gzip.NewWriter(&plain)
+	zw.Write([]byte("appended by gzip\n"))
+	zw.Close()
+	cat := func(a []byte, b ...[]byte) []byte {
+		a = bytes.Clone(a)
+		for _, b := range b {
+			a = append(a, b...)
+		}
+		return a
+	}
+	store, _ := FindStore(path)
+	for _, c := range []struct {
+		name string
+		b    []byte
+	}{
+		{"bgzip then a gzip member", cat(bgzip, plain.Bytes())},
+		{"bgzip then gzip appending", cat(bgzip, plain.Bytes()[:30])},
+		{"bgzip then text", cat(bgzip, []byte("trailing text\n"))},
+		{"bgzip cut in a member", bgzip[:offs[2]+100]},
+		{"gzfs then a gzip member", cat(raw, plain.Bytes())},
+		{"gzfs then gzip appending", cat(raw, plain.Bytes()[:30])},
+		{"gzip member then bgzip", cat(plain.Bytes(), bgzip)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(path, c.b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.RemoveAll(store.Dir())
+			if f, err := Open(path, Options{}); !errors.Is(err, ErrNotBGZF) {
+				if err == nil {
+					f.Close()
+				}
+				t.Errorf("open: %v, want ErrNotBGZF", err)
+			}
+			fd, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := PeekSize(fd, store); !errors.Is(err, ErrNotBGZF) {
+				t.Errorf("PeekSize: %d, %v, want ErrNotBGZF", n, err)
+			}
+			fd.Close()
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, c.b) {
+				t.Errorf("the file changed: %d bytes, was %d", len(got), len(c.b))
+			}
+		})
+	}
+	// gzfs's own appends cut short: the start of member 2, or zeros.
+	for _, c := range []struct {
+		name string
+		b    []byte
+	}{
+		{"member 2 cut short", raw[:offs[2]+100]},
+		{"its header cut short", raw[:offs[2]+7]},
+		{"zeros", cat(raw[:offs[2]], make([]byte, 5000))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(path, c.b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.RemoveAll(store.Dir())
+			fd, _ := os.Open(path)
+			n, err := PeekSize(fd, store)
+			fd.Close()
+			if err != nil || n != 2*MinBlockSize {
+				t.Errorf("PeekSize: %d, %v, want %d", n, err, 2*MinBlockSize)
+			}
+			f, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Size() != 2*MinBlockSize {
+				t.Errorf("size %d, want %d", f.Size(), 2*MinBlockSize)
+			}
+			if st, _ := os.Stat(path); st.Size() != offs[2] {
+				t.Errorf("backing size %d, want the tail cut at %d", st.Size(), offs[2])
+			}
+		})
+	}
 }

@@ -450,6 +450,7 @@ func (f *File) rebuildIndex() error {
 	// stretch (writes lost to a power loss) is sized by the number of the
 	// member after it, so that the blocks after it keep their offsets.
 	hinted := true
+	numbered := false
 	tailDamaged := int64(-1) // a damaged stretch with no data after it
 	var lastDamaged blockindex.Record
 	var end int64
@@ -465,6 +466,9 @@ func (f *File) rebuildIndex() error {
 		end, werr = bgzf.Walk(f.headerSource(), physical, func(m bgzf.MemberInfo) error {
 			if i == 0 {
 				firstLen = m.ISize
+			}
+			if i == 1 {
+				numbered = m.MTime == 1 // gzfs's numbering (bgzip writes 0)
 			}
 			if i == 1 && int(firstLen) >= MinBlockSize {
 				x.SetBlockSize(int(firstLen))
@@ -536,6 +540,17 @@ func (f *File) rebuildIndex() error {
 			}
 			return nil
 		})
+	}
+	if errors.Is(werr, bgzf.ErrTornTail) && !f.opts.ForeignTailTorn {
+		// Only a gzfs append cut short is cut (or, unlocked, passed over);
+		// other bytes after the last whole member are another tool's
+		// (trailing data, a file cut by a copy, a writer still at work):
+		// the file is foreign, read as gzip, and nothing is cut.
+		if err := checkTornTail(f.headerSource(), end, physical, numbered, i, logical/int64(x.BlockSize())); err != nil {
+			x.Close()
+			removeTemp(tmp)
+			return err
+		}
 	}
 	if werr == nil && hinted && tailDamaged >= 0 {
 		// Only empty members follow the damaged stretch: it is a tail torn

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -208,6 +209,99 @@ func readHead(t *testing.T, path string, n int) []byte {
 	b := make([]byte, n)
 	if _, err := io.ReadFull(f, b); err != nil {
 		t.Fatal(err)
+	}
+	return b
+}
+
+// TestMixedAndTrailing: files other tools made of BGZF and something else
+// (a gzip member appended to a bgzip or gzfs file, gzip before bgzip,
+// trailing text, a bgzip file cut by a copy) read through the mount as
+// gzip -dc reads them (a cut file: its whole part, then EIO), with the
+// size stat gives, and neither a read nor a stat nor a write open changes
+// a byte of them. A write open says EACCES or EROFS as for any gzip file.
+func TestMixedAndTrailing(t *testing.T) {
+	m := newMount(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	data := logLines(r, 300<<10)
+	more := []byte("appended by gzip\n")
+	tool := func(name string, in []byte, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Stdin = bytes.NewReader(in)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return out
+	}
+	bg := tool("bgzip", data, "-c")
+	gz := tool("gzip", more, "-c")
+	mustWrite(t, m.path("own"), data)
+	own, err := os.ReadFile(m.bpath("own.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		b    []byte
+		want []byte
+		cut  bool // reads end with EIO after want
+	}{
+		{"bgzip-gzip", cat(bg, gz), cat(data, more), false},
+		{"gzfs-gzip", cat(own, gz), cat(data, more), false},
+		{"gzip-bgzip", cat(gz, bg), cat(more, data), false},
+		{"bgzip-text", cat(bg, []byte("trailing text\n")), data, false},
+		{"bgzip-cut", bg[:len(bg)/2], nil, true},
+	}
+	for _, c := range cases {
+		os.WriteFile(m.bpath(c.name+".gz"), c.b, 0o644)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := os.ReadFile(m.path(c.name))
+			if c.cut {
+				// A request that reaches the cut fails whole (a short reply
+				// would tell the kernel the file ends there); one before it
+				// reads.
+				if errnoOf(err) != syscall.EIO || !bytes.HasPrefix(data, got) {
+					t.Errorf("read: %d bytes, %v; want EIO", len(got), err)
+				}
+				f, err := os.Open(m.path(c.name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				buf := make([]byte, 4096)
+				if n, err := f.ReadAt(buf, 8192); err != nil || !bytes.Equal(buf[:n], data[8192:8192+4096]) {
+					t.Errorf("pread before the cut: %d bytes, %v", n, err)
+				}
+			} else if err != nil || !bytes.Equal(got, c.want) {
+				t.Errorf("read: %d bytes, %v; want %d bytes", len(got), err, len(c.want))
+			}
+			if _, err := os.OpenFile(m.path(c.name), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+				t.Errorf("write open of a gzip file that is not BGZF succeeded")
+			}
+		})
+	}
+	time.Sleep(1100 * time.Millisecond) // attribute timeout: stat asks the daemon
+	for _, c := range cases {
+		if st, err := os.Stat(m.path(c.name)); !c.cut && (err != nil || st.Size() != int64(len(c.want))) {
+			t.Errorf("stat %s: %v, %v; want %d bytes", c.name, st, err, len(c.want))
+		}
+	}
+	m.unmount()
+	for _, c := range cases {
+		if got, _ := os.ReadFile(m.bpath(c.name + ".gz")); !bytes.Equal(got, c.b) {
+			t.Errorf("%s.gz changed: %d bytes, was %d", c.name, len(got), len(c.b))
+		}
+	}
+}
+
+// cat joins byte slices into a new one.
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
 	}
 	return b
 }

@@ -171,9 +171,10 @@ func openFile(cmd, path string, readOnly, verbose bool) (f *blockfile.File, clos
 		return nil, nil, err
 	}
 	f, err = blockfile.Open(path, blockfile.Options{
-		ReadOnly: readOnly,
-		Store:    store,
-		Logger:   engineLogger(cmd, verbose),
+		ReadOnly:        readOnly,
+		Store:           store,
+		Logger:          engineLogger(cmd, verbose),
+		ForeignTailTorn: cmd == "fsck", // reported; --repair cuts it
 	})
 	if err != nil {
 		cleanup()
