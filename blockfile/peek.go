@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
@@ -44,7 +45,7 @@ func PeekSize(fd *os.File, store *Store) (int64, error) {
 	// a walk in memory is cheaper than the index sidecar.
 	defer f.readSmall(size)()
 	if f.headers != nil {
-		return walkSize(f.headers, size, fd.Name())
+		return walkSize(f.headers, size, fd.Name(), settled(st))
 	}
 	f.fid = backingID(int(fd.Fd()), sys.Ino)
 	dataEnd := size
@@ -56,7 +57,7 @@ func PeekSize(fd *os.File, store *Store) (int64, error) {
 			return h.Logical, nil
 		}
 	}
-	return walkSize(fd, size, fd.Name())
+	return walkSize(fd, size, fd.Name(), settled(st))
 }
 
 // peekWhole is the backing size up to which PeekSize and an open read the
@@ -66,7 +67,8 @@ const peekWhole = 64 << 10
 var peekBufs = sync.Pool{New: func() any { b := make([]byte, peekWhole); return &b }}
 
 // walkSize adds up the ISIZE of every member of the BGZF stream in r.
-func walkSize(r io.ReaderAt, size int64, name string) (int64, error) {
+// settled says that the file has not changed for a while (checkTornTail).
+func walkSize(r io.ReaderAt, size int64, name string, settled bool) (int64, error) {
 	var logical, members, first int64
 	numbered := false
 	end, err := bgzf.Walk(r, size, func(m bgzf.MemberInfo) error {
@@ -81,7 +83,7 @@ func walkSize(r io.ReaderAt, size int64, name string) (int64, error) {
 		return nil
 	})
 	if errors.Is(err, bgzf.ErrTornTail) {
-		if err := checkTornTail(r, end, size, numbered, members, logical/max(first, 1)); err != nil {
+		if err := checkTornTail(r, end, size, numbered, settled, members, logical/max(first, 1)); err != nil {
 			return 0, err
 		}
 		return logical, nil // the engine cuts it
@@ -97,24 +99,27 @@ func walkSize(r io.ReaderAt, size int64, name string) (int64, error) {
 
 // checkTornTail looks at the bytes after the last whole member of a BGZF
 // stream (from end to size, less than a member's worth, as bgzf.Walk's
-// ErrTornTail says) and returns nil when they are gzfs's to cut: what an
-// append of member k cut short leaves (k: the number of members before it,
-// or of blocks before its logical offset, which differ after a damaged
-// stretch), that is the start of that member or zeros up to the next page
-// (a power loss kept the size, or later pages, but not the first); or, in
-// a file gzfs numbered (numbered: its second member says block 1), any
-// bytes a power loss can leave there but the start of another tool's gzip
-// member. Other bytes (trailing data, a member of bgzip cut by a copy or
-// still being written, gzip appending) are not gzfs's: the error wraps
-// ErrNotBGZF, and the file is read as gzip (foreign), not cut.
-func checkTornTail(r io.ReaderAt, end, size int64, numbered bool, k ...int64) error {
+// ErrTornTail says) and returns nil when they are gzfs's to cut, what an
+// append of gzfs cut short leaves:
+//
+//   - the start of the next member with its block number k in MTIME (k:
+//     the number of members before it, or of blocks before its logical
+//     offset, which differ after a damaged stretch; at least 1, as Walk
+//     finds no torn tail in a file without a whole first member);
+//   - in a file gzfs numbered (numbered: its second member says block 1),
+//     any bytes a power loss can leave there but the start of another
+//     tool's gzip member;
+//   - in a settled file (unchanged for settleTime: no writer at work),
+//     zeros up to the next page (a power loss kept the size, or later
+//     pages, but not the first).
+//
+// Other bytes (trailing data, a bgzip member cut by a copy or still being
+// written, gzip appending) are not gzfs's: the error wraps ErrNotBGZF, and
+// the file is read as gzip (foreign), not cut.
+func checkTornTail(r io.ReaderAt, end, size int64, numbered, settled bool, k ...int64) error {
 	buf := make([]byte, size-end)
 	if _, err := r.ReadAt(buf, end); err != nil && err != io.EOF {
 		return fmt.Errorf("read the tail at %d: %w", end, err)
-	}
-	page := buf[:min(int64(len(buf)), tornPage-end%tornPage)]
-	if !slices.ContainsFunc(page, func(c byte) bool { return c != 0 }) {
-		return nil
 	}
 	for _, k := range k {
 		if bgzf.MemberStart(buf, k) {
@@ -124,8 +129,20 @@ func checkTornTail(r io.ReaderAt, end, size int64, numbered bool, k ...int64) er
 	if numbered && !bgzf.PlainMemberStart(buf) {
 		return nil
 	}
+	page := buf[:min(int64(len(buf)), tornPage-end%tornPage)]
+	if settled && !slices.ContainsFunc(page, func(c byte) bool { return c != 0 }) {
+		return nil
+	}
 	return fmt.Errorf("%w: the %d bytes after the last whole member (at %d) are not a gzfs write cut short", ErrNotBGZF, len(buf), end)
 }
+
+// settleTime is how long a file must be unchanged before zeros at its end,
+// which a writer at work on a network file system can show for a moment,
+// are taken for what a power loss left of a gzfs append.
+const settleTime = 10 * time.Second
+
+// settled reports whether the file of st has not changed for settleTime.
+func settled(st os.FileInfo) bool { return time.Since(st.ModTime()) >= settleTime }
 
 // tornPage is the unit in which a power loss keeps or loses written bytes.
 const tornPage = 4096

@@ -546,7 +546,11 @@ func (f *File) rebuildIndex() error {
 		// other bytes after the last whole member are another tool's
 		// (trailing data, a file cut by a copy, a writer still at work):
 		// the file is foreign, read as gzip, and nothing is cut.
-		if err := checkTornTail(f.headerSource(), end, physical, numbered, i, logical/int64(x.BlockSize())); err != nil {
+		st, err := f.fd.Stat()
+		if err == nil {
+			err = checkTornTail(f.headerSource(), end, physical, numbered, settled(st), i, logical/int64(x.BlockSize()))
+		}
+		if err != nil {
 			x.Close()
 			removeTemp(tmp)
 			return err
