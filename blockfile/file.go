@@ -133,6 +133,12 @@ func Create(path string, perm os.FileMode, opts Options) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An empty file is the EOF marker: a valid gzip stream from the start
+	// (as the mount's create writes it).
+	if _, err := fd.WriteAt(bgzf.EOFMember, 0); err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return openAt(fd, path, path, opts)
 }
 

@@ -95,7 +95,10 @@ func (f *File) flushLocked() error {
 	if err != nil {
 		return f.lookupErr(-1, err)
 	}
-	if len(f.dirty) == 0 && last < stored && f.storedLogical() == f.size && f.eof {
+	if len(f.dirty) == 0 && last < stored && f.storedLogical() == f.size {
+		// Nothing to write, even when the file lacks the EOF marker (an
+		// empty .gz or a BGZF file of another tool): a read writes nothing;
+		// the next append writes the marker.
 		return nil
 	}
 	// The last stored block, if partial, grows with zeros when the file grew.

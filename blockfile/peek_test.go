@@ -197,13 +197,6 @@ func TestForeignTails(t *testing.T) {
 	zw := gzip.NewWriter(&plain)
 	zw.Write([]byte("appended by gzip\n"))
 	zw.Close()
-	cat := func(a []byte, b ...[]byte) []byte {
-		a = bytes.Clone(a)
-		for _, b := range b {
-			a = append(a, b...)
-		}
-		return a
-	}
 	store, _ := FindStore(path)
 	for _, c := range []struct {
 		name string
@@ -281,9 +274,71 @@ func TestForeignTails(t *testing.T) {
 			if f.Size() != want {
 				t.Errorf("size %d, want %d", f.Size(), want)
 			}
-			if st, _ := os.Stat(path); st.Size() != offs[want/MinBlockSize] {
-				t.Errorf("backing size %d, want the tail cut at %d", st.Size(), offs[want/MinBlockSize])
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, cat(c.b[:offs[want/MinBlockSize]], bgzf.EOFMember)) {
+				t.Errorf("backing file: %d bytes, want the tail cut at %d and the EOF marker after it", len(got), offs[want/MinBlockSize])
 			}
 		})
 	}
+}
+
+// TestReadChangesNothing: opening, reading and closing a file read-write
+// writes nothing when nothing was written, even where the file lacks the
+// EOF marker (an empty .gz, a BGZF file of another tool without one); the
+// first write adds it.
+func TestReadChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.gz")
+	packFile(t, path, textish(rand.New(rand.NewPCG(4, 4)), 2*MinBlockSize+10), Options{BlockSize: MinBlockSize})
+	data := textish(rand.New(rand.NewPCG(4, 4)), 2*MinBlockSize+10)
+	raw, _ := os.ReadFile(path)
+	noMarker := raw[:len(raw)-len(bgzf.EOFMember)]
+	for name, b := range map[string][]byte{"empty": nil, "no EOF marker": noMarker} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			f.ReadAt(buf, 0)
+			if err := f.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, b) {
+				t.Fatalf("a read changed the file: %d bytes, was %d", len(got), len(b))
+			}
+			f, err = Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("more"), f.Size()); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(path); !bytes.HasSuffix(got, bgzf.EOFMember) {
+				t.Errorf("no EOF marker after a write")
+			}
+			want := []byte("more")
+			if b != nil {
+				want = cat(data, want)
+			}
+			gzipOK(t, path, want)
+		})
+	}
+}
+
+// cat joins byte slices into a new one.
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
 }

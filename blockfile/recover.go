@@ -455,6 +455,7 @@ func (f *File) rebuildIndex() error {
 	var lastDamaged blockindex.Record
 	var end int64
 	var werr error
+	cut := false // a torn tail was cut
 	if n, lg, fl, ok := f.recordsFromGZI(x, physical, spill); ok {
 		// htslib's .gzi beside the file (bgzip -i) named every block: no
 		// walk over the member headers. A stale one is caught at the first
@@ -579,6 +580,7 @@ func (f *File) rebuildIndex() error {
 				x.Close()
 				return fmt.Errorf("cut torn tail: %w", err)
 			}
+			cut = true
 		}
 		physical = end
 	case errors.Is(werr, bgzf.ErrFormat):
@@ -607,6 +609,15 @@ func (f *File) rebuildIndex() error {
 		} else {
 			f.eof = false
 		}
+	}
+	if cut && !f.eof {
+		// The EOF marker again after the cut, as after a failed append.
+		if _, err := f.fd.WriteAt(bgzf.EOFMember, f.backing); err != nil {
+			x.Close()
+			return fmt.Errorf("cut torn tail: %w", err)
+		}
+		f.eof = true
+		physical = f.physical()
 	}
 	tail, err := f.tailCheck(f.backing)
 	if err != nil {
