@@ -54,12 +54,14 @@ func ParseHeader(b []byte) (Header, error) {
 	if b[3]&0xe0 != 0 {
 		return Header{}, fmt.Errorf("%w: reserved gzip flags %#02x", ErrFormat, b[3])
 	}
-	if b[3]&4 == 0 {
-		return Header{}, fmt.Errorf("%w: no extra field", ErrGzipMember)
-	}
-	if b[3]&^(1|4) != 0 {
-		// A name, comment or text flag: BGZF members have none, and readers
-		// that assume an 18-byte header would misread it.
+	if b[3]&^1 != 4 { // FTEXT (bit 0) is harmless
+		// No extra field, or a name, comment or header CRC: BGZF members
+		// have none (readers that assume an 18-byte header would misread
+		// them). Another tool's member, unless the bytes where BGZF's extra
+		// field goes are just that: a BGZF header with a damaged flag byte.
+		if len(b) >= 16 && bytes.Equal(b[10:16], headerStart[10:16]) {
+			return Header{}, fmt.Errorf("%w: gzip flags %#02x in a BGZF header", ErrFormat, b[3])
+		}
 		return Header{}, fmt.Errorf("%w: gzip flags %#02x", ErrGzipMember, b[3])
 	}
 	xlen := int(binary.LittleEndian.Uint16(b[10:12]))
@@ -119,10 +121,10 @@ func MemberStart(b []byte, k int64) bool {
 	return len(b) > 0 && bytes.Equal(b[:n], want[:n])
 }
 
-// PlainMemberStart reports whether b starts like a gzip member of another
-// tool (gzip, pigz): deflate, no extra field.
-func PlainMemberStart(b []byte) bool {
-	return len(b) >= 4 && b[0] == 0x1f && b[1] == 0x8b && b[2] == 8 && b[3]&4 == 0
+// EOFStart reports whether b is the start of the EOF marker, as far as b
+// goes (the bytes before its BSIZE are those of any member with MTIME 0).
+func EOFStart(b []byte) bool {
+	return len(b) > 0 && len(b) <= len(EOFMember) && bytes.Equal(b, EOFMember[:len(b)])
 }
 
 // putHeader writes the 18-byte BGZF header for a member of size bytes.

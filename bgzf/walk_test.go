@@ -125,7 +125,17 @@ func TestMemberStart(t *testing.T) {
 	if MemberStart(m[:8], 6) || MemberStart(m[:4], 6) != true || MemberStart(nil, 7) || MemberStart([]byte("garbage"), 7) {
 		t.Error("MemberStart takes another member's or other bytes for member 7's start")
 	}
-	if PlainMemberStart(m[:]) || !PlainMemberStart([]byte{0x1f, 0x8b, 8, 0, 1, 2}) || !PlainMemberStart([]byte{0x1f, 0x8b, 8, 8}) {
-		t.Error("PlainMemberStart")
+	if !EOFStart(EOFMember[:17]) || !EOFStart(EOFMember) || EOFStart(m[:17]) || EOFStart(nil) || EOFStart(append(bytes.Clone(EOFMember), 0)) {
+		t.Error("EOFStart")
+	}
+	// A BGZF header whose flag byte lost FEXTRA is damage, not another
+	// tool's member.
+	flipped := bytes.Clone(m[:])
+	flipped[3] = 0
+	if _, err := ParseHeader(flipped); !errors.Is(err, ErrFormat) || errors.Is(err, ErrGzipMember) {
+		t.Errorf("BGZF header without FEXTRA: %v", err)
+	}
+	if _, err := ParseHeader([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 'x', 'y', 'z', 0, 0, 0, 0, 0}); !errors.Is(err, ErrGzipMember) {
+		t.Errorf("gzip's header: %v", err)
 	}
 }

@@ -99,12 +99,12 @@ type Options struct {
 	// up to LockWait.
 	ReadWhileLocked bool
 	// ForeignTailTorn treats whatever follows the last whole member, when
-	// it is less than one member's worth, as a torn tail even when no gzfs
-	// append left it (trailing data, a member another tool left cut
-	// short): a read-write Open cuts it, a read-only one passes over it.
-	// For 'gzfs fsck', which reports such a tail and with --repair cuts
-	// it. Without it such bytes make Open fail with ErrNotBGZF (the file
-	// is read as gzip) and are kept.
+	// it is less than one member's worth and not a whole gzip header, as a
+	// torn tail even when no gzfs append left it (trailing data, a member
+	// another tool left cut short): a read-write Open cuts it, a read-only
+	// one passes over it. For 'gzfs fsck', which reports such a tail and
+	// with --repair cuts it. Without it such bytes make Open fail with
+	// ErrNotBGZF (the file is read as gzip) and are kept.
 	ForeignTailTorn bool
 	// Logger receives index rebuilds, journal replays and corrupt blocks.
 	// Nil: slog.Default().

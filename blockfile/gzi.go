@@ -104,9 +104,10 @@ func (f *File) readGZI(r io.Reader, x *blockindex.Index, physical int64, spill f
 			return 0, 0, 0, err
 		}
 	}
-	// Spot checks: the first and the last data block start with a member
-	// header of the recorded size.
-	for _, k := range []int64{0, max(i-2, 0)} {
+	// Spot checks: the first and the last blocks start with a member header
+	// of the recorded size (the last record is the EOF marker or, when
+	// something else was appended since, what the .gzi does not know).
+	for _, k := range []int64{0, max(i-2, 0), i - 1} {
 		r, err := x.At(k)
 		if err != nil {
 			return 0, 0, 0, err

@@ -2,6 +2,8 @@ package blockfile
 
 import (
 	"bytes"
+	"compress/gzip"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -66,4 +68,28 @@ func TestGZIBeside(t *testing.T) {
 	store, _ := FindStore(path)
 	os.RemoveAll(store.Dir())
 	check(data2)
+
+	// A gzip member appended after bgzip -i (gzip -c more >> FILE.gz): the
+	// .gzi does not know it; the file is gzip, not BGZF, and stays as it is.
+	os.WriteFile(raw, data, 0o644)
+	if out, err := exec.Command("bgzip", "-i", "-f", raw).CombinedOutput(); err != nil {
+		t.Fatalf("bgzip -i: %v %s", err, out)
+	}
+	var more bytes.Buffer
+	zw := gzip.NewWriter(&more)
+	zw.Write([]byte("appended by gzip\n"))
+	zw.Close()
+	b, _ := os.ReadFile(path)
+	b = append(b, more.Bytes()...)
+	os.WriteFile(path, b, 0o644)
+	os.RemoveAll(store.Dir())
+	if f, err := Open(path, Options{}); !errors.Is(err, ErrNotBGZF) {
+		if err == nil {
+			f.Close()
+		}
+		t.Errorf("open after a gzip member was appended: %v, want ErrNotBGZF", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, b) {
+		t.Errorf("the file changed")
+	}
 }

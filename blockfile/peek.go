@@ -67,82 +67,131 @@ const peekWhole = 64 << 10
 var peekBufs = sync.Pool{New: func() any { b := make([]byte, peekWhole); return &b }}
 
 // walkSize adds up the ISIZE of every member of the BGZF stream in r.
-// settled says that the file has not changed for a while (checkTornTail).
+// settled says that the file has not changed for a while (tailEvidence).
 func walkSize(r io.ReaderAt, size int64, name string, settled bool) (int64, error) {
-	var logical, members, first int64
-	numbered := false
+	var ev tailEvidence
 	end, err := bgzf.Walk(r, size, func(m bgzf.MemberInfo) error {
-		switch members {
-		case 0:
-			first = int64(m.ISize)
-		case 1:
-			numbered = m.MTime == 1
-		}
-		logical += int64(m.ISize)
-		members++
+		ev.add(m)
 		return nil
 	})
 	if errors.Is(err, bgzf.ErrTornTail) {
-		if err := checkTornTail(r, end, size, numbered, settled, members, logical/max(first, 1)); err != nil {
-			return 0, err
+		verdict, err := ev.judge(r, end, size, settled)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
 		}
-		return logical, nil // the engine cuts it
+		if verdict == tailForeign {
+			return 0, ev.foreignErr(end, size)
+		}
+		return ev.logical, nil // the engine cuts it
 	}
 	switch {
 	case err == nil:
-		return logical, nil
+		return ev.logical, nil
 	case errors.Is(err, bgzf.ErrFormat):
 		return 0, fmt.Errorf("%w: %v", ErrNotBGZF, err)
 	}
 	return 0, fmt.Errorf("%s: %w", name, err)
 }
 
-// checkTornTail looks at the bytes after the last whole member of a BGZF
-// stream (from end to size, less than a member's worth, as bgzf.Walk's
-// ErrTornTail says) and returns nil when they are gzfs's to cut, what an
-// append of gzfs cut short leaves:
-//
-//   - the start of the next member with its block number k in MTIME (k:
-//     the number of members before it, or of blocks before its logical
-//     offset, which differ after a damaged stretch; at least 1, as Walk
-//     finds no torn tail in a file without a whole first member);
-//   - in a file gzfs numbered (numbered: its second member says block 1),
-//     any bytes a power loss can leave there but the start of another
-//     tool's gzip member;
-//   - in a settled file (unchanged for settleTime: no writer at work),
-//     zeros up to the next page (a power loss kept the size, or later
-//     pages, but not the first).
-//
-// Other bytes (trailing data, a bgzip member cut by a copy or still being
-// written, gzip appending) are not gzfs's: the error wraps ErrNotBGZF, and
-// the file is read as gzip (foreign), not cut.
-func checkTornTail(r io.ReaderAt, end, size int64, numbered, settled bool, k ...int64) error {
-	buf := make([]byte, size-end)
-	if _, err := r.ReadAt(buf, end); err != nil && err != io.EOF {
-		return fmt.Errorf("read the tail at %d: %w", end, err)
-	}
-	for _, k := range k {
-		if bgzf.MemberStart(buf, k) {
-			return nil
-		}
-	}
-	if numbered && !bgzf.PlainMemberStart(buf) {
-		return nil
-	}
-	page := buf[:min(int64(len(buf)), tornPage-end%tornPage)]
-	if settled && !slices.ContainsFunc(page, func(c byte) bool { return c != 0 }) {
-		return nil
-	}
-	return fmt.Errorf("%w: the %d bytes after the last whole member (at %d) are not a gzfs write cut short", ErrNotBGZF, len(buf), end)
+// tailEvidence gathers, over a walk of the members, what tells whose
+// bytes a torn tail (what follows the last whole member, less than a
+// member's worth) is: gzfs's, left by an append cut short, which the
+// engine cuts; or another tool's (trailing data, a member of bgzip or
+// gzip cut by a copy or still being written), which make the file foreign
+// gzip, read as gzip and never cut. PeekSize and the engine's open judge
+// with it alike, so that stat and open agree.
+type tailEvidence struct {
+	members  int64 // whole members (a damaged stretch counts as one)
+	logical  int64 // their ISIZE added up
+	first    int64 // ISIZE of the first member: the block size of a file of several blocks
+	numbered bool  // a member after the first carries its block number in MTIME: gzfs wrote the file
 }
 
-// settleTime is how long a file must be unchanged before zeros at its end,
-// which a writer at work on a network file system can show for a moment,
-// are taken for what a power loss left of a gzfs append.
-const settleTime = 10 * time.Second
+// add takes the next member of the walk.
+func (e *tailEvidence) add(m bgzf.MemberInfo) {
+	if e.members == 0 {
+		e.first = int64(m.ISize)
+	} else if m.MTime != 0 && (m.MTime == uint32(e.members) || e.first > 0 && m.MTime == uint32(e.logical/e.first)) {
+		e.numbered = true
+	}
+	e.members++
+	e.logical += int64(m.ISize)
+}
 
-// settled reports whether the file of st has not changed for settleTime.
-func settled(st os.FileInfo) bool { return time.Since(st.ModTime()) >= settleTime }
+// next returns the numbers the member after the last could carry: the
+// count of members, or the block its logical offset starts (they differ
+// after a damaged stretch of several blocks).
+func (e *tailEvidence) next() []int64 {
+	if e.first > 0 {
+		return []int64{e.members, e.logical / e.first}
+	}
+	return []int64{e.members}
+}
 
-// tornPage is the unit in which a power loss keeps or loses written bytes.
-const tornPage = 4096
+// A tailVerdict says what to do with a torn tail.
+type tailVerdict int
+
+const (
+	tailForeign  tailVerdict = iota // another tool's bytes: the file is foreign, nothing is cut
+	tailCut                         // gzfs's: cut it
+	tailSetAside                    // most likely gzfs's: cut it, keeping a copy in the sidecar store
+)
+
+// judge reads the torn tail (from end to size) and says whose it is:
+//
+//   - the start of the next member as gzfs writes it, its block number in
+//     MTIME (1 or more: bgzip writes 0), is gzfs's;
+//   - more than the first 16 bytes of the EOF marker (which gzfs appends
+//     with its members; its BSIZE tells it from a member) hold no data:
+//     cut;
+//   - in a settled file (unchanged for SettleTime: no writer at work, as
+//     after the reboot that follows a power loss), fewer bytes of a BGZF
+//     header (which any BGZF writer's next member starts with) and zeros
+//     (a size kept without its data) are gzfs's too;
+//   - any other start of gzip is another tool's member;
+//   - in a settled file gzfs numbered, any other bytes are most likely
+//     pages a power loss kept of its own writes: set aside, then cut;
+//   - anything else is another tool's.
+func (e *tailEvidence) judge(r io.ReaderAt, end, size int64, settled bool) (tailVerdict, error) {
+	buf := make([]byte, size-end)
+	if _, err := r.ReadAt(buf, end); err != nil && err != io.EOF {
+		return tailForeign, fmt.Errorf("read the tail at %d: %w", end, err)
+	}
+	const mtimeEnd = 8 // a header's bytes up to its MTIME
+	header := false    // buf is the start of a BGZF header, as far as it goes
+	for _, k := range e.next() {
+		switch {
+		case !bgzf.MemberStart(buf, k):
+		case len(buf) >= mtimeEnd && k >= 1:
+			return tailCut, nil
+		default:
+			header = len(buf) < mtimeEnd || k == 0
+		}
+	}
+	zeros := !slices.ContainsFunc(buf, func(c byte) bool { return c != 0 })
+	switch {
+	case bgzf.EOFStart(buf) && len(buf) > bgzf.HeaderSize-2:
+		return tailCut, nil
+	case settled && (header || bgzf.EOFStart(buf) || zeros):
+		return tailCut, nil
+	case buf[0] == 0x1f:
+		return tailForeign, nil
+	case settled && e.numbered:
+		return tailSetAside, nil
+	}
+	return tailForeign, nil
+}
+
+// foreignErr is the error of a file whose torn tail is another tool's.
+func (e *tailEvidence) foreignErr(end, size int64) error {
+	return fmt.Errorf("%w: the %d bytes after the last whole member (at %d) are not a gzfs write cut short", ErrNotBGZF, size-end, end)
+}
+
+// SettleTime is how long a file must be unchanged before bytes at its end
+// that a writer at work could be writing (zeros a network file system
+// shows for a moment, a member header's first bytes) are taken for what
+// an interrupted gzfs append left.
+const SettleTime = 10 * time.Second
+
+// settled reports whether the file of st has not changed for SettleTime.
+func settled(st os.FileInfo) bool { return time.Since(st.ModTime()) >= SettleTime }

@@ -450,7 +450,8 @@ func (f *File) rebuildIndex() error {
 	// stretch (writes lost to a power loss) is sized by the number of the
 	// member after it, so that the blocks after it keep their offsets.
 	hinted := true
-	numbered := false
+	var ev tailEvidence // whose a torn tail is
+	verdict := tailCut
 	tailDamaged := int64(-1) // a damaged stretch with no data after it
 	var lastDamaged blockindex.Record
 	var end int64
@@ -468,9 +469,7 @@ func (f *File) rebuildIndex() error {
 			if i == 0 {
 				firstLen = m.ISize
 			}
-			if i == 1 {
-				numbered = m.MTime == 1 // gzfs's numbering (bgzip writes 0)
-			}
+			ev.add(m)
 			if i == 1 && int(firstLen) >= MinBlockSize {
 				x.SetBlockSize(int(firstLen))
 			}
@@ -543,13 +542,15 @@ func (f *File) rebuildIndex() error {
 		})
 	}
 	if errors.Is(werr, bgzf.ErrTornTail) && !f.opts.ForeignTailTorn {
-		// Only a gzfs append cut short is cut (or, unlocked, passed over);
-		// other bytes after the last whole member are another tool's
-		// (trailing data, a file cut by a copy, a writer still at work):
-		// the file is foreign, read as gzip, and nothing is cut.
+		// Only what a gzfs append cut short leaves is cut (or, unlocked,
+		// passed over); another tool's bytes after the last whole member
+		// make the file foreign, read as gzip, and nothing is cut.
 		st, err := f.fd.Stat()
 		if err == nil {
-			err = checkTornTail(f.headerSource(), end, physical, numbered, settled(st), i, logical/int64(x.BlockSize()))
+			verdict, err = ev.judge(f.headerSource(), end, physical, settled(st))
+		}
+		if err == nil && verdict == tailForeign {
+			err = ev.foreignErr(end, physical)
 		}
 		if err != nil {
 			x.Close()
@@ -575,7 +576,14 @@ func (f *File) rebuildIndex() error {
 		if !f.mayWrite() {
 			f.logWalk(slog.LevelWarn, "backing file ends with an incomplete member; ignoring it", "file", f.name, "at", end, "err", werr)
 		} else {
-			f.log.Warn("cutting incomplete last member left by a crash", "file", f.name, "at", end, "bytes", physical-end)
+			if verdict == tailSetAside {
+				if err := f.setTailAside(end, physical); err != nil {
+					x.Close()
+					return err
+				}
+			} else {
+				f.log.Warn("cutting incomplete last member left by a crash", "file", f.name, "at", end, "bytes", physical-end)
+			}
 			if err := f.fd.Truncate(end); err != nil {
 				x.Close()
 				return fmt.Errorf("cut torn tail: %w", err)
@@ -752,4 +760,22 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	f.log.Warn("index did not match the backing file; rebuilt it from the block headers", "file", f.name,
 		"block", be.Block, "err", be.Err)
 	return true
+}
+
+// setTailAside copies the torn tail (from end to physical) that is most
+// likely, not surely, what a power loss left of gzfs's own writes into
+// the sidecar store (INO.tail, replacing an older one) before it is cut,
+// so that nothing another tool wrote there is lost.
+func (f *File) setTailAside(end, physical int64) error {
+	b := make([]byte, physical-end)
+	if _, err := f.fd.ReadAt(b, end); err != nil && err != io.EOF {
+		return fmt.Errorf("set the torn tail aside: %w", err)
+	}
+	path := f.store.tailPath(f.fid.Ino)
+	if err := writeFileSync(path, b); err != nil {
+		return fmt.Errorf("set the torn tail aside: %w", err)
+	}
+	f.log.Warn("cutting the bytes after the last whole member (most likely what a power loss left of a write); a copy is kept",
+		"file", f.name, "at", end, "bytes", len(b), "copy", path)
+	return nil
 }

@@ -91,11 +91,17 @@ func (s *Store) checkpointPath(ino uint64) string {
 	return filepath.Join(s.dir, strconv.FormatUint(ino, 10)+".ckp")
 }
 
+// tailPath is where the engine keeps a copy of a torn tail it cut on a
+// guess (File.setTailAside).
+func (s *Store) tailPath(ino uint64) string {
+	return filepath.Join(s.dir, strconv.FormatUint(ino, 10)+".tail")
+}
+
 // Forget removes the sidecars kept for the backing inode ino (call it when
 // the last link of a file is removed).
 func (s *Store) Forget(ino uint64) error {
 	var errs []error
-	for _, p := range []string{s.indexPath(ino), s.journalPath(ino), s.checkpointPath(ino)} {
+	for _, p := range []string{s.indexPath(ino), s.journalPath(ino), s.checkpointPath(ino), s.tailPath(ino)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -115,3 +121,17 @@ type Store struct {
 
 // StoreDirName is the name of the sidecar directory. The mount hides it.
 const StoreDirName = ".gzfs"
+
+// writeFileSync writes b to a new file at path (replacing one) and
+// fsyncs it.
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -123,7 +124,11 @@ func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int
 		if !isGzip {
 			size = st.Size // not gzip at all: shown as it is, read-only
 		}
-		fsys.sizes.put(key, st, size, true)
+		if time.Since(time.Unix(st.Mtim.Unix())) >= blockfile.SettleTime {
+			// A file changed just now may be foreign only until it settles
+			// (a torn tail an open then cuts): not remembered before.
+			fsys.sizes.put(key, st, size, true)
+		}
 		return size, true, nil
 	}
 	if err != nil {

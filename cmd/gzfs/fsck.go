@@ -23,8 +23,9 @@ Options:
   --repair      first open the file read-write, which replays a pending
                 write journal (an interrupted in-place rewrite) and cuts
                 what follows the last whole block when it is less than one
-                block (an interrupted write, trailing bytes; the mount
-                leaves such a file alone and reads it as gzip), then drop
+                block and not a whole gzip header (an interrupted write,
+                trailing bytes; the mount leaves such a file alone and
+                reads it as gzip), then drop
                 and rebuild the seek index from the member headers. Damaged
                 blocks cannot be repaired: their data is lost.
   -q, --quiet   print only problems; no progress bar

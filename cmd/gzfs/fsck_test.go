@@ -221,3 +221,35 @@ func TestDamagedHeaderIsNotCut(t *testing.T) {
 	got = mustGzfs(t, nil, "cat", "--length", fmt.Sprint(bs*3), gz)
 	sameBytes(t, "cat before the damaged header", got, data[:bs*3])
 }
+
+// TestTrailingBytes: bytes after the last block that no gzfs write left
+// (text appended to the file) are not cut by a read; cat gives every
+// block, then fails as gzip -d would warn; fsck reports them and
+// --repair cuts them.
+func TestTrailingBytes(t *testing.T) {
+	t.Parallel()
+	dir := testDir(t)
+	data := textData(200000)
+	gz := packed(t, dir, "data", data)
+	withText := append(readFile(t, gz), "trailing text\n"...)
+	if err := os.WriteFile(gz, withText, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := gzfs(t, nil, "cat", gz)
+	sameBytes(t, "cat of a file with trailing text", r.stdout, data)
+	if !bytes.Equal(readFile(t, gz), withText) {
+		t.Fatal("cat changed the file")
+	}
+	r = gzfs(t, nil, "fsck", gz)
+	if r.code != 1 || !strings.Contains(string(r.stdout), "--repair") {
+		t.Errorf("fsck of a file with trailing text: exit %d, stdout %q; want 1 and the --repair hint", r.code, r.stdout)
+	}
+	if !bytes.Equal(readFile(t, gz), withText) {
+		t.Fatal("fsck without --repair changed the file")
+	}
+	mustGzfs(t, nil, "fsck", "--repair", "-q", gz)
+	if r := gzfs(t, nil, "fsck", gz); r.code != 0 {
+		t.Errorf("fsck after --repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	sameBytes(t, "cat after repair", mustGzfs(t, nil, "cat", gz), data)
+}
