@@ -106,6 +106,11 @@ func (n *node) openGz(flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 			// makes the kernel look it up again and retry the open.
 			return nil, 0, syscall.ESTALE
 		}
+		if wantsWrite(flags) {
+			// Say why (another tool's gzip, or its bytes after BGZF blocks).
+			n.fsys.log.Warn("write open of a gzip file that is not BGZF: read-only (convert=on-write converts it; 'gzfs fsck --repair' cuts bytes of another tool after the last block)",
+				"file", n.backingPath(), "reason", err)
+		}
 		return n.openStream(flags)
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -278,8 +279,11 @@ func TestMixedAndTrailing(t *testing.T) {
 			} else if err != nil || !bytes.Equal(got, c.want) {
 				t.Errorf("read: %d bytes, %v; want %d bytes", len(got), err, len(c.want))
 			}
-			if _, err := os.OpenFile(m.path(c.name), os.O_WRONLY|os.O_APPEND, 0); err == nil {
-				t.Errorf("write open of a gzip file that is not BGZF succeeded")
+			if _, err := os.OpenFile(m.path(c.name), os.O_WRONLY|os.O_APPEND, 0); errnoOf(err) != syscall.EROFS {
+				t.Errorf("write open of a gzip file that is not BGZF: %v, want EROFS", err)
+			}
+			if !strings.Contains(m.logText(), "write open of a gzip file that is not BGZF") {
+				t.Errorf("the log does not say why a write open failed:\n%s", m.logText())
 			}
 		})
 	}
