@@ -164,7 +164,7 @@ test-cluster: deps
 fsx-long: deps
 	$(GO) test -count=1 -timeout 0 -run '^TestFSX$$' -v ./integration -args -fsx.ops=$(FSX_LONG_OPS) -fsx.seeds=$(FSX_LONG_SEEDS)
 
-## bench: benchmark vs pigz/bgzip/gzip/loopback (issue 5): ratios to bench/results.md and .svg (~36 min)
+## bench: benchmark vs pigz/bgzip/gzip/loopback (issue 5): ratios to bench/results.md and .svg (18–36 min, by machine)
 bench:
 	bench/run.sh
 
