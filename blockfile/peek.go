@@ -101,10 +101,11 @@ func walkSize(r io.ReaderAt, size int64, name string, settled bool) (int64, erro
 // gzip, read as gzip and never cut. PeekSize and the engine's open judge
 // with it alike, so that stat and open agree.
 type tailEvidence struct {
-	members  int64 // whole members (a damaged stretch counts as one)
-	logical  int64 // their ISIZE added up
-	first    int64 // ISIZE of the first member: the block size of a file of several blocks
-	numbered bool  // a member after the first carries its block number in MTIME: gzfs wrote the file
+	members  int64  // whole members (a damaged stretch counts as one)
+	logical  int64  // their ISIZE added up
+	first    int64  // ISIZE of the first member: the block size of a file of several blocks
+	numbered bool   // a member after the first carries its block number in MTIME: gzfs wrote the file
+	tail     []byte // the torn tail, once judged (what setTailAside keeps)
 }
 
 // add takes the next member of the walk.
@@ -157,6 +158,7 @@ func (e *tailEvidence) judge(r io.ReaderAt, end, size int64, settled bool) (tail
 	if _, err := r.ReadAt(buf, end); err != nil && err != io.EOF {
 		return tailForeign, fmt.Errorf("read the tail at %d: %w", end, err)
 	}
+	e.tail = buf
 	const mtimeEnd = 8 // a header's bytes up to its MTIME
 	header := false    // buf is the start of a BGZF header, as far as it goes
 	for _, k := range e.next() {
@@ -193,5 +195,8 @@ func (e *tailEvidence) foreignErr(end, size int64) error {
 // an interrupted gzfs append left.
 const SettleTime = 10 * time.Second
 
-// settled reports whether the file of st has not changed for SettleTime.
-func settled(st os.FileInfo) bool { return time.Since(st.ModTime()) >= SettleTime }
+// Settled reports whether a file last modified at mtime has not changed
+// for SettleTime.
+func Settled(mtime time.Time) bool { return time.Since(mtime) >= SettleTime }
+
+func settled(st os.FileInfo) bool { return Settled(st.ModTime()) }

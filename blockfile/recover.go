@@ -577,7 +577,7 @@ func (f *File) rebuildIndex() error {
 			f.logWalk(slog.LevelWarn, "backing file ends with an incomplete member; ignoring it", "file", f.name, "at", end, "err", werr)
 		} else {
 			if verdict == tailSetAside {
-				if err := f.setTailAside(end, physical); err != nil {
+				if err := f.setTailAside(end, ev.tail); err != nil {
 					x.Close()
 					return err
 				}
@@ -762,15 +762,11 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	return true
 }
 
-// setTailAside copies the torn tail (from end to physical) that is most
-// likely, not surely, what a power loss left of gzfs's own writes into
-// the sidecar store (INO.tail, replacing an older one) before it is cut,
-// so that nothing another tool wrote there is lost.
-func (f *File) setTailAside(end, physical int64) error {
-	b := make([]byte, physical-end)
-	if _, err := f.fd.ReadAt(b, end); err != nil && err != io.EOF {
-		return fmt.Errorf("set the torn tail aside: %w", err)
-	}
+// setTailAside keeps a copy of the torn tail b (at end) that is most
+// likely, not surely, what a power loss left of gzfs's own writes in the
+// sidecar store (INO.tail, replacing an older one) before it is cut, so
+// that nothing another tool wrote there is lost.
+func (f *File) setTailAside(end int64, b []byte) error {
 	path := f.store.tailPath(f.fid.Ino)
 	if err := writeFileSync(path, b); err != nil {
 		return fmt.Errorf("set the torn tail aside: %w", err)

@@ -124,7 +124,7 @@ func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int
 		if !isGzip {
 			size = st.Size // not gzip at all: shown as it is, read-only
 		}
-		if time.Since(time.Unix(st.Mtim.Unix())) >= blockfile.SettleTime {
+		if blockfile.Settled(time.Unix(st.Mtim.Unix())) {
 			// A file changed just now may be foreign only until it settles
 			// (a torn tail an open then cuts): not remembered before.
 			fsys.sizes.put(key, st, size, true)

@@ -8,8 +8,6 @@ import (
 	"os"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gzfs/gzfs/blockfile"
 )
 
@@ -64,10 +62,8 @@ func (fsys *FS) errno(op, name string, err error) syscall.Errno {
 	case !errors.As(err, &raw):
 		fsys.log.Error("I/O error", "op", op, "file", name, "errno", e.Error(), "err", err)
 	case outOfFDs(err) && warnOutOfFDs():
-		var rl unix.Rlimit
-		unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
 		fsys.log.Warn("the daemon is out of file descriptors (files open through the mount hold two each; raise its limit, e.g. LimitNOFILE)",
-			"op", op, "file", name, "limit", rl.Cur, "err", err)
+			"op", op, "file", name, "limit", fdLimit(), "err", err)
 	}
 	return e
 }

@@ -23,11 +23,16 @@ const maxIdle = 256
 // idleLimit is how many idle engines a mount keeps: maxIdle, or fewer so
 // that idle engines hold at most a quarter of the descriptor limit.
 func idleLimit() int {
+	return int(min(uint64(maxIdle), fdLimit()/8))
+}
+
+// fdLimit is the process's limit on open descriptors (RLIMIT_NOFILE, soft).
+func fdLimit() uint64 {
 	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY {
-		return maxIdle
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return unix.RLIM_INFINITY
 	}
-	return int(min(uint64(maxIdle), rl.Cur/8))
+	return rl.Cur
 }
 
 // idleTables are the open tables of the process's mounts, for relieveFDs.
@@ -75,14 +80,11 @@ func outOfFDs(err error) bool {
 	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
 }
 
-// retryOutOfFDs runs open; if it fails for want of descriptors and idle
-// engines could be closed, it runs it once more.
-func retryOutOfFDs[T any](open func() (T, error)) (T, error) {
-	v, err := open()
-	if err != nil && outOfFDs(err) && relieveFDs() {
-		return open()
-	}
-	return v, err
+// reliefFor reports whether an open that failed with err is worth trying
+// again: the process is out of descriptors and idle engines were closed.
+// It is false once there are none left to close, so a retry loop ends.
+func reliefFor(err error) bool {
+	return err != nil && outOfFDs(err) && relieveFDs()
 }
 
 // fdWarned is when the daemon last logged that it ran out of descriptors

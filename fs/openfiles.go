@@ -199,7 +199,11 @@ func (t *openTable) acquire(key fileKey, name string, open opener) (of *openFile
 		t.m[key] = e
 		t.mu.Unlock()
 
-		_, e.err = retryOutOfFDs(func() (struct{}, error) { return struct{}{}, t.open(e, open) })
+		for {
+			if e.err = t.open(e, open); !reliefFor(e.err) {
+				break
+			}
+		}
 		close(e.ready)
 		if e.err != nil {
 			t.release(e)

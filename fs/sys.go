@@ -104,14 +104,14 @@ func openBeneath(dirfd int, comps []string, flags int) (int, error) {
 		}
 		how := resolveHow
 		how.Flags = uint64(fl | unix.O_CLOEXEC | unix.O_NOFOLLOW)
-		fd, err := retryOutOfFDs(func() (int, error) {
-			for {
-				fd, err := unix.Openat2(cur, p, &how)
-				if err != unix.EINTR && err != unix.EAGAIN {
-					return fd, err
-				}
+		var fd int
+		var err error
+		for {
+			fd, err = unix.Openat2(cur, p, &how)
+			if err != unix.EINTR && err != unix.EAGAIN && !reliefFor(err) {
+				break
 			}
-		})
+		}
 		if owned {
 			unix.Close(cur)
 		}
@@ -121,7 +121,7 @@ func openBeneath(dirfd int, comps []string, flags int) (int, error) {
 		cur, owned = fd, true
 	}
 	if !owned {
-		return retryOutOfFDs(func() (int, error) { return unix.Openat(dirfd, ".", flags|unix.O_CLOEXEC, 0) })
+		return openAt(dirfd, ".", flags, 0)
 	}
 	return cur, nil
 }
@@ -147,14 +147,12 @@ func joinPath(comps []string) string {
 // openAt opens name in dirfd without following a symlink.
 // Out of descriptors, it closes idle engines and tries once more.
 func openAt(dirfd int, name string, flags int, mode uint32) (int, error) {
-	return retryOutOfFDs(func() (int, error) {
-		for {
-			fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
-			if err != unix.EINTR {
-				return fd, err
-			}
+	for {
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+		if err != unix.EINTR && !reliefFor(err) {
+			return fd, err
 		}
-	})
+	}
 }
 
 // procPath names an open descriptor for calls that have no f* form for
