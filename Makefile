@@ -58,7 +58,7 @@ install: build
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/gzfs docs/mount.md docs/format.md README.md
 	install -D -m 0644 contrib/systemd/mnt-logs.mount $(DESTDIR)$(PREFIX)/share/doc/gzfs/examples/mnt-logs.mount
 
-## deps: install fuse3, pigz, tabix (bgzip) and gzip with apt-get when a command is missing
+## deps: install fuse3, pigz, tabix (bgzip), gzip, attr, git, systemd and sqlite3 with apt-get when a command is missing
 deps:
 	@missing=""; \
 	for c in $(DEPS_CMDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
