@@ -180,6 +180,22 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 	return 0
 }
 
+// Access answers access(2) when the kernel does not check permissions
+// itself (a mount without default_permissions, whose only user is the one
+// who mounted it, so the daemon's own credentials are the caller's): the
+// backing entry is asked with faccessat.
+func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
+	dirfd, bname, done, err := n.where()
+	if err != nil {
+		return toErrno(err)
+	}
+	defer done()
+	if bname == "" {
+		bname = "."
+	}
+	return toErrno(unix.Faccessat(dirfd, bname, mask, unix.AT_EACCESS|unix.AT_SYMLINK_NOFOLLOW))
+}
+
 // Readlink reads a symlink of the backing tree as it is.
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	dirfd, bname, done, err := n.where()

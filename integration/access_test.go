@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // asNobody runs a shell command as uid/gid 65534.
@@ -55,6 +57,63 @@ func TestPermissions(t *testing.T) {
 	st, err := os.Stat(m.bpath("shared/mine.gz"))
 	if err != nil || st.Sys().(*syscall.Stat_t).Uid != 65534 {
 		t.Errorf("new file's backing owner: %v %v", st, err)
+	}
+}
+
+// TestOwnerOnlyPermissions: without allow_other the only caller is the
+// user who mounted, so the kernel leaves the checks to the daemon's own
+// access to the backing tree (no default_permissions): access(2) is
+// answered from the backing entry, exec bits still hold, and a change to a
+// directory costs no GETATTR of it. -o default_permissions brings the
+// kernel's checks back.
+func TestOwnerOnlyPermissions(t *testing.T) {
+	requireRoot(t)
+	m := newMount(t, "debug")
+	mustWrite(t, m.path("data"), []byte("text"))
+	mustWrite(t, m.path("tool"), []byte("#!/bin/sh\necho ran\n"))
+	os.Chmod(m.path("tool"), 0o755)
+	os.Mkdir(m.path("dir"), 0o700)
+	for _, c := range []struct {
+		name string
+		mode uint32
+		want error
+	}{
+		{"data", unix.X_OK, syscall.EACCES},
+		{"data", unix.R_OK | unix.W_OK, nil},
+		{"tool", unix.X_OK, nil},
+		{"dir", unix.X_OK | unix.W_OK, nil},
+		{"missing", unix.F_OK, syscall.ENOENT},
+	} {
+		if err := unix.Access(m.path(c.name), c.mode); !errors.Is(err, c.want) && err != c.want {
+			t.Errorf("access(%s, %o) = %v, want %v", c.name, c.mode, err, c.want)
+		}
+	}
+	if out, err := exec.Command(m.path("tool")).CombinedOutput(); err != nil || string(out) != "ran\n" {
+		t.Errorf("running an executable file: %q %v", out, err)
+	}
+	if err := exec.Command(m.path("data")).Run(); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("running a file without x bits: %v, want EACCES", err)
+	}
+	countGetattr := func() int {
+		before := strings.Count(m.logText(), ": GETATTR ")
+		for i := 0; i < 5; i++ {
+			if err := os.Mkdir(m.path("dir/sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(m.path("dir/sub")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return strings.Count(m.logText(), ": GETATTR ") - before
+	}
+	if n := countGetattr(); n != 0 {
+		t.Errorf("5 mkdir+rmdir without allow_other sent %d GETATTR requests, want 0", n)
+	}
+	m.unmount()
+	m.opts = []string{"debug", "default_permissions"}
+	m.start()
+	if n := countGetattr(); n < 5 {
+		t.Errorf("with -o default_permissions 5 mkdir+rmdir sent %d GETATTR requests: the kernel does not check", n)
 	}
 }
 

@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -27,10 +28,18 @@ var posixtestExcluded = map[string]string{
 }
 
 // TestGoFusePosixtest runs go-fuse's own POSIX conformance cases against
-// the gzfs mount, as root with allow_other, each in a fresh directory.
+// the gzfs mount, as root, each in a fresh directory: with allow_other (the
+// kernel checks permissions) and without (the daemon's access decides).
 func TestGoFusePosixtest(t *testing.T) {
 	requireRoot(t)
-	m := newMount(t, "allow_other")
+	for _, opts := range [][]string{{"allow_other"}, nil} {
+		t.Run(strings.Join(append([]string{"opts"}, opts...), "-"), func(t *testing.T) {
+			runPosixtest(t, newMount(t, opts...))
+		})
+	}
+}
+
+func runPosixtest(t *testing.T, m *mountProc) {
 	names := make([]string, 0, len(posixtest.All))
 	for name := range posixtest.All {
 		if _, ok := posixtestExcluded[name]; !ok {

@@ -54,14 +54,18 @@ Options:
                 otherwise) first converts it to BGZF in place (written
                 beside it, fsynced, renamed over it); default never
   ro            read-only mount
-  allow_other   let other users access the mount (off by default)
+  allow_other   let other users access the mount (off by default); the
+                kernel then checks modes and owners (default_permissions)
+  default_permissions
+                the kernel checks modes and owners even without allow_other
+                (otherwise the daemon's own access to BACKING decides)
   nonempty      allow mounting over a non-empty directory
   log=FILE      same as --log FILE (for fstab)
   cpuprofile=FILE  write a CPU profile of the daemon to FILE until unmount
                 (go tool pprof FILE)
   nosuid,nodev,noexec,noatime,nodiratime,sync,dirsync: passed to the kernel
   rw,defaults,auto,noauto,user,nouser,users,_netdev,nofail,suid,dev,exec,
-  atime,relatime,async,x-*,comment=*: accepted and ignored (fstab)
+  atime,relatime,async,owner,group,x-*,comment=*: accepted and ignored (fstab)
 `
 
 // init turns the command lines of mount helpers into 'gzfs mount ...':
@@ -103,6 +107,7 @@ type mountConfig struct {
 	logFile      string
 	notifyFd     int // internal: the daemon reports readiness here
 	allowOther   bool
+	kernelPerms  bool // default_permissions: the kernel checks modes
 	nonempty     bool
 	kernelOpts   []string
 	rawOpts      []string // as given, for the daemon's command line
@@ -223,7 +228,7 @@ var ignoredOptions = map[string]bool{
 	"rw": true, "defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
 	"users": true, "_netdev": true, "nofail": true, "suid": true, "dev": true, "exec": true,
 	"atime": true, "diratime": true, "relatime": true, "strictatime": true, "async": true,
-	"owner": true, "group": true, "default_permissions": true,
+	"owner": true, "group": true,
 }
 
 // parseOptions parses one comma-separated -o list.
@@ -267,6 +272,8 @@ func (cfg *mountConfig) parseOptions(list string) error {
 			cfg.fs.ReadOnly = true
 		case key == "allow_other" && !hasVal:
 			cfg.allowOther = true
+		case key == "default_permissions" && !hasVal:
+			cfg.kernelPerms = true
 		case key == "nonempty" && !hasVal:
 			cfg.nonempty = true
 		case key == "log" && hasVal:
@@ -569,7 +576,7 @@ func serve(cfg *mountConfig) int {
 	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:           cfg.allowOther,
-			Options:              append([]string{"default_permissions"}, cfg.kernelOpts...),
+			Options:              append(permissionOptions(cfg), cfg.kernelOpts...),
 			FsName:               cfg.backing,
 			Name:                 "gzfs",
 			MaxWrite:             1 << 20,
@@ -714,4 +721,19 @@ func raiseReadAhead(mnt string, maxBytes int, logger *slog.Logger) {
 	if err := os.WriteFile(knob, []byte(strconv.Itoa(maxBytes>>10)), 0); err != nil {
 		logger.Debug("read-ahead left at the kernel default", "err", err)
 	}
+}
+
+// permissionOptions decides who checks permissions. With allow_other the
+// callers are other users than the daemon's, so the kernel checks modes,
+// owners and groups against the caller (default_permissions). Without it
+// the kernel lets in only the user who mounted, whose credentials the
+// daemon has: its own access to the backing tree is the check, as for
+// sshfs or go-fuse's loopback, and the kernel saves a GETATTR of the
+// directory before each change (its attributes are dropped at every
+// change). -o default_permissions asks for the kernel's check anyway.
+func permissionOptions(cfg *mountConfig) []string {
+	if cfg.allowOther || cfg.kernelPerms {
+		return []string{"default_permissions"}
+	}
+	return nil
 }
