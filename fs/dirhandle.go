@@ -17,6 +17,7 @@ type dirHandle struct {
 	n       *node
 	fd      int
 	entries []fuse.DirEntry
+	backing []backingEntry // per entry: where it is in the backing directory
 	pos     int
 	loaded  bool
 }
@@ -67,9 +68,38 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	return 0
 }
 
-// Lookup serves READDIRPLUS relative to the open directory.
+// backingEntry is the backing name and kind a listed entry was read from.
+type backingEntry struct {
+	name string
+	kind kind
+}
+
+// Lookup serves READDIRPLUS relative to the open directory. The entry just
+// listed (go-fuse looks up each entry right after Readdirent returns it) is
+// found by its backing name at once: one stat, where a lookup by mount name
+// first asks whether a plain file of that name exists. If the backing entry
+// changed since the listing, the lookup by name decides.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if i := h.pos - 1; i >= 0 && i < len(h.backing) && h.entries[i].Name == name && h.backing[i].name != "" {
+		b := h.backing[i]
+		if st, err := statAt(h.fd, b.name); err == nil && kindMatches(b.kind, &st) {
+			return h.n.newChild(ctx, b.kind, h.fd, b.name, &st, out)
+		}
+	}
 	return h.n.lookupIn(ctx, h.fd, name, out)
+}
+
+// kindMatches reports whether a backing entry of kind k (as listed) still
+// has a type of that kind.
+func kindMatches(k kind, st *stat) bool {
+	switch k {
+	case kindGz, kindPlain:
+		return st.isReg()
+	case kindDir:
+		return st.isDir()
+	default:
+		return !st.isReg() && !st.isDir()
+	}
 }
 
 // Fsyncdir syncs the backing directory (new names survive a crash).
@@ -141,10 +171,12 @@ func (h *dirHandle) load() error {
 		dev = st.Dev
 	}
 	entries := make([]fuse.DirEntry, 0, len(raw))
+	backing := make([]backingEntry, 0, len(raw))
 	for _, r := range raw {
 		mode := dtMode(r.typ)
 		if r.name == "." || r.name == ".." {
 			entries = append(entries, fuse.DirEntry{Name: r.name, Mode: unix.S_IFDIR, Ino: fsys.inoOf(dev, r.ino)})
+			backing = append(backing, backingEntry{})
 			continue
 		}
 		if r.typ == unix.DT_UNKNOWN {
@@ -154,7 +186,7 @@ func (h *dirHandle) load() error {
 			}
 			mode = st.Mode & unix.S_IFMT
 		}
-		name, _, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, exists,
+		name, k, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, exists,
 			func(base string) (string, bool) { return fsys.readLongName(h.fd, base) })
 		if hidden {
 			if plain, gz := gzMountName(r.name); gz && mode == unix.S_IFREG && exists(plain) {
@@ -163,11 +195,12 @@ func (h *dirHandle) load() error {
 			continue
 		}
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: mode, Ino: fsys.inoOf(dev, r.ino)})
+		backing = append(backing, backingEntry{r.name, k})
 	}
 	for i := range entries {
 		entries[i].Off = uint64(i + 1)
 	}
-	h.entries, h.loaded = entries, true
+	h.entries, h.backing, h.loaded = entries, backing, true
 	return nil
 }
 
