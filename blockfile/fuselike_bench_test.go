@@ -36,3 +36,53 @@ func BenchmarkFuseLikeRead(b *testing.B) {
 		f.Close()
 	}
 }
+
+// TestSequentialReadLeavesCacheEmpty: a sequential reader served like the
+// kernel serves one (1 MiB requests from 4 goroutines, out of order, each
+// block handed on whole) leaves no block in the cache, however long the
+// file: read-ahead never inflates again a block already handed on (it did,
+// when a request overtook it, and the copy stayed cached unread, so the
+// daemon's memory grew with the file up to the cache's bound).
+func TestSequentialReadLeavesCacheEmpty(t *testing.T) {
+	data := make([]byte, 64<<20)
+	for i := 0; i < len(data); i += 512 {
+		data[i], data[i+1] = byte(i>>9), byte(i>>17)
+	}
+	path := filepath.Join(t.TempDir(), "s.gz")
+	packFile(t, path, data, Options{})
+	for round := 0; round < 5; round++ {
+		c := NewCache(64 << 20)
+		f, err := Open(path, Options{ReadOnly: true, Cache: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 1<<20)
+				var v Vec
+				for {
+					off := next.Add(1<<20) - 1<<20
+					if off >= int64(len(data)) {
+						return
+					}
+					if _, err := f.ReadVec(buf, off, &v); err != nil {
+						t.Error(err)
+					}
+					v.Release()
+				}
+			}()
+		}
+		wg.Wait()
+		c.mu.Lock()
+		left := len(c.byFile[f.id])
+		c.mu.Unlock()
+		f.Close()
+		if left != 0 {
+			t.Fatalf("round %d: %d blocks left in the cache after a sequential read", round, left)
+		}
+	}
+}

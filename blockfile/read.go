@@ -150,6 +150,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 	if err != nil {
 		return 0, f.lookupErr(-1, err)
 	}
+	storeMax(&f.readTo, k1)
 	// Inflate the stored blocks this read needs in parallel.
 	if err := f.loadBlocks(k0, k1); err != nil {
 		return 0, err
@@ -184,8 +185,8 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 				// buffer is recycled as soon as the reply is written.
 				// Random readers, which read parts of blocks, keep theirs
 				// cached.
+				storeMax(&f.servedTo, k) // first: see fetch
 				f.cache.dropBlock(cacheKey{f.id, k}, pin)
-				storeMax(&f.servedTo, k)
 			}
 		} else {
 			c := 0
@@ -267,7 +268,7 @@ func (f *File) loadBlocks(k0, k1 int64) error {
 	if todo <= 1 {
 		return nil
 	}
-	return f.fetch(k0, k1)
+	return f.fetch(k0, k1, -1)
 }
 
 // flight is one block being inflated; readers of the same block wait for
@@ -474,6 +475,7 @@ func (f *File) readAhead(first, last int64) {
 	}
 	f.aheadTo = to + 1
 	f.aheadMu.Unlock()
+	mark := f.readTo.Load() // reads asked for after this make it stale (see fetch)
 	f.prefetchBacking(to + 1)
 	f.inFlight.Add(1)
 	go func() {
@@ -485,7 +487,7 @@ func (f *File) readAhead(first, last int64) {
 		defer f.mu.RUnlock()
 		from = f.pastServed(from, last) // handed on meanwhile?
 		if !f.closed && from <= to {
-			f.fetch(from, to) // errors surface when the block is read
+			f.fetch(from, to, mark) // errors surface when the block is read
 		}
 	}()
 }

@@ -151,14 +151,25 @@ func putChunk(p *[]byte) {
 // for it, see inflate), streams them, and waits for the blocks others are
 // inflating. It returns the first error of a block of the range. Callers
 // hold f.mu in either mode.
-func (f *File) fetch(k0, k1 int64) error {
+//
+// A read-ahead passes aheadMark, readTo when it was scheduled (-1: not a
+// read-ahead), and skips the blocks a reader has reached since: it may
+// start late (when the workers are free), and a block a reader was handed
+// whole meanwhile has left the cache, so inflating it again would leave it
+// there unread (the daemon's memory then grew with the length of a
+// sequential read, up to the cache's bound). Reads reaching a block after
+// aheadMark inflate it themselves if it is not at hand.
+func (f *File) fetch(k0, k1 int64, aheadMark int64) error {
 	k1 = min(k1, f.idx.Len()-1)
 	var claimed map[int64]*flight // blocks this fetch inflates, until they land
 	var wanted map[int64]bool     // the same, for the stream's producer (never changed)
 	var others []*flight
 	f.flightMu.Lock()
 	for k := k0; k <= k1; k++ {
-		if !f.needsInflate(k) {
+		// In this order: a reader marks servedTo before it drops the
+		// block from the cache, so a block found missing here that was
+		// handed on is seen as handed on.
+		if !f.needsInflate(k) || aheadMark >= 0 && f.reached(k, aheadMark) {
 			continue
 		}
 		if fl := f.flights[k]; fl != nil {
@@ -223,6 +234,17 @@ func (f *File) fetch(k0, k1 int64) error {
 		}
 	}
 	return first
+}
+
+// reached reports whether a reader got to block k after a read-ahead was
+// scheduled at mark (see fetch): k was handed on whole to this sequential
+// run, or a read asked for k or beyond since.
+func (f *File) reached(k, mark int64) bool {
+	if f.pastServed(k, k) > k {
+		return true
+	}
+	rt := f.readTo.Load()
+	return rt > mark && rt >= k
 }
 
 // WriteTo writes the whole logical content to w (see WriteRange).

@@ -63,6 +63,9 @@ Options:
   log=FILE      same as --log FILE (for fstab)
   cpuprofile=FILE  write a CPU profile of the daemon to FILE until unmount
                 (go tool pprof FILE)
+  memprofile=FILE  write a heap profile of the daemon to FILE at unmount
+                (in use: what the files still open hold then; -sample_index=
+                alloc_space: everything allocated since the mount)
   nosuid,nodev,noexec,noatime,nodiratime,sync,dirsync: passed to the kernel
   rw,defaults,auto,noauto,user,nouser,users,_netdev,nofail,suid,dev,exec,
   atime,relatime,async,owner,group,x-*,comment=*: accepted and ignored (fstab)
@@ -104,6 +107,7 @@ type mountConfig struct {
 	fake         bool
 	debug        bool
 	cpuProfile   string // cpuprofile=FILE: profile the daemon until unmount
+	memProfile   string // memprofile=FILE: heap profile at unmount
 	logFile      string
 	notifyFd     int // internal: the daemon reports readiness here
 	allowOther   bool
@@ -280,6 +284,8 @@ func (cfg *mountConfig) parseOptions(list string) error {
 			cfg.logFile = val
 		case key == "cpuprofile" && hasVal:
 			cfg.cpuProfile = val
+		case key == "memprofile" && hasVal:
+			cfg.memProfile = val
 		case key == "debug" && !hasVal:
 			cfg.debug, cfg.foreground = true, true
 		case kernelOptions[key] && !hasVal:
@@ -572,6 +578,14 @@ func serve(cfg *mountConfig) int {
 		cacheBytes = 64 << 20
 	}
 	debug.SetMemoryLimit(cacheBytes + 40<<20)
+	// Below that limit, collect when the heap has grown by a quarter, not
+	// doubled: almost all of it is pointer-free buffers (blocks, FUSE
+	// requests) whose number follows the requests in flight, so a GC is
+	// cheap (under 1 % of a core at 1 GB/s of reads, measured), and the
+	// peak RSS follows what is live instead of twice it.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
 	sec := time.Second
 	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
@@ -687,22 +701,37 @@ func raiseProcs() {
 }
 
 // startProfile starts the CPU profile asked for with cpuprofile=FILE and
-// returns the function that ends it.
+// returns the function that ends it and writes the heap profile asked for
+// with memprofile=FILE.
 func startProfile(cfg *mountConfig, logger *slog.Logger) func() {
-	if cfg.cpuProfile == "" {
-		return func() {}
-	}
-	f, err := os.Create(cfg.cpuProfile)
-	if err == nil {
-		err = pprof.StartCPUProfile(f)
-	}
-	if err != nil {
-		logger.Error("cpu profile", "err", err)
-		return func() {}
+	stopCPU := func() {}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			logger.Error("cpu profile", "err", err)
+		} else {
+			stopCPU = func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			}
+		}
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		stopCPU()
+		if cfg.memProfile == "" {
+			return
+		}
+		runtime.GC() // the in-use figures are those of the last GC
+		f, err := os.Create(cfg.memProfile)
+		if err == nil {
+			err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+		}
+		if err != nil {
+			logger.Error("heap profile", "err", err)
+		}
 	}
 }
 
