@@ -109,6 +109,12 @@ func (fsys *FS) logicalSize(key fileKey, st *stat, dirfd int, bname string) (int
 		fsys.sizes.put(key, st, size, false)
 		return size, false, nil
 	}
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		// The daemon may not read it (a user's mount, and its owner took
+		// away its own read permission): its stored size stands in, so
+		// that it can still be listed and given its permission back.
+		return st.Size, false, nil
+	}
 	var of *openFile
 	if errors.Is(err, blockfile.ErrPendingJournal) {
 		// Only the engine, read-write, can replay it and say.

@@ -240,3 +240,86 @@ func setIDMode(m uint32) os.FileMode {
 	}
 	return mode
 }
+
+// TestUserMount: a user (not root) mounts gzfs without allow_other, so the
+// daemon has the user's credentials and its own access to the backing tree
+// is the permission check. The owner's modes hold as on a local disk, and a
+// file whose owner took away its own read permission can still be listed
+// and given it back (its size, unreadable, shows as the stored size).
+func TestUserMount(t *testing.T) {
+	requireRoot(t)
+	for _, tool := range []string{"setpriv", "fusermount3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed: %v", tool, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "gzfs-usermount")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	back, mnt, bin := filepath.Join(dir, "back"), filepath.Join(dir, "mnt"), filepath.Join(dir, "gzfs")
+	for _, d := range []string{back, mnt} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(d, 65534, 65534)
+	}
+	os.Chmod(dir, 0o755)
+	logFile := filepath.Join(dir, "log")
+	os.WriteFile(logFile, nil, 0o644)
+	os.Chown(logFile, 65534, 65534)
+	b, err := os.ReadFile(gzfsBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// fusermount3 opens /dev/fuse with the user's credentials: open it to
+	// others for the mount, as udev does on a desktop, then put it back.
+	st, err := os.Stat("/dev/fuse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		bin, "mount", "-o", "log="+logFile, back, mnt).CombinedOutput()
+	os.Chmod("/dev/fuse", st.Mode().Perm())
+	if err != nil {
+		t.Fatalf("mount as a user: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := asNobody("fusermount3 -u " + mnt); err != nil {
+			t.Errorf("unmount: %v %s", err, out)
+		}
+	})
+	if _, err := os.Stat(filepath.Join(mnt, "x")); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("root in a user's mount without allow_other: %v, want EACCES", err)
+	}
+	script := `set -u
+cd ` + mnt + `
+echo hello > f || echo "FAIL create"
+chmod 444 f || echo "FAIL chmod 444"
+(echo more >> f) 2>/dev/null && echo "FAIL append to 0444"
+python3 -c "import os,sys; sys.exit(os.access('f', os.W_OK))" || echo "FAIL access(W_OK) of 0444"
+chmod 000 f || echo "FAIL chmod 000"
+ls -l f >/dev/null || echo "FAIL ls of 000"
+cat f 2>/dev/null && echo "FAIL read of 000"
+chmod 600 f || echo "FAIL chmod 600"
+[ "$(cat f)" = hello ] || echo "FAIL read back"
+[ "$(stat -c %s f)" = 6 ] || echo "FAIL size $(stat -c %s f)"
+mkdir d && chmod 555 d || echo "FAIL mkdir"
+touch d/x 2>/dev/null && echo "FAIL create in 0555"
+chmod 755 d && touch d/x || echo "FAIL create in 0755"
+echo done`
+	res, err := asNobody(script)
+	if err != nil || strings.Contains(res, "FAIL") || !strings.HasSuffix(res, "done\n") {
+		t.Errorf("as the user who mounted: %v\n%s", err, res)
+	}
+	if fi, err := os.Stat(filepath.Join(back, "d", "x.gz")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("backing file of the user's new file: %v", err)
+	}
+}
