@@ -75,7 +75,6 @@ type File struct {
 	aheadMu      sync.Mutex
 	aheadTo      int64        // read-ahead has been started up to this block
 	servedTo     atomic.Int64 // the last block a ReadVec handed on whole (and dropped from the cache)
-	readTo       atomic.Int64 // the last block any read has asked for (read-ahead staleness, see fetch)
 	prefetchedTo atomic.Int64 // the backing file was asked into the page cache up to here
 	inFlight     sync.WaitGroup
 }
@@ -332,7 +331,6 @@ func (f *File) Close() error {
 	defer f.mu.Unlock()
 	f.cache.dropFile(f.id)
 	f.servedTo.Store(0)
-	f.readTo.Store(0)
 	f.dropShared()
 	err = errors.Join(err, f.idx.Close(), f.fd.Close())
 	if f.jnl != nil {
@@ -525,7 +523,6 @@ func (f *File) lockLocked() error {
 	f.dropShared()
 	f.cache.dropFile(f.id)
 	f.servedTo.Store(0)
-	f.readTo.Store(0)
 	f.generation.Add(1)
 	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
 	f.private, f.fastTail = false, -1

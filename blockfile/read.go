@@ -150,7 +150,6 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 	if err != nil {
 		return 0, f.lookupErr(-1, err)
 	}
-	storeMax(&f.readTo, k1)
 	// Inflate the stored blocks this read needs in parallel.
 	if err := f.loadBlocks(k0, k1); err != nil {
 		return 0, err
@@ -268,7 +267,7 @@ func (f *File) loadBlocks(k0, k1 int64) error {
 	if todo <= 1 {
 		return nil
 	}
-	return f.fetch(k0, k1, -1)
+	return f.fetch(k0, k1, false)
 }
 
 // flight is one block being inflated; readers of the same block wait for
@@ -475,7 +474,6 @@ func (f *File) readAhead(first, last int64) {
 	}
 	f.aheadTo = to + 1
 	f.aheadMu.Unlock()
-	mark := f.readTo.Load() // reads asked for after this make it stale (see fetch)
 	f.prefetchBacking(to + 1)
 	f.inFlight.Add(1)
 	go func() {
@@ -487,7 +485,7 @@ func (f *File) readAhead(first, last int64) {
 		defer f.mu.RUnlock()
 		from = f.pastServed(from, last) // handed on meanwhile?
 		if !f.closed && from <= to {
-			f.fetch(from, to, mark) // errors surface when the block is read
+			f.fetch(from, to, true) // errors surface when the block is read
 		}
 	}()
 }

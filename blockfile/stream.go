@@ -152,14 +152,12 @@ func putChunk(p *[]byte) {
 // inflating. It returns the first error of a block of the range. Callers
 // hold f.mu in either mode.
 //
-// A read-ahead passes aheadMark, readTo when it was scheduled (-1: not a
-// read-ahead), and skips the blocks a reader has reached since: it may
-// start late (when the workers are free), and a block a reader was handed
-// whole meanwhile has left the cache, so inflating it again would leave it
-// there unread (the daemon's memory then grew with the length of a
-// sequential read, up to the cache's bound). Reads reaching a block after
-// aheadMark inflate it themselves if it is not at hand.
-func (f *File) fetch(k0, k1 int64, aheadMark int64) error {
+// A read-ahead (ahead) skips the blocks a reader has reached (see
+// reached): it may start late (when the workers are free), and a block a
+// reader was handed whole meanwhile has left the cache, so inflating it
+// again would leave it there unread (the daemon's memory then grew with the
+// length of a sequential read, up to the cache's bound).
+func (f *File) fetch(k0, k1 int64, ahead bool) error {
 	k1 = min(k1, f.idx.Len()-1)
 	var claimed map[int64]*flight // blocks this fetch inflates, until they land
 	var wanted map[int64]bool     // the same, for the stream's producer (never changed)
@@ -169,7 +167,7 @@ func (f *File) fetch(k0, k1 int64, aheadMark int64) error {
 		// In this order: a reader marks servedTo before it drops the
 		// block from the cache, so a block found missing here that was
 		// handed on is seen as handed on.
-		if !f.needsInflate(k) || aheadMark >= 0 && f.reached(k, aheadMark) {
+		if !f.needsInflate(k) || ahead && f.reached(k) {
 			continue
 		}
 		if fl := f.flights[k]; fl != nil {
@@ -236,16 +234,12 @@ func (f *File) fetch(k0, k1 int64, aheadMark int64) error {
 	return first
 }
 
-// reached reports whether a reader got to block k after a read-ahead was
-// scheduled at mark (see fetch): k was handed on whole to this sequential
-// run, or a read asked for k or beyond since.
-func (f *File) reached(k, mark int64) bool {
-	if f.pastServed(k, k) > k {
-		return true
-	}
-	rt := f.readTo.Load()
-	return rt > mark && rt >= k
-}
+// reached reports whether a sequential reader got to block k before a
+// read-ahead claimed it (see fetch): a block at or past k was handed on
+// whole, so a request for k is in flight or done and inflates k itself.
+// Another reader far ahead suppresses the read-ahead of one behind it
+// (whose requests still inflate their blocks in parallel).
+func (f *File) reached(k int64) bool { return f.servedTo.Load() >= k }
 
 // WriteTo writes the whole logical content to w (see WriteRange).
 func (f *File) WriteTo(w io.Writer) (int64, error) {
