@@ -16,23 +16,7 @@ func BenchmarkFuseLikeRead(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		f, _ := Open(path, Options{ReadOnly: true, Cache: NewCache(64 << 20)})
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for g := 0; g < 4; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 128<<10)
-				for {
-					off := next.Add(128<<10) - 128<<10
-					if off >= int64(len(data)) {
-						return
-					}
-					f.ReadAt(buf, off)
-				}
-			}()
-		}
-		wg.Wait()
+		readLikeKernel(int64(len(data)), 128<<10, func(buf []byte, off int64) { f.ReadAt(buf, off) })
 		f.Close()
 	}
 }
@@ -56,27 +40,13 @@ func TestSequentialReadLeavesCacheEmpty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for g := 0; g < 4; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 1<<20)
-				var v Vec
-				for {
-					off := next.Add(1<<20) - 1<<20
-					if off >= int64(len(data)) {
-						return
-					}
-					if _, err := f.ReadVec(buf, off, &v); err != nil {
-						t.Error(err)
-					}
-					v.Release()
-				}
-			}()
-		}
-		wg.Wait()
+		readLikeKernel(int64(len(data)), 1<<20, func(buf []byte, off int64) {
+			var v Vec
+			if _, err := f.ReadVec(buf, off, &v); err != nil {
+				t.Error(err)
+			}
+			v.Release()
+		})
 		c.mu.Lock()
 		left := len(c.byFile[f.id])
 		c.mu.Unlock()
@@ -85,4 +55,27 @@ func TestSequentialReadLeavesCacheEmpty(t *testing.T) {
 			t.Fatalf("round %d: %d blocks left in the cache after a sequential read", round, left)
 		}
 	}
+}
+
+// readLikeKernel reads size bytes in requests of req bytes from 4
+// goroutines at once, slightly out of order, as the kernel serves a
+// sequential reader of the mount.
+func readLikeKernel(size, req int64, read func(buf []byte, off int64)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, req)
+			for {
+				off := next.Add(req) - req
+				if off >= size {
+					return
+				}
+				read(buf, off)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -483,8 +483,7 @@ func (f *File) readAhead(first, last int64) {
 		// reader that waits for a worker).
 		f.mu.RLock()
 		defer f.mu.RUnlock()
-		from = f.pastServed(from, last) // handed on meanwhile?
-		if !f.closed && from <= to {
+		if !f.closed { // fetch skips the blocks handed on meanwhile
 			f.fetch(from, to, true) // errors surface when the block is read
 		}
 	}()

@@ -39,6 +39,7 @@ func TestGoFusePosixtest(t *testing.T) {
 	}
 }
 
+// runPosixtest runs every case not excluded, each in a fresh directory of m.
 func runPosixtest(t *testing.T, m *mountProc) {
 	names := make([]string, 0, len(posixtest.All))
 	for name := range posixtest.All {
