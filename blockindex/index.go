@@ -49,6 +49,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -97,13 +98,15 @@ type FileID struct {
 type Index struct {
 	f       *os.File
 	mem     []byte
+	private bool   // f is an unlinked temporary file holding a copy (Clone, Copy), not a sidecar
 	changes uint64 // changes made through x (not those of other processes that map the sidecar)
 	// What Copy needs to bring its last copy up to date rather than copy
 	// every record again.
-	lastCopy  *Index // the last copy Copy made (nil: none)
-	copyAt    uint64 // x.changes when lastCopy was last brought up to date
-	copyOwn   uint64 // lastCopy.changes then (a copy changed since is not reused)
-	recordsLo int    // the lowest byte of a record written since then
+	lastCopy  *Index        // the last copy Copy made (nil: none)
+	copyAt    uint64        // x.changes when lastCopy was last brought up to date
+	copyOwn   uint64        // lastCopy.changes then (a copy changed since is not reused)
+	recordsLo int           // the lowest byte of a record written since then
+	touches   atomic.Uint64 // record reads and writes, for trim
 }
 
 // Create makes a new empty index at path (replacing any file there) for the
@@ -136,13 +139,15 @@ func CreateMem(id FileID, blockSize int) (*Index, error) {
 	return x, nil
 }
 
-// InMemory reports whether the index has no file (see CreateMem).
-func (x *Index) InMemory() bool { return x.f == nil }
+// InMemory reports whether the index has no sidecar file behind it: one
+// made by CreateMem, or a copy (Clone, Copy), whose records live in an
+// unlinked temporary file.
+func (x *Index) InMemory() bool { return x.f == nil || x.private }
 
 // Persist writes an in-memory index to a new file at path (replacing any
 // file there) and maps that file from now on.
 func (x *Index) Persist(path string) error {
-	if x.f != nil {
+	if !x.InMemory() {
 		return nil
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -159,7 +164,10 @@ func (x *Index) Persist(path string) error {
 	}
 	copy(y.mem, old[:HeaderSize+x.Len()*RecordSize])
 	unix.Munmap(old)
-	x.f, x.mem = y.f, y.mem
+	if x.f != nil { // a copy's temporary file
+		x.f.Close()
+	}
+	x.f, x.mem, x.private = y.f, y.mem, false
 	return nil
 }
 
@@ -237,11 +245,10 @@ func Snapshot(path string, id FileID) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stat index: %w", err)
 	}
-	f, err := os.CreateTemp("", "gzfs-index-*")
+	f, err := tempFile()
 	if err != nil {
 		return nil, fmt.Errorf("copy index: %w", err)
 	}
-	os.Remove(f.Name())
 	if _, err := io.Copy(f, io.LimitReader(src, st.Size())); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("copy index: %w", err)
@@ -430,6 +437,7 @@ func (x *Index) At(i int64) (Record, error) {
 		// Another process grew the shared file past this mapping.
 		return Record{}, fmt.Errorf("%w: record %d past the mapped %d", ErrInvalid, i, x.capacity())
 	}
+	x.note(i)
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	if recordCRC(p, i) != binary.LittleEndian.Uint32(p[28:]) {
 		return Record{}, fmt.Errorf("%w: record %d checksum", ErrInvalid, i)
@@ -446,6 +454,7 @@ func (x *Index) At(i int64) (Record, error) {
 // put encodes record i with its checksum.
 func (x *Index) put(i int64, r Record) {
 	x.changes++
+	x.note(i)
 	x.recordsLo = min(x.recordsLo, HeaderSize+int(i)*RecordSize)
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
@@ -454,6 +463,52 @@ func (x *Index) put(i int64, r Record) {
 	binary.LittleEndian.PutUint32(p[20:], r.Length)
 	binary.LittleEndian.PutUint32(p[24:], r.Pad)
 	binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
+}
+
+// trimEvery is how many record reads and writes pass between two trims of
+// the mapping (trim).
+const trimEvery = 1024
+
+// note counts a use of record i and, every trimEvery uses, trims the
+// mapping around it.
+func (x *Index) note(i int64) {
+	if x.touches.Add(1)%trimEvery == 0 {
+		x.trim(i)
+	}
+}
+
+// Trim hands every page of the mapping but the header's back to the
+// kernel (see trim): for an index that will not be used for a while (an
+// idle file's shared mapping, read through a copy meanwhile).
+func (x *Index) Trim() { x.trim(-1) }
+
+// trim hands the pages of a file-backed mapping back to the kernel, except
+// the header's and record i's (none when i < 0), so that a pass over the
+// index of a huge file (a sequential read, a stream of appends) keeps a few
+// pages in this process's memory, not the whole index: 32 bytes per block
+// would otherwise stay resident, 9 MB for 16 GiB. The records stay in the
+// file and its page cache (a page changed through the shared mapping is
+// still written back) and are mapped again at their next use, a minor
+// fault. An index in anonymous memory (CreateMem) has nowhere else to keep
+// its records and is left alone.
+func (x *Index) trim(i int64) {
+	if x.f == nil || x.mem == nil {
+		return
+	}
+	page := os.Getpagesize()
+	drop := func(lo, hi int) {
+		if hi > lo {
+			unix.Madvise(x.mem[lo:hi], unix.MADV_DONTNEED)
+		}
+	}
+	end := len(x.mem)
+	if i < 0 {
+		drop(page, end)
+		return
+	}
+	keep := (HeaderSize + int(i)*RecordSize) / page * page
+	drop(page, min(keep, end))
+	drop(min(keep+page, end), end)
 }
 
 func recordCRC(p []byte, i int64) uint32 {
@@ -596,7 +651,7 @@ func (x *Index) ExportGZI(w io.Writer) error {
 
 // Sync makes the mapped index durable.
 func (x *Index) Sync() error {
-	if x.f == nil {
+	if x.InMemory() { // nothing to keep: no sidecar
 		return nil
 	}
 	if err := unix.Msync(x.mem, unix.MS_SYNC); err != nil {
@@ -608,9 +663,11 @@ func (x *Index) Sync() error {
 	return nil
 }
 
-// Clone copies the index into anonymous memory: a view that later changes
-// of its file (by another process that maps it) cannot touch. The clone is
-// InMemory.
+// Clone copies the index: a view that later changes of its file (by
+// another process that maps it) cannot touch. The clone is InMemory: its
+// records are in an unlinked temporary file (page cache the kernel can
+// write out and reclaim, not anonymous memory that grows with the size of
+// the indexed file), mapped.
 func (x *Index) Clone() (*Index, error) {
 	return x.clone(x.used())
 }
@@ -619,14 +676,53 @@ func (x *Index) Clone() (*Index, error) {
 // growth).
 func (x *Index) used() int { return HeaderSize + int(min(x.Len(), x.capacity()))*RecordSize }
 
-// clone is Clone into a mapping of size bytes (at least used).
+// clone is Clone into a mapping of size bytes (at least used). The bytes
+// are copied file to file where x has a file (the kernel copies; x's own
+// mapping is not read, so its pages are not brought into this process's
+// memory): what x wrote through its shared mapping is in that file's page
+// cache already.
 func (x *Index) clone(size int) (*Index, error) {
-	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	f, err := tempFile()
 	if err != nil {
-		return nil, fmt.Errorf("map index: %w", err)
+		return nil, fmt.Errorf("copy index: %w", err)
 	}
-	copy(mem, x.mem[:x.used()])
-	return &Index{mem: mem}, nil
+	used := x.used()
+	if x.f != nil && !x.private {
+		_, err = io.Copy(f, io.NewSectionReader(x.f, 0, int64(used)))
+	} else {
+		_, err = f.Write(x.mem[:used])
+	}
+	if err == nil {
+		err = f.Truncate(int64(size))
+	}
+	var mem []byte
+	if err == nil {
+		mem, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("copy index: %w", err)
+	}
+	return &Index{f: f, mem: mem, private: true}, nil
+}
+
+// tempFile is a new unlinked file for a copy of an index, in $TMPDIR, else
+// /var/tmp (on disk where /tmp is a tmpfs, whose pages stay in memory),
+// else the system's temporary directory.
+func tempFile() (*os.File, error) {
+	dirs := []string{os.Getenv("TMPDIR"), "/var/tmp", os.TempDir()}
+	var err error
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		var f *os.File
+		if f, err = os.CreateTemp(d, "gzfs-index-*"); err == nil {
+			os.Remove(f.Name())
+			return f, nil
+		}
+	}
+	return nil, err
 }
 
 // Copy is Clone for a caller that copies the same index again and again
@@ -642,13 +738,13 @@ func (x *Index) Copy(prev *Index) (*Index, error) {
 		if x.changes == x.copyAt {
 			return prev, nil
 		}
-		mem := prev.mem
-		prev.mem = nil
-		copy(mem[:HeaderSize], x.mem)
+		c := &Index{f: prev.f, mem: prev.mem, private: prev.private}
+		prev.f, prev.mem = nil, nil
+		copy(c.mem[:HeaderSize], x.mem)
 		if lo := max(x.recordsLo, HeaderSize); lo < used {
-			copy(mem[lo:used], x.mem[lo:used])
+			copy(c.mem[lo:used], x.mem[lo:used])
 		}
-		return x.noteCopy(&Index{mem: mem}), nil
+		return x.noteCopy(c), nil
 	}
 	if prev != nil {
 		prev.Close()

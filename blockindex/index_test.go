@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gzfs/gzfs/internal/procstat"
 )
 
 func fill(t testing.TB, x *Index, n int64, b int64) {
@@ -317,4 +319,50 @@ func TestCopyUpToDate(t *testing.T) {
 	}
 	defer e.Close()
 	same(e)
+}
+
+// TestPassKeepsIndexOutOfMemory: writing the index of a huge file record
+// by record, then reading it through, then through a copy, leaves a few
+// pages of it resident in the process, not the whole mapping (32 MB here).
+func TestPassKeepsIndexOutOfMemory(t *testing.T) {
+	const n = 1 << 20 // records: 32 MiB of index, a 60 GiB file
+	const slack = 4 << 20
+	path := filepath.Join(t.TempDir(), "x.idx")
+	x, err := Create(path, FileID{Ino: 1}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	base := procstat.RssFile(t)
+	for i := int64(0); i < n; i++ {
+		if err := x.Set(i, Record{Offset: i * 100, Logical: i * 4096, Size: 100, Length: 4096}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grew := procstat.RssFile(t) - base; grew > slack {
+		t.Errorf("writing %d records left %d MiB of the index resident", n, grew>>20)
+	}
+	pass := func(v *Index, what string) {
+		t.Helper()
+		base := procstat.RssFile(t)
+		for i := int64(0); i < n; i++ {
+			if r, err := v.At(i); err != nil || r.Offset != i*100 {
+				t.Fatalf("%s: record %d: %+v %v", what, i, r, err)
+			}
+		}
+		if grew := procstat.RssFile(t) - base; grew > slack {
+			t.Errorf("%s: a pass over %d records left %d MiB of the index resident", what, n, grew>>20)
+		}
+	}
+	pass(x, "index")
+	x.Trim()
+	c, err := x.Copy(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if grew := procstat.RssFile(t) - base; grew > slack {
+		t.Errorf("a copy of the index left %d MiB resident", grew>>20)
+	}
+	pass(c, "copy")
 }

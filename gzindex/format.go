@@ -148,8 +148,9 @@ func decodePoint(b []byte) (Point, error) {
 
 // Index is an open, mapped checkpoint index.
 type Index struct {
-	mem []byte
-	h   header
+	mem    []byte
+	mapped bool // mem is a map of the index file (Open), not bytes on the heap
+	h      header
 	// An index being built (see Live) is read from its files instead of
 	// a map: records from rec, windows from win.
 	rec, win io.ReaderAt
@@ -180,6 +181,8 @@ func Open(path string, id Identity) (*Index, error) {
 		unix.Munmap(mem)
 		return nil, err
 	}
+	x.mapped = true
+	x.release(0, int64(len(mem))) // parse read every record: map them again as used
 	if x.h.id != id {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("%w: built for inode %d size %d, file is inode %d size %d",
@@ -288,6 +291,28 @@ func (x *Index) Search(off int64) int64 {
 		p, err := x.At(int64(i))
 		return err != nil || p.Out >= off
 	}))
+}
+
+// release hands the pages of the map over bytes [lo, hi) of the index
+// file back to the kernel (they stay in the page cache; the next use maps
+// them again, a minor fault). Random reads over a huge file touch one
+// window each, used once to start inflating: without this the windows
+// read so far would stay in the process's memory, up to the whole index
+// (about 0.3 % of the file). Safe while other readers use the same pages:
+// the map is a read-only view of a file.
+func (x *Index) release(lo, hi int64) {
+	if !x.mapped || x.mem == nil || hi <= lo {
+		return
+	}
+	// A fault maps the pages around it as well (the kernel's
+	// fault_around_bytes, 64 KiB): release what it may have mapped.
+	const around = 64 << 10
+	page := int64(max(os.Getpagesize(), around))
+	lo = lo / page * page
+	hi = min((hi+page-1)/page*page, int64(len(x.mem)))
+	if hi > lo {
+		unix.Madvise(x.mem[lo:hi], unix.MADV_DONTNEED)
+	}
 }
 
 // window returns the compressed window bytes of p (a view of the map).

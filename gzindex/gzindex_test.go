@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/gzfs/gzfs/internal/procstat"
 	"time"
 )
 
@@ -364,4 +366,47 @@ func TestLive(t *testing.T) {
 		}
 		reads++
 	}
+}
+
+// TestRandomReadsKeepIndexOutOfMemory: a read at every checkpoint of an
+// opened index (each inflates the checkpoint's window from the map) leaves
+// a few pages of the index resident, not every window read.
+func TestRandomReadsKeepIndexOutOfMemory(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 8))
+	data := make([]byte, 24<<20)
+	for i := range data { // incompressible: every window is 32 KiB stored
+		data[i] = byte(rnd.Uint32())
+	}
+	dir := t.TempDir()
+	f, id := gzFile(t, dir, "f.gz", gzipBytes(t, data, 1))
+	path := filepath.Join(dir, "f.ckp")
+	b, err := Build(f, id, path, BuildOptions{Span: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	x, err := Open(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if x.Bytes() < 4<<20 {
+		t.Fatalf("index of %d bytes: too small for the test", x.Bytes())
+	}
+	base := procstat.RssFile(t)
+	p := make([]byte, 16)
+	for i := int64(0); i < x.Len(); i++ {
+		pt, err := x.At(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := x.ReadAt(f, p, pt.Out); err != nil || !bytes.Equal(p[:n], data[pt.Out:pt.Out+int64(n)]) {
+			t.Fatalf("read at checkpoint %d: %v", i, err)
+		}
+	}
+	grew := procstat.RssFile(t) - base
+	if grew > 1<<20 {
+		t.Errorf("reads at %d checkpoints left %d KiB of a %d KiB index resident", x.Len(), grew>>10, x.Bytes()>>10)
+	}
+	t.Logf("reads at %d checkpoints: %d KiB of a %d KiB index resident", x.Len(), grew>>10, x.Bytes()>>10)
 }

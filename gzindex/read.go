@@ -245,6 +245,7 @@ func (x *Index) windowOf(p Point) ([]byte, error) {
 	if _, err := io.Copy(w, io.LimitReader(fr, WindowSize+1)); err != nil {
 		return nil, fmt.Errorf("%w: window of checkpoint at %d: %v", ErrDamaged, p.Out, err)
 	}
+	x.release(p.winOff, p.winOff+int64(p.winLen)) // read once per seek: see release
 	if w.Len() > WindowSize || crc32.ChecksumIEEE(w.Bytes()) != p.winCRC {
 		return nil, fmt.Errorf("%w: window of checkpoint at %d", ErrDamaged, p.Out)
 	}

@@ -589,13 +589,17 @@ func serve(cfg *mountConfig) int {
 	sec := time.Second
 	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
-			AllowOther:           cfg.allowOther,
-			Options:              append(permissionOptions(cfg), cfg.kernelOpts...),
-			FsName:               cfg.backing,
-			Name:                 "gzfs",
-			MaxWrite:             1 << 20,
-			MaxReadAhead:         4 << 20,
-			MaxBackground:        64,
+			AllowOther:   cfg.allowOther,
+			Options:      append(permissionOptions(cfg), cfg.kernelOpts...),
+			FsName:       cfg.backing,
+			Name:         "gzfs",
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 4 << 20,
+			// Asynchronous requests (the kernel's read-ahead) in flight:
+			// go-fuse holds a 1 MiB reply buffer for each READ, so this
+			// bounds the daemon's memory on a long sequential read; more
+			// (64 was tried) read no faster on two cores.
+			MaxBackground:        12,
 			IgnoreSecurityLabels: true,
 			// Every read result is bytes in memory (inflated blocks), never a
 			// file descriptor: go-fuse's splice path would only copy them
