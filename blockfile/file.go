@@ -375,7 +375,7 @@ func (f *File) Idle() error {
 		clone, err := f.idx.Copy(f.spare)
 		f.spare = nil
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+			return fmt.Errorf("%s: %w: %w", f.name, ErrNotIdle, err)
 		}
 		f.shared, f.idx = f.idx, clone
 		f.shared.Trim() // read through the copy until Resume

@@ -286,6 +286,10 @@ func (t *openTable) park(e *openFile) error {
 		t.idleNow--
 		e.closing = true
 		t.mu.Unlock()
+		if errors.Is(err, blockfile.ErrNotIdle) { // flushed: closed instead, nothing lost
+			t.fsys.log.Warn("closing instead of keeping idle", "file", e.name, "err", err)
+			return t.finish(e)
+		}
 		return errors.Join(wrap("close", e.name, err), t.finish(e))
 	}
 	e.idle = time.AfterFunc(t.idleFor, func() { t.expire(e) })
