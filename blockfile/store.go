@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // OpenStore opens (creating if needed) the sidecar directory dir.
@@ -102,8 +104,10 @@ func (s *Store) tailPath(ino uint64) string {
 func (s *Store) Forget(ino uint64) error {
 	var errs []error
 	for _, p := range []string{s.indexPath(ino), s.journalPath(ino), s.checkpointPath(ino), s.tailPath(ino)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
+		// unlink(2) alone: os.Remove would follow every ENOENT (most files
+		// have no sidecar at all) with an rmdir.
+		if err := unix.Unlink(p); err != nil && err != unix.ENOENT {
+			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
 		}
 	}
 	return errors.Join(errs...)
