@@ -346,7 +346,9 @@ func (f *File) Close() error {
 // the backing file, so that other processes may take the file, while the
 // File stays open (index mapped) for a cheap Resume. A File opened again
 // and again (a log appended to by a shell's >>) then costs a lookup, not an
-// open and index mapping each time.
+// open and index mapping each time. An error wrapping ErrNotIdle comes
+// after a good flush: nothing is lost, but the File could not let go of its
+// lock; close it instead.
 func (f *File) Idle() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -364,7 +366,7 @@ func (f *File) Idle() error {
 	}
 	st, err := f.fd.Stat()
 	if err != nil {
-		return fmt.Errorf("%s: %w", f.name, err)
+		return fmt.Errorf("%s: %w: %w", f.name, ErrNotIdle, err)
 	}
 	if !f.idx.InMemory() {
 		// Another process may map and change the sidecar once the lock is
@@ -382,7 +384,7 @@ func (f *File) Idle() error {
 	}
 	if err := unix.Flock(int(f.fd.Fd()), unix.LOCK_UN); err != nil {
 		f.unshare()
-		return fmt.Errorf("%s: unlock: %w", f.name, err)
+		return fmt.Errorf("%s: %w: unlock: %w", f.name, ErrNotIdle, err)
 	}
 	f.idleStamp = stampOf(st)
 	f.seen, f.seenAt = f.idleStamp, time.Now()

@@ -265,13 +265,14 @@ func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
 		x.mu.Unlock()
 		return fmt.Errorf("%s: an index build is running", x.name)
 	}
-	old := x.idx
+	if x.idx != nil {
+		// A read that took the index before may still use it: it stays
+		// mapped until the Foreign is closed, as in checkUnchanged.
+		x.retired = append(x.retired, x.idx)
+	}
 	x.idx = nil
 	x.mu.Unlock()
 	x.dropReaders()
-	if old != nil {
-		old.Close()
-	}
 	return x.BuildIndex(span, progress)
 }
 

@@ -106,7 +106,11 @@ func (s *Store) Forget(ino uint64) error {
 	for _, p := range []string{s.indexPath(ino), s.journalPath(ino), s.checkpointPath(ino), s.tailPath(ino)} {
 		// unlink(2) alone: os.Remove would follow every ENOENT (most files
 		// have no sidecar at all) with an rmdir.
-		if err := unix.Unlink(p); err != nil && err != unix.ENOENT {
+		err := unix.Unlink(p)
+		for err == unix.EINTR { // a store on FUSE or NFS: the runtime's signals interrupt
+			err = unix.Unlink(p)
+		}
+		if err != nil && err != unix.ENOENT {
 			errs = append(errs, fmt.Errorf("remove %s: %w", p, err))
 		}
 	}

@@ -49,6 +49,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -98,7 +99,7 @@ type FileID struct {
 type Index struct {
 	f       *os.File
 	mem     []byte
-	private bool   // f is an unlinked temporary file holding a copy (Clone, Copy), not a sidecar
+	private bool   // mem maps an unlinked temporary file holding a copy (Clone, Copy; f is nil, the file closed)
 	changes uint64 // changes made through x (not those of other processes that map the sidecar)
 	// What Copy needs to bring its last copy up to date rather than copy
 	// every record again.
@@ -140,14 +141,14 @@ func CreateMem(id FileID, blockSize int) (*Index, error) {
 }
 
 // InMemory reports whether the index has no sidecar file behind it: one
-// made by CreateMem, or a copy (Clone, Copy), whose records live in an
+// made by CreateMem, or a copy (Clone, Copy), whose records are in an
 // unlinked temporary file.
-func (x *Index) InMemory() bool { return x.f == nil || x.private }
+func (x *Index) InMemory() bool { return x.f == nil }
 
 // Persist writes an in-memory index to a new file at path (replacing any
 // file there) and maps that file from now on.
 func (x *Index) Persist(path string) error {
-	if !x.InMemory() {
+	if x.f != nil {
 		return nil
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -164,9 +165,6 @@ func (x *Index) Persist(path string) error {
 	}
 	copy(y.mem, old[:HeaderSize+x.Len()*RecordSize])
 	unix.Munmap(old)
-	if x.f != nil { // a copy's temporary file
-		x.f.Close()
-	}
 	x.f, x.mem, x.private = y.f, y.mem, false
 	return nil
 }
@@ -245,7 +243,7 @@ func Snapshot(path string, id FileID) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stat index: %w", err)
 	}
-	f, err := tempFile()
+	f, err := TempFile()
 	if err != nil {
 		return nil, fmt.Errorf("copy index: %w", err)
 	}
@@ -339,7 +337,7 @@ func (x *Index) remap(n int64) error {
 		}
 		copy(mem, x.mem)
 		unix.Munmap(x.mem)
-		x.mem = mem
+		x.mem, x.private = mem, false // anonymous now: never trimmed
 		return nil
 	}
 	if err := unix.Fallocate(int(x.f.Fd()), 0, old, size-old); err != nil &&
@@ -492,7 +490,7 @@ func (x *Index) Trim() { x.trim(-1) }
 // fault. An index in anonymous memory (CreateMem) has nowhere else to keep
 // its records and is left alone.
 func (x *Index) trim(i int64) {
-	if x.f == nil || x.mem == nil {
+	if (x.f == nil && !x.private) || x.mem == nil {
 		return
 	}
 	page := os.Getpagesize()
@@ -651,7 +649,7 @@ func (x *Index) ExportGZI(w io.Writer) error {
 
 // Sync makes the mapped index durable.
 func (x *Index) Sync() error {
-	if x.InMemory() { // nothing to keep: no sidecar
+	if x.f == nil { // nothing to keep: no sidecar
 		return nil
 	}
 	if err := unix.Msync(x.mem, unix.MS_SYNC); err != nil {
@@ -676,45 +674,66 @@ func (x *Index) Clone() (*Index, error) {
 // growth).
 func (x *Index) used() int { return HeaderSize + int(min(x.Len(), x.capacity()))*RecordSize }
 
-// clone is Clone into a mapping of size bytes (at least used). The bytes
-// are copied file to file where x has a file (the kernel copies; x's own
-// mapping is not read, so its pages are not brought into this process's
-// memory): what x wrote through its shared mapping is in that file's page
-// cache already.
+// clone is Clone into a mapping of size bytes (at least used). Where x has
+// a file the bytes are read from it with pread, not through x's mapping
+// (whose pages would all be brought into this process's memory): what x
+// wrote through its shared mapping is in that file's page cache already.
+// The whole size is allocated first, so that a later Copy writing through
+// the mapping meets a full disk here, as an error, never as a SIGBUS. The
+// file is closed once mapped (an idle engine holds no descriptor for it).
 func (x *Index) clone(size int) (*Index, error) {
-	f, err := tempFile()
+	f, err := TempFile()
 	if err != nil {
 		return nil, fmt.Errorf("copy index: %w", err)
 	}
+	defer f.Close()
 	used := x.used()
-	if x.f != nil && !x.private {
+	if x.f != nil {
 		_, err = io.Copy(f, io.NewSectionReader(x.f, 0, int64(used)))
 	} else {
 		_, err = f.Write(x.mem[:used])
 	}
 	if err == nil {
-		err = f.Truncate(int64(size))
+		err = allocate(f, 0, int64(size))
 	}
 	var mem []byte
 	if err == nil {
 		mem, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	}
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("copy index: %w", err)
 	}
-	return &Index{f: f, mem: mem, private: true}, nil
+	return &Index{mem: mem, private: true}, nil
 }
 
-// tempFile is a new unlinked file for a copy of an index, in $TMPDIR, else
-// /var/tmp (on disk where /tmp is a tmpfs, whose pages stay in memory),
-// else the system's temporary directory.
-func tempFile() (*os.File, error) {
-	dirs := []string{os.Getenv("TMPDIR"), "/var/tmp", os.TempDir()}
+// allocate gives f disk space for bytes [off, off+n) and makes it at least
+// that long (where the filesystem cannot allocate ahead, only the latter).
+func allocate(f *os.File, off, n int64) error {
+	if err := unix.Fallocate(int(f.Fd()), 0, off, n); err != nil &&
+		!errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	if st, err := f.Stat(); err != nil {
+		return err
+	} else if st.Size() < off+n {
+		return f.Truncate(off + n)
+	}
+	return nil
+}
+
+// TempFile is a new unlinked file for a private copy of an index, in
+// $TMPDIR, else /var/tmp (on disk where /tmp is a tmpfs, whose pages stay
+// in memory), else the system's temporary directory. It has no name at any
+// time where the filesystem allows (O_TMPFILE), so a crash leaves nothing.
+func TempFile() (*os.File, error) {
 	var err error
-	for _, d := range dirs {
+	for _, d := range []string{os.Getenv("TMPDIR"), "/var/tmp", os.TempDir()} {
 		if d == "" {
 			continue
+		}
+		fd, oerr := unix.Open(d, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if oerr == nil {
+			return os.NewFile(uintptr(fd), filepath.Join(d, "gzfs-index (unlinked)")), nil
 		}
 		var f *os.File
 		if f, err = os.CreateTemp(d, "gzfs-index-*"); err == nil {
@@ -729,7 +748,7 @@ func tempFile() (*os.File, error) {
 // (an engine at every Idle): it takes prev, a copy of x from an earlier
 // Copy, or nil. When prev is x's last copy and unchanged, what x changed
 // since is all that is copied (the header and the records written since),
-// into prev's memory, which the new copy takes over; an unchanged x gives
+// into prev's mapping (its temporary file), which the new copy takes over; an unchanged x gives
 // prev back. Otherwise prev is closed and x copied whole, with room to
 // grow. Either way prev must not be used afterwards (unless returned).
 func (x *Index) Copy(prev *Index) (*Index, error) {
@@ -738,8 +757,8 @@ func (x *Index) Copy(prev *Index) (*Index, error) {
 		if x.changes == x.copyAt {
 			return prev, nil
 		}
-		c := &Index{f: prev.f, mem: prev.mem, private: prev.private}
-		prev.f, prev.mem = nil, nil
+		c := &Index{mem: prev.mem, private: prev.private}
+		prev.mem = nil
 		copy(c.mem[:HeaderSize], x.mem)
 		if lo := max(x.recordsLo, HeaderSize); lo < used {
 			copy(c.mem[lo:used], x.mem[lo:used])

@@ -274,6 +274,11 @@ func (t *openTable) park(e *openFile) error {
 	} else if err == nil {
 		t.dropStamp(e.key) // another writer changed it: the kernel's pages are not ours
 	}
+	notIdle := errors.Is(err, blockfile.ErrNotIdle) // flushed, nothing lost: closed instead
+	if notIdle {
+		t.fsys.log.Warn("closing instead of keeping idle", "file", e.name, "err", err)
+		err = nil
+	}
 	t.mu.Lock()
 	e.parking = nil
 	close(parked)
@@ -282,12 +287,11 @@ func (t *openTable) park(e *openFile) error {
 		t.mu.Unlock()
 		return err
 	}
-	if err != nil {
+	if err != nil || notIdle {
 		t.idleNow--
 		e.closing = true
 		t.mu.Unlock()
-		if errors.Is(err, blockfile.ErrNotIdle) { // flushed: closed instead, nothing lost
-			t.fsys.log.Warn("closing instead of keeping idle", "file", e.name, "err", err)
+		if err == nil {
 			return t.finish(e)
 		}
 		return errors.Join(wrap("close", e.name, err), t.finish(e))

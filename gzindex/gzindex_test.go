@@ -11,9 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gzfs/gzfs/internal/procstat"
-	"time"
 )
 
 // logs returns n bytes of web-server-like log lines.
