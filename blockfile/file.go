@@ -380,7 +380,6 @@ func (f *File) Idle() error {
 			return fmt.Errorf("%s: %w: %w", f.name, ErrNotIdle, err)
 		}
 		f.shared, f.idx = f.idx, clone
-		f.shared.Trim() // read through the copy until Resume
 	}
 	if err := unix.Flock(int(f.fd.Fd()), unix.LOCK_UN); err != nil {
 		f.unshare()

@@ -463,32 +463,32 @@ func (x *Index) put(i int64, r Record) {
 	binary.LittleEndian.PutUint32(p[28:], recordCRC(p, i))
 }
 
-// trimEvery is how many record reads and writes pass between two trims of
-// the mapping (trim).
-const trimEvery = 1024
+// An index mapping larger than trimAbove is trimmed (trim) every trimEvery
+// record reads and writes. Smaller ones (files up to about 7.5 GiB) stay
+// mapped as used: a random reader of such a file would otherwise pay a
+// page fault per read for memory that is bounded anyway.
+const (
+	trimAbove = 4 << 20
+	trimEvery = 1024
+)
 
-// note counts a use of record i and, every trimEvery uses, trims the
-// mapping around it.
+// note counts a use of record i and, every trimEvery uses of a large
+// index, trims the mapping around it.
 func (x *Index) note(i int64) {
-	if x.touches.Add(1)%trimEvery == 0 {
+	if x.touches.Add(1)%trimEvery == 0 && len(x.mem) > trimAbove {
 		x.trim(i)
 	}
 }
 
-// Trim hands every page of the mapping but the header's back to the
-// kernel (see trim): for an index that will not be used for a while (an
-// idle file's shared mapping, read through a copy meanwhile).
-func (x *Index) Trim() { x.trim(-1) }
-
 // trim hands the pages of a file-backed mapping back to the kernel, except
-// the header's and record i's (none when i < 0), so that a pass over the
-// index of a huge file (a sequential read, a stream of appends) keeps a few
-// pages in this process's memory, not the whole index: 32 bytes per block
-// would otherwise stay resident, 9 MB for 16 GiB. The records stay in the
-// file and its page cache (a page changed through the shared mapping is
-// still written back) and are mapped again at their next use, a minor
-// fault. An index in anonymous memory (CreateMem) has nowhere else to keep
-// its records and is left alone.
+// the header's and record i's, so that a pass over the index of a huge
+// file (a sequential read, a stream of appends) keeps a few pages in this
+// process's memory, not the whole index: 32 bytes per block would
+// otherwise stay resident, 9 MB for 16 GiB, 570 MB for 1 TiB. The records
+// stay in the file and its page cache (a page changed through the shared
+// mapping is still written back) and are mapped again at their next use, a
+// minor fault. An index in anonymous memory (CreateMem) has nowhere else to
+// keep its records and is left alone.
 func (x *Index) trim(i int64) {
 	if (x.f == nil && !x.private) || x.mem == nil {
 		return
@@ -500,10 +500,6 @@ func (x *Index) trim(i int64) {
 		}
 	}
 	end := len(x.mem)
-	if i < 0 {
-		drop(page, end)
-		return
-	}
 	keep := (HeaderSize + int(i)*RecordSize) / page * page
 	drop(page, min(keep, end))
 	drop(min(keep+page, end), end)

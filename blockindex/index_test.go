@@ -355,7 +355,6 @@ func TestPassKeepsIndexOutOfMemory(t *testing.T) {
 		}
 	}
 	pass(x, "index")
-	x.Trim()
 	c, err := x.Copy(nil)
 	if err != nil {
 		t.Fatal(err)
