@@ -42,7 +42,7 @@ type Foreign struct {
 	curMu   sync.Mutex
 	cursors []*gzindex.Reader // positioned readers of the index, oldest first
 	spans   []*span           // spans inflated ahead of a sequential reader
-	lastEnd int64             // where the last read ended: sequential detection
+	seqAt   int64             // the end of the furthest read asked for in the current sequential stream (0: none)
 	spansWG sync.WaitGroup
 
 	streamMu sync.Mutex
@@ -331,10 +331,14 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 
 // maxCursors bounds the sequential readers a Foreign keeps positioned;
 // cursorReach is how far ahead of a cursor a read may start and still use
-// it (skipping) rather than a checkpoint.
+// it (skipping) rather than a checkpoint; a read that starts within
+// seqReach of where the current sequential stream reached belongs to it
+// (the kernel's read-ahead asks for several pieces at once, served out of
+// order).
 const (
 	maxCursors  = 4
 	cursorReach = 1 << 20
+	seqReach    = 8 << 20
 )
 
 // A span is the output between two checkpoints, inflated ahead of a
@@ -346,6 +350,24 @@ type span struct {
 	buf        []byte
 	err        error
 	done       chan struct{}
+	// Guarded by curMu: bytes handed to readers (all of them, and the span
+	// is dropped), readers copying from buf now, and whether the span left
+	// x.spans (its buffer is recycled once dropped, done and unused).
+	served  int64
+	users   int
+	dropped bool
+}
+
+// spanBufs recycles span buffers: a stream inflates one span after another,
+// and fresh 4 MiB buffers would be cleared, faulted in and collected each
+// time (a collection every few milliseconds at 700 MB/s).
+var spanBufs sync.Pool
+
+func getSpanBuf(n int64) []byte {
+	if p, ok := spanBufs.Get().(*[]byte); ok && int64(cap(*p)) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n)
 }
 
 // Read-ahead of spans: how many spans ahead of a sequential reader, the
@@ -358,34 +380,56 @@ const (
 
 var spanSlots = make(chan struct{}, 8)
 
-// indexedAt reads through the index. A read inside a span inflated ahead
-// is a copy; a read that starts where an earlier one ended (a sequential
-// reader: the kernel's read-ahead, cat, unpack) continues that one's
-// cursor and starts inflating the next spans on the other cores; any
-// other read inflates from the checkpoint before it.
+// indexedAt reads through the index. A read that belongs to a sequential
+// stream (it starts near where the stream's last request ended: the
+// kernel's read-ahead, cat, unpack) is served from spans inflated whole,
+// each once, from their checkpoints on the other cores: the span holding
+// it (unless a cursor stands just before it) and the next ones. Any other
+// read continues a cursor just before it or inflates from the checkpoint
+// before it; its end starts a new stream.
 func (x *Foreign) indexedAt(idx *gzindex.Index, p []byte, off int64) (int, error) {
 	if off >= idx.Size() || len(p) == 0 {
 		return idx.ReadAt(x.f, p, off)
 	}
-	if n, ok, err := x.fromSpans(idx, p, off); ok {
-		return n, err
-	}
+	end := off + int64(len(p))
 	x.curMu.Lock()
-	sequential := off == x.lastEnd && off > 0
-	x.curMu.Unlock()
-	if sequential {
-		x.prefetch(idx, off)
+	stream := x.seqAt > 0 && off >= x.seqAt-seqReach && off <= x.seqAt+seqReach
+	if stream {
+		x.seqAt = max(x.seqAt, end)
+	} else {
+		x.seqAt = end
 	}
-	n, err := x.fromCursor(idx, p, off)
-	x.curMu.Lock()
-	x.lastEnd = off + int64(n)
+	near := x.cursorNearLocked(off)
 	x.curMu.Unlock()
-	return n, err
+	if stream {
+		x.prefetch(idx, off, !near)
+	}
+	n := x.fromSpans(idx, p, off)
+	if n == len(p) {
+		return n, nil
+	}
+	if off+int64(n) >= idx.Size() {
+		return n, io.EOF
+	}
+	m, err := x.fromCursor(idx, p[n:], off+int64(n))
+	return n + m, err
 }
 
-// fromSpans serves a read that starts inside a span inflated ahead
-// (ok false when none holds off).
-func (x *Foreign) fromSpans(idx *gzindex.Index, p []byte, off int64) (n int, ok bool, err error) {
+// cursorNearLocked reports whether a free cursor stands at or just before
+// off. Callers hold curMu.
+func (x *Foreign) cursorNearLocked(off int64) bool {
+	for _, c := range x.cursors {
+		if c.Offset() <= off && off-c.Offset() <= cursorReach {
+			return true
+		}
+	}
+	return false
+}
+
+// fromSpans serves what it can of a read from spans inflated ahead,
+// waiting for those in flight, and returns how many bytes (0 when no span
+// holds off).
+func (x *Foreign) fromSpans(idx *gzindex.Index, p []byte, off int64) (n int) {
 	for n < len(p) {
 		at := off + int64(n)
 		x.curMu.Lock()
@@ -396,42 +440,46 @@ func (x *Foreign) fromSpans(idx *gzindex.Index, p []byte, off int64) (n int, ok 
 				break
 			}
 		}
+		if s != nil {
+			s.users++
+		}
 		x.curMu.Unlock()
 		if s == nil {
 			break
 		}
 		<-s.done
 		if s.err != nil {
-			x.dropSpan(s)
+			x.curMu.Lock()
+			s.users--
+			x.dropSpanLocked(s)
+			x.curMu.Unlock()
 			break // read it the slow way, which reports the error
 		}
 		c := copy(p[n:], s.buf[at-s.start:])
 		n += c
-		ok = true
-		if at+int64(c) >= s.end {
-			x.dropSpan(s) // consumed
-		}
-	}
-	if ok {
 		x.curMu.Lock()
-		x.lastEnd = off + int64(n)
+		s.users--
+		s.served += int64(c)
+		if s.dropped || s.served >= s.end-s.start {
+			x.dropSpanLocked(s) // every byte went to a reader (or it was dropped meanwhile: recycle)
+		}
 		x.curMu.Unlock()
-		x.prefetch(idx, off+int64(n))
-		if n < len(p) && off+int64(n) < idx.Size() {
-			m, err := x.fromCursor(idx, p[n:], off+int64(n))
-			return n + m, true, err
-		}
-		if n < len(p) {
-			return n, true, io.EOF
-		}
 	}
-	return n, ok, nil
+	return n
 }
 
-// prefetch starts inflating the spans after output offset off that are
-// not buffered yet, up to spanDepth of them, while slots are free.
-func (x *Foreign) prefetch(idx *gzindex.Index, off int64) {
-	k := idx.Search(off)
+// prefetch starts inflating, while slots are free, the spans of the
+// stream at output offset off that are not buffered yet: the one holding
+// off when current is set, and the next ones, spanDepth spans in all. It
+// first drops this file's inflated spans the stream has left behind.
+func (x *Foreign) prefetch(idx *gzindex.Index, off int64, current bool) {
+	x.dropPassed(off - seqReach)
+	k := idx.Search(off) // the first span starting at or after off
+	if current && k > 0 {
+		if p, err := idx.At(k); k == idx.Len() || (err == nil && p.Out > off) {
+			k-- // the span holding off
+		}
+	}
 	for j := k; j < k+spanDepth && j < idx.Len(); j++ {
 		p, err := idx.At(j)
 		if err != nil {
@@ -472,13 +520,34 @@ func (x *Foreign) prefetch(idx *gzindex.Index, off int64) {
 		go func() {
 			defer x.spansWG.Done()
 			defer close(s.done)
-			s.buf = make([]byte, s.end-s.start)
+			s.buf = getSpanBuf(s.end - s.start)
 			var rd *gzindex.Reader
 			if rd, s.err = idx.NewReader(x.f, s.start); s.err == nil {
 				_, s.err = io.ReadFull(rd, s.buf)
 				rd.Close()
 			}
 		}()
+	}
+}
+
+// dropPassed drops this file's inflated spans that end at or before off
+// (a stream passed them without reading all their bytes: a reader that
+// skipped ahead, or bytes the kernel already had), freeing their slots.
+func (x *Foreign) dropPassed(off int64) {
+	x.curMu.Lock()
+	defer x.curMu.Unlock()
+	var passed []*span
+	for _, s := range x.spans {
+		select {
+		case <-s.done:
+			if s.end <= off {
+				passed = append(passed, s)
+			}
+		default: // in flight: its goroutine still fills it
+		}
+	}
+	for _, s := range passed {
+		x.dropSpanLocked(s)
 	}
 }
 
@@ -491,14 +560,27 @@ func (x *Foreign) closedLocked() bool {
 }
 
 // dropSpan forgets a span and frees its slot.
-func (x *Foreign) dropSpan(s *span) {
-	x.curMu.Lock()
-	defer x.curMu.Unlock()
-	for i, k := range x.spans {
-		if k == s {
-			x.spans = append(x.spans[:i], x.spans[i+1:]...)
-			<-spanSlots
-			return
+// Callers hold curMu. The buffer of a dropped span that is done and that no
+// reader copies from any more goes back to spanBufs (by the last reader
+// otherwise, when it drops the span again).
+func (x *Foreign) dropSpanLocked(s *span) {
+	if !s.dropped {
+		for i, k := range x.spans {
+			if k == s {
+				x.spans = append(x.spans[:i], x.spans[i+1:]...)
+				<-spanSlots
+				break
+			}
+		}
+		s.dropped = true
+	}
+	if s.users == 0 && s.buf != nil {
+		select {
+		case <-s.done:
+			b := s.buf[:0]
+			s.buf = nil
+			spanBufs.Put(&b)
+		default:
 		}
 	}
 }

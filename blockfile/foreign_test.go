@@ -237,3 +237,39 @@ func TestForeignChangedWhileOpen(t *testing.T) {
 		foreignReads(t, x, data2, r)
 	}
 }
+
+// TestForeignKernelLikeReadInflatesOnce: a sequential read as the kernel
+// makes it (several 1 MiB requests at once, served out of order) gets every
+// byte right and inflates each byte about once: the spans of the stream,
+// not a new reader skipping from a checkpoint for every request that finds
+// no cursor.
+func TestForeignKernelLikeReadInflatesOnce(t *testing.T) {
+	if !gzindex.Supported {
+		t.Skip("no checkpoint index in the pure-Go build")
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	data := textish(r, 48<<20)
+	path := filepath.Join(t.TempDir(), "big.gz")
+	os.WriteFile(path, gzipOf(t, data), 0o644)
+	x := openForeignAt(t, path)
+	defer x.Close()
+	if err := x.BuildIndex(4<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := gzindex.Inflated()
+	readLikeKernel(int64(len(data)), 1<<20, func(buf []byte, off int64) {
+		n, err := x.ReadAt(buf, off)
+		if want := min(int64(len(buf)), int64(len(data))-off); int64(n) != want || (err != nil && err != io.EOF) {
+			t.Errorf("read at %d: %d bytes, %v", off, n, err)
+			return
+		}
+		if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+			t.Errorf("read at %d: wrong bytes", off)
+		}
+	})
+	work := float64(gzindex.Inflated()-before) / float64(len(data))
+	t.Logf("inflated %.2f× the file", work)
+	if work > 1.25 {
+		t.Errorf("a kernel-like sequential read inflated %.2f× the file", work)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -100,6 +101,15 @@ func (x *Index) NewReader(r io.ReaderAt, off int64) (*Reader, error) {
 	return rd, nil
 }
 
+// inflated counts the bytes all Readers of the process inflated (Skip
+// included).
+var inflated atomic.Int64
+
+// Inflated is the number of uncompressed bytes all Readers of this process
+// have produced so far, those Skip discarded included: set against the
+// bytes read, it shows the work a read pattern wastes.
+func Inflated() int64 { return inflated.Load() }
+
 // Offset is the uncompressed offset of the next byte Read returns.
 func (rd *Reader) Offset() int64 { return rd.off }
 
@@ -146,6 +156,7 @@ func (rd *Reader) Read(p []byte) (int, error) {
 			rd.pos += int64(m)
 		}
 		c, m, _, res, err := rd.z.step(rd.in[rd.inStart:rd.inEnd], p[n:], false)
+		inflated.Add(int64(m))
 		rd.inStart += c
 		n += m
 		rd.off += int64(m)
