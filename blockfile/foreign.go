@@ -42,8 +42,8 @@ type Foreign struct {
 	curMu   sync.Mutex
 	cursors []*gzindex.Reader // positioned readers of the index, oldest first
 	spans   []*span           // spans inflated ahead of a sequential reader
-	seqAt   int64             // the end of the furthest read asked for in the current sequential stream (0: none)
-	spansWG sync.WaitGroup
+	seqFrom int64             // where the current sequential stream started
+	seqAt   int64             // the end of the furthest read asked for in it (0: none)
 
 	streamMu sync.Mutex
 	zr       *gzip.Reader
@@ -276,20 +276,27 @@ func (x *Foreign) Rebuild(span int64, progress func(in, out int64)) error {
 	return x.BuildIndex(span, progress)
 }
 
-// dropReaders waits for the spans being inflated, then forgets every
-// cursor and span (the index they read is going away).
+// dropReaders forgets every cursor and span (the index they read is going
+// away) and waits for the spans still being inflated. A span started after
+// it took the list inflates through an index that stays mapped (retired)
+// until Close, and Close marks the Foreign closed first, after which no span
+// starts (prefetch checks under curMu).
 func (x *Foreign) dropReaders() {
-	x.spansWG.Wait()
 	x.curMu.Lock()
-	defer x.curMu.Unlock()
 	for _, c := range x.cursors {
 		c.Close()
 	}
 	x.cursors = nil
-	for range x.spans {
+	spans := x.spans
+	x.spans = nil
+	for _, s := range spans {
+		s.dropped = true
 		<-spanSlots
 	}
-	x.spans = nil
+	x.curMu.Unlock()
+	for _, s := range spans {
+		<-s.done
+	}
 }
 
 // ReadAt reads uncompressed bytes at off: through the index when there is
@@ -331,14 +338,16 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 
 // maxCursors bounds the sequential readers a Foreign keeps positioned;
 // cursorReach is how far ahead of a cursor a read may start and still use
-// it (skipping) rather than a checkpoint; a read that starts within
-// seqReach of where the current sequential stream reached belongs to it
-// (the kernel's read-ahead asks for several pieces at once, served out of
-// order).
+// it (skipping) rather than a checkpoint. A read belongs to the current
+// sequential stream when it starts at or after the stream's start, at most
+// seqReach behind the furthest read asked for (the kernel's read-ahead
+// asks for several pieces at once; they arrive nearly in order and are
+// served out of order) and at most seqAhead past it.
 const (
 	maxCursors  = 4
 	cursorReach = 1 << 20
 	seqReach    = 8 << 20
+	seqAhead    = 1 << 20
 )
 
 // A span is the output between two checkpoints, inflated ahead of a
@@ -393,11 +402,11 @@ func (x *Foreign) indexedAt(idx *gzindex.Index, p []byte, off int64) (int, error
 	}
 	end := off + int64(len(p))
 	x.curMu.Lock()
-	stream := x.seqAt > 0 && off >= x.seqAt-seqReach && off <= x.seqAt+seqReach
+	stream := x.seqAt > 0 && off >= max(x.seqFrom, x.seqAt-seqReach) && off <= x.seqAt+seqAhead
 	if stream {
 		x.seqAt = max(x.seqAt, end)
 	} else {
-		x.seqAt = end
+		x.seqFrom, x.seqAt = off, end
 	}
 	near := x.cursorNearLocked(off)
 	x.curMu.Unlock()
@@ -507,26 +516,53 @@ func (x *Foreign) prefetch(idx *gzindex.Index, off int64, current bool) {
 			x.curMu.Unlock()
 			continue
 		}
-		select {
-		case spanSlots <- struct{}{}:
-		default:
+		if !x.takeSlotLocked(off) {
 			x.curMu.Unlock()
 			return // the process buffers enough spans already
 		}
-		s := &span{idx: idx, start: p.Out, end: end, done: make(chan struct{})}
+		s := &span{idx: idx, start: p.Out, end: end, done: make(chan struct{}), buf: getSpanBuf(end - p.Out)}
 		x.spans = append(x.spans, s)
-		x.spansWG.Add(1)
 		x.curMu.Unlock()
 		go func() {
-			defer x.spansWG.Done()
 			defer close(s.done)
-			s.buf = getSpanBuf(s.end - s.start)
 			var rd *gzindex.Reader
 			if rd, s.err = idx.NewReader(x.f, s.start); s.err == nil {
 				_, s.err = io.ReadFull(rd, s.buf)
 				rd.Close()
 			}
 		}()
+	}
+}
+
+// takeSlotLocked takes a slot for a span of the stream now reading at off.
+// When the process has none free, this file's own finished spans that no
+// reader uses and that lie wholly behind off (the stream left them with
+// bytes unread, or a reader went back: they would hold their slots until
+// Close) give theirs back first. Callers hold curMu.
+func (x *Foreign) takeSlotLocked(off int64) bool {
+	select {
+	case spanSlots <- struct{}{}:
+		return true
+	default:
+	}
+	var stale []*span
+	for _, s := range x.spans {
+		select {
+		case <-s.done:
+			if s.users == 0 && s.end <= off {
+				stale = append(stale, s)
+			}
+		default:
+		}
+	}
+	for _, s := range stale {
+		x.dropSpanLocked(s)
+	}
+	select {
+	case spanSlots <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -574,14 +610,14 @@ func (x *Foreign) dropSpanLocked(s *span) {
 		}
 		s.dropped = true
 	}
-	if s.users == 0 && s.buf != nil {
-		select {
-		case <-s.done:
+	select {
+	case <-s.done: // its goroutine no longer writes buf
+		if s.users == 0 && s.buf != nil {
 			b := s.buf[:0]
 			s.buf = nil
 			spanBufs.Put(&b)
-		default:
 		}
+	default:
 	}
 }
 

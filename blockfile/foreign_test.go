@@ -273,3 +273,39 @@ func TestForeignKernelLikeReadInflatesOnce(t *testing.T) {
 		t.Errorf("a kernel-like sequential read inflated %.2f× the file", work)
 	}
 }
+
+// TestForeignRandomReadsInflateNoSpans: random reads (and a reader going
+// backwards) are not taken for a sequential stream, so they start no spans
+// (each would inflate 4 MiB ahead for nothing).
+func TestForeignRandomReadsInflateNoSpans(t *testing.T) {
+	if !gzindex.Supported {
+		t.Skip("no checkpoint index in the pure-Go build")
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	data := textish(r, 24<<20)
+	path := filepath.Join(t.TempDir(), "big.gz")
+	os.WriteFile(path, gzipOf(t, data), 0o644)
+	x := openForeignAt(t, path)
+	defer x.Close()
+	if err := x.BuildIndex(4<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4096)
+	read := func(off int64) {
+		if n, err := x.ReadAt(p, off); n != len(p) || err != nil || !bytes.Equal(p, data[off:off+4096]) {
+			t.Fatalf("read at %d: %d, %v", off, n, err)
+		}
+	}
+	for _, off := range r.Perm(len(data)/(2<<20) - 1) { // 2 MiB apart, any order
+		read(int64(off)<<21 + int64(r.IntN(1<<20)))
+	}
+	for off := int64(len(data)) - 8192; off > int64(len(data))-(6<<20); off -= 64 << 10 { // backwards
+		read(off)
+	}
+	x.curMu.Lock()
+	spans := len(x.spans)
+	x.curMu.Unlock()
+	if spans != 0 {
+		t.Errorf("random and backward reads started %d spans", spans)
+	}
+}
