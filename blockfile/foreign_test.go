@@ -238,24 +238,32 @@ func TestForeignChangedWhileOpen(t *testing.T) {
 	}
 }
 
+// indexedForeign is a gzip -6 file of size bytes of text, opened with a
+// checkpoint index of 4 MiB spans (closed at the end of the test).
+func indexedForeign(t *testing.T, seed uint64, size int) (*Foreign, []byte, *rand.Rand) {
+	t.Helper()
+	if !gzindex.Supported {
+		t.Skip("no checkpoint index in the pure-Go build")
+	}
+	r := rand.New(rand.NewPCG(seed, seed))
+	data := textish(r, size)
+	path := filepath.Join(t.TempDir(), "big.gz")
+	os.WriteFile(path, gzipOf(t, data), 0o644)
+	x := openForeignAt(t, path)
+	t.Cleanup(func() { x.Close() })
+	if err := x.BuildIndex(4<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	return x, data, r
+}
+
 // TestForeignKernelLikeReadInflatesOnce: a sequential read as the kernel
 // makes it (several 1 MiB requests at once, served out of order) gets every
 // byte right and inflates each byte about once: the spans of the stream,
 // not a new reader skipping from a checkpoint for every request that finds
 // no cursor.
 func TestForeignKernelLikeReadInflatesOnce(t *testing.T) {
-	if !gzindex.Supported {
-		t.Skip("no checkpoint index in the pure-Go build")
-	}
-	r := rand.New(rand.NewPCG(4, 4))
-	data := textish(r, 48<<20)
-	path := filepath.Join(t.TempDir(), "big.gz")
-	os.WriteFile(path, gzipOf(t, data), 0o644)
-	x := openForeignAt(t, path)
-	defer x.Close()
-	if err := x.BuildIndex(4<<20, nil); err != nil {
-		t.Fatal(err)
-	}
+	x, data, _ := indexedForeign(t, 4, 48<<20)
 	before := gzindex.Inflated()
 	readLikeKernel(int64(len(data)), 1<<20, func(buf []byte, off int64) {
 		n, err := x.ReadAt(buf, off)
@@ -278,18 +286,7 @@ func TestForeignKernelLikeReadInflatesOnce(t *testing.T) {
 // backwards) are not taken for a sequential stream, so they start no spans
 // (each would inflate 4 MiB ahead for nothing).
 func TestForeignRandomReadsInflateNoSpans(t *testing.T) {
-	if !gzindex.Supported {
-		t.Skip("no checkpoint index in the pure-Go build")
-	}
-	r := rand.New(rand.NewPCG(5, 5))
-	data := textish(r, 24<<20)
-	path := filepath.Join(t.TempDir(), "big.gz")
-	os.WriteFile(path, gzipOf(t, data), 0o644)
-	x := openForeignAt(t, path)
-	defer x.Close()
-	if err := x.BuildIndex(4<<20, nil); err != nil {
-		t.Fatal(err)
-	}
+	x, data, r := indexedForeign(t, 5, 24<<20)
 	p := make([]byte, 4096)
 	read := func(off int64) {
 		if n, err := x.ReadAt(p, off); n != len(p) || err != nil || !bytes.Equal(p, data[off:off+4096]) {
