@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -365,6 +366,18 @@ type span struct {
 	served  int64
 	users   int
 	dropped bool
+	used    time.Time // when a reader last took bytes from it (or it was started)
+}
+
+// spanIdle is how long a finished span no reader touched keeps its slot
+// when another file's stream needs one.
+const spanIdle = time.Second
+
+// spanHolders are the Foreigns that have held a span slot (until Close):
+// where takeSlotLocked looks for idle spans of other files.
+var spanHolders struct {
+	sync.Mutex
+	m map[*Foreign]struct{}
 }
 
 // spanBufs recycles span buffers: a stream inflates one span after another,
@@ -468,6 +481,7 @@ func (x *Foreign) fromSpans(idx *gzindex.Index, p []byte, off int64) (n int) {
 		n += c
 		x.curMu.Lock()
 		s.users--
+		s.used = time.Now()
 		s.served += int64(c)
 		if s.dropped || s.served >= s.end-s.start {
 			x.dropSpanLocked(s) // every byte went to a reader (or it was dropped meanwhile: recycle)
@@ -520,7 +534,7 @@ func (x *Foreign) prefetch(idx *gzindex.Index, off int64, current bool) {
 			x.curMu.Unlock()
 			return // the process buffers enough spans already
 		}
-		s := &span{idx: idx, start: p.Out, end: end, done: make(chan struct{}), buf: getSpanBuf(end - p.Out)}
+		s := &span{idx: idx, start: p.Out, end: end, done: make(chan struct{}), buf: getSpanBuf(end - p.Out), used: time.Now()}
 		x.spans = append(x.spans, s)
 		x.curMu.Unlock()
 		go func() {
@@ -535,35 +549,63 @@ func (x *Foreign) prefetch(idx *gzindex.Index, off int64, current bool) {
 }
 
 // takeSlotLocked takes a slot for a span of the stream now reading at off.
-// When the process has none free, this file's own finished spans that no
-// reader uses and that lie wholly behind off (the stream left them with
-// bytes unread, or a reader went back: they would hold their slots until
-// Close) give theirs back first. Callers hold curMu.
+// When the process has none free, finished spans that no reader uses give
+// theirs back first: this file's that lie wholly behind off (the stream
+// left them with bytes unread, or a reader went back), and any file's that
+// no reader touched for spanIdle (a reader that stopped mid-file, such as a
+// pager: they would hold their slots until Close). Callers hold curMu.
 func (x *Foreign) takeSlotLocked(off int64) bool {
 	select {
 	case spanSlots <- struct{}{}:
+		x.holdsSpans()
 		return true
 	default:
 	}
-	var stale []*span
-	for _, s := range x.spans {
-		select {
-		case <-s.done:
-			if s.users == 0 && s.end <= off {
-				stale = append(stale, s)
-			}
-		default:
+	now := time.Now()
+	x.dropIdleLocked(func(s *span) bool { return s.end <= off || now.Sub(s.used) > spanIdle })
+	spanHolders.Lock()
+	for o := range spanHolders.m {
+		if o != x && o.curMu.TryLock() { // never wait for another file's lock while holding ours
+			o.dropIdleLocked(func(s *span) bool { return now.Sub(s.used) > spanIdle })
+			o.curMu.Unlock()
 		}
 	}
-	for _, s := range stale {
-		x.dropSpanLocked(s)
-	}
+	spanHolders.Unlock()
 	select {
 	case spanSlots <- struct{}{}:
+		x.holdsSpans()
 		return true
 	default:
 		return false
 	}
+}
+
+// dropIdleLocked drops this file's finished spans that no reader uses and
+// that stale says may go. Callers hold curMu.
+func (x *Foreign) dropIdleLocked(stale func(*span) bool) {
+	var drop []*span
+	for _, s := range x.spans {
+		select {
+		case <-s.done:
+			if s.users == 0 && stale(s) {
+				drop = append(drop, s)
+			}
+		default:
+		}
+	}
+	for _, s := range drop {
+		x.dropSpanLocked(s)
+	}
+}
+
+// holdsSpans records x among the files whose idle spans others may drop.
+func (x *Foreign) holdsSpans() {
+	spanHolders.Lock()
+	defer spanHolders.Unlock()
+	if spanHolders.m == nil {
+		spanHolders.m = make(map[*Foreign]struct{})
+	}
+	spanHolders.m[x] = struct{}{}
 }
 
 // dropPassed drops this file's inflated spans that end at or before off
@@ -784,6 +826,9 @@ func (x *Foreign) Close() error {
 	x.mu.Unlock()
 	x.build.Wait()
 	x.dropReaders()
+	spanHolders.Lock()
+	delete(spanHolders.m, x)
+	spanHolders.Unlock()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var err error

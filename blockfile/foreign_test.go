@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/gzindex"
@@ -304,5 +305,38 @@ func TestForeignRandomReadsInflateNoSpans(t *testing.T) {
 	x.curMu.Unlock()
 	if spans != 0 {
 		t.Errorf("random and backward reads started %d spans", spans)
+	}
+}
+
+// TestForeignIdleSpansGiveSlotsBack: streams that stop mid-file (a pager)
+// keep their spans only until another file's stream needs the slots and
+// they have been idle for spanIdle; that stream then reads ahead again.
+func TestForeignIdleSpansGiveSlotsBack(t *testing.T) {
+	var files []*Foreign
+	for i := uint64(0); i < 4; i++ {
+		x, _, _ := indexedForeign(t, 10+i, 24<<20)
+		files = append(files, x)
+	}
+	p := make([]byte, 1<<20)
+	stream := func(x *Foreign) int {
+		for off := int64(0); off < 2<<20; off += 1 << 20 {
+			if _, err := x.ReadAt(p, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		x.curMu.Lock()
+		defer x.curMu.Unlock()
+		return len(x.spans)
+	}
+	held := 0
+	for _, x := range files[:3] {
+		held += stream(x) // then they stop reading
+	}
+	if held < cap(spanSlots)-1 {
+		t.Fatalf("three stopped streams hold %d spans; the test wants the slots nearly all taken", held)
+	}
+	time.Sleep(spanIdle + 100*time.Millisecond)
+	if n := stream(files[3]); n == 0 {
+		t.Error("a new stream got no span: idle spans of stopped streams kept every slot")
 	}
 }
