@@ -407,10 +407,21 @@ func (t *openTable) closeEntry(e *openFile) error {
 // (the kernel's cached pages stay valid while the stamp holds; the next
 // stat needs no engine).
 func (t *openTable) recordClose(e *openFile, size int64) {
-	e.lastWrite.Store(0) // written: the backing file's mtime says it now
+	lw := e.lastWrite.Swap(0) // written: the backing file's mtime says it now
 	st, err := statFd(e.fd)
 	if err != nil {
 		return
+	}
+	if lw > st.Mtim.Nano() {
+		// The kernel stamps the backing file with its coarse clock, up to a
+		// tick behind the time stat reported for the write (lastWrite):
+		// st_mtime must not move backwards when that time is dropped.
+		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(lw)}
+		if futimens(e.fd, &ts) == nil {
+			if st, err = statFd(e.fd); err != nil {
+				return
+			}
+		}
 	}
 	t.mu.Lock()
 	if len(t.stamps) > 1<<16 {

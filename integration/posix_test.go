@@ -658,3 +658,34 @@ var posixCases = []posixCase{
 		}
 	}},
 }
+
+// TestMtimeNeverGoesBack: a written file reports the time of the write as
+// st_mtime while it is open; once closed the backing file's mtime is what
+// stat shows, and the kernel stamps that with its coarse clock, up to a
+// tick earlier. st_mtime must not move backwards at that hand-over.
+func TestMtimeNeverGoesBack(t *testing.T) {
+	m := newMount(t)
+	for i := 0; i < 6; i++ {
+		p := filepath.Join(m.dir, fmt.Sprintf("f%d", i))
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		var open unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &open); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		time.Sleep(1100 * time.Millisecond) // past the kernel's attribute timeout (1 s)
+		var closed unix.Stat_t
+		if err := unix.Stat(p, &closed); err != nil {
+			t.Fatal(err)
+		}
+		if closed.Mtim.Nano() < open.Mtim.Nano() {
+			t.Fatalf("file %d: st_mtime went back from %d to %d after close", i, open.Mtim.Nano(), closed.Mtim.Nano())
+		}
+	}
+}
