@@ -73,6 +73,7 @@ func (h *gzHandle) Write(ctx context.Context, data []byte, off int64) (uint32, s
 	}
 	var n int
 	var err error
+	t := changeTime()
 	if h.append {
 		_, err = h.of.eng.Append(data)
 		if err == nil {
@@ -81,7 +82,7 @@ func (h *gzHandle) Write(ctx context.Context, data []byte, off int64) (uint32, s
 	} else {
 		n, err = h.of.eng.WriteAt(data, off)
 	}
-	h.of.touch()
+	h.of.touch(t)
 	if err != nil {
 		return uint32(n), h.fsys.errno("write", h.of.name, err)
 	}
@@ -157,6 +158,7 @@ func (h *gzHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) 
 	}
 	start, end := int64(off), int64(off+size)
 	eng := h.of.eng
+	t := changeTime()
 	if mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0 {
 		zeros := make([]byte, min(end-start, 1<<20))
 		for at := start; at < min(end, eng.Size()); at += int64(len(zeros)) {
@@ -171,6 +173,6 @@ func (h *gzHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) 
 			return h.fsys.errno("fallocate", h.of.name, err)
 		}
 	}
-	h.of.touch()
+	h.of.touch(t)
 	return 0
 }

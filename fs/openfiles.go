@@ -41,8 +41,30 @@ type openFile struct {
 	lastWrite atomic.Int64  // unix nanoseconds of the last change through the mount
 }
 
-// touch records a change for st_mtime until the engine writes the backing file.
-func (of *openFile) touch() { of.lastWrite.Store(time.Now().UnixNano()) }
+// changeTime is the time to record (touch) for a change about to be made:
+// the kernel's coarse clock, the one it stamps files with (multigrain
+// timestamps are never earlier), read before the engine writes anything.
+// The backing file's mtime after the engine writes it is then never earlier
+// than what stat showed meanwhile, so st_mtime does not move backwards when
+// the file is closed.
+func changeTime() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &ts) != nil {
+		return time.Now().UnixNano()
+	}
+	return ts.Nano()
+}
+
+// touch records a change made at t (changeTime) for st_mtime until the
+// engine writes the backing file; a later change's time is kept.
+func (of *openFile) touch(t int64) {
+	for {
+		old := of.lastWrite.Load()
+		if old >= t || of.lastWrite.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
 
 // truncate sets the size; a truncate to the size the file has already
 // writes nothing, so it sets st_mtime (and st_ctime) on the backing file
@@ -55,10 +77,11 @@ func (of *openFile) truncate(size int64) error {
 		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
 		return futimens(of.fd, &ts)
 	}
+	t := changeTime()
 	if err := of.eng.Truncate(size); err != nil {
 		return err
 	}
-	of.touch()
+	of.touch(t)
 	return nil
 }
 
@@ -407,21 +430,10 @@ func (t *openTable) closeEntry(e *openFile) error {
 // (the kernel's cached pages stay valid while the stamp holds; the next
 // stat needs no engine).
 func (t *openTable) recordClose(e *openFile, size int64) {
-	lw := e.lastWrite.Swap(0) // written: the backing file's mtime says it now
+	e.lastWrite.Store(0) // written: the backing file's mtime says it now
 	st, err := statFd(e.fd)
 	if err != nil {
 		return
-	}
-	if lw > st.Mtim.Nano() {
-		// The kernel stamps the backing file with its coarse clock, up to a
-		// tick behind the time stat reported for the write (lastWrite):
-		// st_mtime must not move backwards when that time is dropped.
-		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(lw)}
-		if futimens(e.fd, &ts) == nil {
-			if st, err = statFd(e.fd); err != nil {
-				return
-			}
-		}
 	}
 	t.mu.Lock()
 	if len(t.stamps) > 1<<16 {
