@@ -608,25 +608,14 @@ func (x *Foreign) holdsSpans() {
 	spanHolders.m[x] = struct{}{}
 }
 
-// dropPassed drops this file's inflated spans that end at or before off
-// (a stream passed them without reading all their bytes: a reader that
-// skipped ahead, or bytes the kernel already had), freeing their slots.
+// dropPassed drops this file's finished, unused spans that end at or
+// before off (a stream passed them without reading all their bytes: a
+// reader that skipped ahead, or bytes the kernel already had), freeing
+// their slots.
 func (x *Foreign) dropPassed(off int64) {
 	x.curMu.Lock()
 	defer x.curMu.Unlock()
-	var passed []*span
-	for _, s := range x.spans {
-		select {
-		case <-s.done:
-			if s.end <= off {
-				passed = append(passed, s)
-			}
-		default: // in flight: its goroutine still fills it
-		}
-	}
-	for _, s := range passed {
-		x.dropSpanLocked(s)
-	}
+	x.dropIdleLocked(func(s *span) bool { return s.end <= off })
 }
 
 // closedLocked reports whether Close has begun (callers hold curMu; the
@@ -637,10 +626,10 @@ func (x *Foreign) closedLocked() bool {
 	return x.closed
 }
 
-// dropSpan forgets a span and frees its slot.
-// Callers hold curMu. The buffer of a dropped span that is done and that no
-// reader copies from any more goes back to spanBufs (by the last reader
-// otherwise, when it drops the span again).
+// dropSpanLocked forgets a span and frees its slot. Callers hold curMu.
+// The buffer of a dropped span that is done and that no reader copies from
+// any more goes back to spanBufs (by the last reader otherwise, when it
+// drops the span again).
 func (x *Foreign) dropSpanLocked(s *span) {
 	if !s.dropped {
 		for i, k := range x.spans {

@@ -243,7 +243,7 @@ func Snapshot(path string, id FileID) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stat index: %w", err)
 	}
-	f, err := TempFile()
+	f, err := tempFile()
 	if err != nil {
 		return nil, fmt.Errorf("copy index: %w", err)
 	}
@@ -340,11 +340,7 @@ func (x *Index) remap(n int64) error {
 		x.mem, x.private = mem, false // anonymous now: never trimmed
 		return nil
 	}
-	if err := unix.Fallocate(int(x.f.Fd()), 0, old, size-old); err != nil &&
-		!errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-		return fmt.Errorf("grow index: %w", err)
-	}
-	if err := x.f.Truncate(size); err != nil {
+	if err := allocate(x.f, old, size-old); err != nil {
 		return fmt.Errorf("grow index: %w", err)
 	}
 	if x.mem != nil {
@@ -678,7 +674,7 @@ func (x *Index) used() int { return HeaderSize + int(min(x.Len(), x.capacity()))
 // the mapping meets a full disk here, as an error, never as a SIGBUS. The
 // file is closed once mapped (an idle engine holds no descriptor for it).
 func (x *Index) clone(size int) (*Index, error) {
-	f, err := TempFile()
+	f, err := tempFile()
 	if err != nil {
 		return nil, fmt.Errorf("copy index: %w", err)
 	}
@@ -702,26 +698,21 @@ func (x *Index) clone(size int) (*Index, error) {
 	return &Index{mem: mem, private: true}, nil
 }
 
-// allocate gives f disk space for bytes [off, off+n) and makes it at least
-// that long (where the filesystem cannot allocate ahead, only the latter).
+// allocate gives f disk space for bytes [off, off+n) and makes it off+n
+// long (where the filesystem cannot allocate ahead, only the latter).
 func allocate(f *os.File, off, n int64) error {
 	if err := unix.Fallocate(int(f.Fd()), 0, off, n); err != nil &&
 		!errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
 		return err
 	}
-	if st, err := f.Stat(); err != nil {
-		return err
-	} else if st.Size() < off+n {
-		return f.Truncate(off + n)
-	}
-	return nil
+	return f.Truncate(off + n)
 }
 
-// TempFile is a new unlinked file for a private copy of an index, in
+// tempFile is a new unlinked file for a private copy of an index, in
 // $TMPDIR, else /var/tmp (on disk where /tmp is a tmpfs, whose pages stay
 // in memory), else the system's temporary directory. It has no name at any
 // time where the filesystem allows (O_TMPFILE), so a crash leaves nothing.
-func TempFile() (*os.File, error) {
+func tempFile() (*os.File, error) {
 	var err error
 	for _, d := range []string{os.Getenv("TMPDIR"), "/var/tmp", os.TempDir()} {
 		if d == "" {
@@ -744,8 +735,8 @@ func TempFile() (*os.File, error) {
 // (an engine at every Idle): it takes prev, a copy of x from an earlier
 // Copy, or nil. When prev is x's last copy and unchanged, what x changed
 // since is all that is copied (the header and the records written since),
-// into prev's mapping (its temporary file), which the new copy takes over; an unchanged x gives
-// prev back. Otherwise prev is closed and x copied whole, with room to
+// into prev's mapping (its temporary file), which the new copy takes over;
+// an unchanged x gives prev back. Otherwise prev is closed and x copied whole, with room to
 // grow. Either way prev must not be used afterwards (unless returned).
 func (x *Index) Copy(prev *Index) (*Index, error) {
 	used := x.used()

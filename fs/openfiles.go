@@ -314,9 +314,6 @@ func (t *openTable) park(e *openFile) error {
 		t.idleNow--
 		e.closing = true
 		t.mu.Unlock()
-		if err == nil {
-			return t.finish(e)
-		}
 		return errors.Join(wrap("close", e.name, err), t.finish(e))
 	}
 	e.idle = time.AfterFunc(t.idleFor, func() { t.expire(e) })

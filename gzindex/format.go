@@ -181,13 +181,13 @@ func Open(path string, id Identity) (*Index, error) {
 		unix.Munmap(mem)
 		return nil, err
 	}
-	x.mapped = true
-	x.release(0, int64(len(mem))) // parse read every record: map them again as used
 	if x.h.id != id {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("%w: built for inode %d size %d, file is inode %d size %d",
 			ErrStale, x.h.id.Ino, x.h.id.Size, id.Ino, id.Size)
 	}
+	x.mapped = true
+	x.release(0, int64(len(mem))) // parse read every record: map them again as used
 	return x, nil
 }
 
