@@ -70,6 +70,7 @@ type File struct {
 	unlocked     atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
 	checkedAt    atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
 	lastRead     atomic.Int64 // the last block of the last read: sequential-read detection
+	lastEnd      atomic.Int64 // where the last read ended (logical offset)
 	flightMu     sync.Mutex
 	flights      map[int64]*flight // blocks being inflated
 	aheadMu      sync.Mutex

@@ -79,3 +79,45 @@ func readLikeKernel(size, req int64, read func(buf []byte, off int64)) {
 	}
 	wg.Wait()
 }
+
+// TestSmallReadsInOneBlockStartNoReadAhead: two small reads that fall into
+// the same block are a random reader's and start no read-ahead (one did,
+// with 8 MiB of the backing file asked from the disk, and the random
+// reads behind it waited: P12's random-read tail); a small read that
+// starts where the last one ended is a sequential reader's and does.
+func TestSmallReadsInOneBlockStartNoReadAhead(t *testing.T) {
+	data := make([]byte, 64*61440)
+	for i := 0; i < len(data); i += 512 {
+		data[i], data[i+1] = byte(i>>9), byte(i>>17)
+	}
+	path := filepath.Join(t.TempDir(), "r.gz")
+	packFile(t, path, data, Options{})
+	c := NewCache(64 << 20)
+	f, err := Open(path, Options{ReadOnly: true, Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cached := func() int {
+		f.inFlight.Wait()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.byFile[f.id])
+	}
+	buf := make([]byte, 4096)
+	block := int64(10 * 61440)
+	for _, off := range []int64{block + 8192, block + 40960} {
+		if _, err := f.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cached(); n != 1 {
+		t.Fatalf("two random reads in one block: %d blocks cached, want 1 (no read-ahead)", n)
+	}
+	if _, err := f.ReadAt(buf, block+40960+4096); err != nil {
+		t.Fatal(err)
+	}
+	if n := cached(); n <= 1 {
+		t.Fatalf("a read continuing the last one: %d blocks cached, want read-ahead", n)
+	}
+}

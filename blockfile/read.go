@@ -203,7 +203,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		}
 		done = int(to - off)
 	}
-	f.readAhead(k0, k1)
+	f.readAhead(off, off+int64(n), k0, k1)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -451,13 +451,19 @@ func (f *File) pastServed(from, last int64) int64 {
 	return from
 }
 
-// readAhead inflates the blocks after a sequential reader in the background.
-// Callers hold f.mu in read mode.
-func (f *File) readAhead(first, last int64) {
+// readAhead inflates the blocks after a sequential reader in the background;
+// the read was of bytes [off, end), in blocks first to last. Callers hold
+// f.mu in read mode.
+func (f *File) readAhead(off, end, first, last int64) {
 	// Sequential: this read starts near where the last one ended (the
 	// kernel sends a sequential reader's requests concurrently, so slightly
-	// out of order).
-	if prev := f.lastRead.Swap(last); first < prev-2 || first > prev+1 {
+	// out of order), and it either spans blocks (as the kernel's read-ahead
+	// requests do) or starts exactly where the last read ended. Two small
+	// reads that merely fall into the same block are a random reader's: a
+	// read-ahead then would inflate blocks nobody asked for and ask the
+	// disk for megabytes of the backing file while the reader waits on it.
+	prevEnd := f.lastEnd.Swap(end)
+	if prev := f.lastRead.Swap(last); first < prev-2 || first > prev+1 || (first == last && off != prevEnd) {
 		return
 	}
 	stored := f.idx.Len()
