@@ -68,7 +68,10 @@ func Walk(r io.ReaderAt, size int64, fn func(MemberInfo) error) (int64, error) {
 		next, found := resync(r, off+1, size)
 		if !found {
 			if off == 0 {
-				if herr := headerErr(r, size); herr != nil {
+				// A first member that is BGZF but cut short is a torn tail
+				// (a first write caught by a power loss); any other
+				// unreadable first header is not BGZF.
+				if herr := headerErr(r, size); herr != nil && !errors.Is(herr, errCutShort) {
 					return 0, herr
 				}
 			}
@@ -101,10 +104,14 @@ func headerAt(r io.ReaderAt, off, size int64) (Header, error) {
 	}
 	h, err := ParseHeader(buf[:n])
 	if err == nil && off+int64(h.Size) > size {
-		err = fmt.Errorf("%w: member at %d needs %d bytes, %d left", ErrFormat, off, h.Size, size-off)
+		err = fmt.Errorf("%w: %w: member at %d needs %d bytes, %d left", ErrFormat, errCutShort, off, h.Size, size-off)
 	}
 	return h, err
 }
+
+// errCutShort: a member's header is valid but the stream ends before the
+// member does.
+var errCutShort = errors.New("cut short")
 
 // headerErr is the error of the first header, for streams that are gzip
 // but not BGZF.

@@ -53,6 +53,22 @@ func TestWalk(t *testing.T) {
 		t.Fatalf("torn tail: end %d, %v", end, err)
 	}
 
+	// So is a first member cut short (a new file's first write caught by
+	// a power loss): the stream is BGZF, with nothing whole before the tear.
+	for _, n := range []int64{HeaderSize, 100, offs[1] - 1} {
+		if _, end, err = walk(data[:n]); !errors.Is(err, ErrTornTail) || end != 0 {
+			t.Fatalf("first member cut at %d: end %d, %v", n, end, err)
+		}
+	}
+	// A plain gzip member cut short is not BGZF.
+	var pz bytes.Buffer
+	pw := gzip.NewWriter(&pz)
+	pw.Write(testData(20000, 9, false))
+	pw.Close()
+	if _, _, err := walk(pz.Bytes()[:pz.Len()/2]); !errors.Is(err, ErrFormat) {
+		t.Fatalf("plain gzip cut short: %v", err)
+	}
+
 	// A damaged header in the middle is bridged, not cut.
 	bad := bytes.Clone(data)
 	bad[offs[2]+16] ^= 0xff // BSIZE

@@ -148,7 +148,9 @@ const (
 //   - in a settled file (unchanged for SettleTime: no writer at work, as
 //     after the reboot that follows a power loss), fewer bytes of a BGZF
 //     header (which any BGZF writer's next member starts with) and zeros
-//     (a size kept without its data) are gzfs's too;
+//     (a size kept without its data) are gzfs's too; a first member cut
+//     short (a new file's first write, its header the same as bgzip's) is
+//     most likely gzfs's: set aside, then cut;
 //   - any other start of gzip is another tool's member;
 //   - in a settled file gzfs numbered, any other bytes are most likely
 //     pages a power loss kept of its own writes: set aside, then cut;
@@ -174,6 +176,11 @@ func (e *tailEvidence) judge(r io.ReaderAt, end, size int64, settled bool) (tail
 	switch {
 	case bgzf.EOFStart(buf) && len(buf) > bgzf.HeaderSize-2:
 		return tailCut, nil
+	case settled && header && e.members == 0 && len(buf) > bgzf.HeaderSize:
+		// The first member cut short, data and all: gzfs's first write of
+		// a new file caught by a power loss, or another BGZF writer's first
+		// member (the headers are the same): keep a copy.
+		return tailSetAside, nil
 	case settled && (header || bgzf.EOFStart(buf) || zeros):
 		return tailCut, nil
 	case buf[0] == 0x1f:

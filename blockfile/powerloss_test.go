@@ -2,6 +2,7 @@ package blockfile
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gzfs/gzfs/bgzf"
 )
 
 // The power-loss test, in the manner of CrashMonkey and ALICE: every write,
@@ -461,5 +464,97 @@ func TestPowerLossAfterRestart(t *testing.T) {
 	}
 	if err := checkImage(path, opts, model, [][]byte{model}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPowerLossInFirstWrite: a new file whose first write (never fsynced)
+// a power loss kept only the first pages of (its first member cut short)
+// opens for writing after the reboot: the cut member is set aside in the
+// sidecar store and cut, and the file holds what its whole members hold
+// (it stayed read-only, as foreign gzip, until removed). While the file
+// may still be being written (changed within SettleTime) nothing is cut:
+// it reads as gzip, read-only.
+func TestPowerLossInFirstWrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	data := append(randomBytes(rng, 70000), textish(rng, 60000)...)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "n.gz")
+	opts := Options{Logger: quiet, FlushInterval: -1}
+	f, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	store, ino := f.store, f.fid.Ino
+	f.abandon()
+	full, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := bgzf.ParseHeader(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range []int{bgzf.HeaderSize, bgzf.HeaderSize + 1, 4096, 8192, first.Size - 1, first.Size + 4096} {
+		os.Remove(store.indexPath(ino))
+		os.Remove(store.tailPath(ino))
+		if err := os.WriteFile(path, full[:cut], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if cut < first.Size {
+			// Just written: a writer may be at work. Read as gzip, cut nothing.
+			if _, err := Open(path, opts); !errors.Is(err, ErrNotBGZF) {
+				t.Fatalf("cut at %d, file just changed: open gave %v, want ErrNotBGZF", cut, err)
+			}
+			if st, _ := os.Stat(path); st.Size() != int64(cut) {
+				t.Fatalf("cut at %d, file just changed: backing file is %d bytes", cut, st.Size())
+			}
+		}
+		past := time.Now().Add(-time.Hour)
+		os.Chtimes(path, past, past)
+		f, err := Open(path, opts)
+		if err != nil {
+			t.Fatalf("cut at %d: open after the reboot: %v", cut, err)
+		}
+		want := int64(0)
+		if cut > first.Size {
+			want = int64(len(data[:61440]))
+		}
+		if f.Size() != want {
+			t.Fatalf("cut at %d: size %d, want %d", cut, f.Size(), want)
+		}
+		checkSame(t, f, data[:want], fmt.Sprint("cut at ", cut))
+		if _, err := f.WriteAt([]byte("after"), want); err != nil {
+			t.Fatalf("cut at %d: write after the reboot: %v", cut, err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		kept, err := os.ReadFile(store.tailPath(ino))
+		switch {
+		case cut > bgzf.HeaderSize && cut < first.Size:
+			if err != nil || !bytes.Equal(kept, full[:cut]) {
+				t.Fatalf("cut at %d: the cut member's copy: %d bytes, %v", cut, len(kept), err)
+			}
+		case err == nil:
+			t.Fatalf("cut at %d: %d bytes set aside, want none", cut, len(kept))
+		}
+		img, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(img))
+		if err != nil {
+			t.Fatalf("cut at %d: not gzip after the write: %v", cut, err)
+		}
+		got, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(got, append(bytes.Clone(data[:want]), "after"...)) {
+			t.Fatalf("cut at %d: gzip -d gives %d bytes, %v", cut, len(got), err)
+		}
 	}
 }
