@@ -67,17 +67,14 @@ type File struct {
 	fastTail    int64             // the last block, stored at fastLevel by an append; -1: none
 	settling    bool              // this flush writes every block at the configured level (Close)
 
-	unlocked     atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
-	checkedAt    atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
-	lastRead     atomic.Int64 // the last block of the last read: sequential-read detection
-	lastEnd      atomic.Int64 // where the last read ended (logical offset)
-	flightMu     sync.Mutex
-	flights      map[int64]*flight // blocks being inflated
-	aheadMu      sync.Mutex
-	aheadTo      int64        // read-ahead has been started up to this block
-	servedTo     atomic.Int64 // the last block a ReadVec handed on whole (and dropped from the cache)
-	prefetchedTo atomic.Int64 // the backing file was asked into the page cache up to here
-	inFlight     sync.WaitGroup
+	unlocked    atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
+	checkedAt   atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
+	flightMu    sync.Mutex
+	flights     map[int64]*flight // blocks being inflated
+	aheadMu     sync.Mutex
+	streams     [readStreams]readStream // the readers read-ahead follows (under aheadMu, but for their atomics)
+	streamClock int64                   // counts the reads matched to streams (aheadMu)
+	inFlight    sync.WaitGroup
 }
 
 // sharedWorkers bounds the compress and inflate jobs of all Files opened
@@ -331,7 +328,7 @@ func (f *File) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cache.dropFile(f.id)
-	f.servedTo.Store(0)
+	f.resetStreams()
 	f.dropShared()
 	err = errors.Join(err, f.idx.Close(), f.fd.Close())
 	if f.jnl != nil {
@@ -525,7 +522,7 @@ func (f *File) lockLocked() error {
 	old.idx.Close()
 	f.dropShared()
 	f.cache.dropFile(f.id)
-	f.servedTo.Store(0)
+	f.resetStreams()
 	f.generation.Add(1)
 	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
 	f.private, f.fastTail = false, -1

@@ -1,6 +1,8 @@
 package blockfile
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -119,5 +121,40 @@ func TestSmallReadsInOneBlockStartNoReadAhead(t *testing.T) {
 	}
 	if n := cached(); n <= 1 {
 		t.Fatalf("a read continuing the last one: %d blocks cached, want read-ahead", n)
+	}
+}
+
+// TestTwoSequentialReadersEachReadAhead: two readers of one file, one far
+// behind the other (more than servedWindow blocks), their requests
+// interleaved, each get read-ahead (one shared detector saw neither as
+// sequential, and the marks of the reader ahead made the read-ahead of the
+// one behind skip the blocks it needed).
+func TestTwoSequentialReadersEachReadAhead(t *testing.T) {
+	const bs = 8192
+	data := textish(rand.New(rand.NewPCG(8, 9)), (servedWindow+100)*bs)
+	path := filepath.Join(t.TempDir(), "two.gz")
+	opts := Options{BlockSize: bs, Level: 1, Cache: NewCache(64 << 20)}
+	packFile(t, path, data, opts)
+	f, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4*bs)
+	for step := int64(0); step < 5; step++ {
+		for _, at := range []int64{servedWindow + 50, 0} { // the reader ahead, then the one behind
+			var v Vec
+			off := (at + 4*step) * bs
+			if n, err := f.ReadVec(buf, off, &v); err != nil || !bytes.Equal(bytes.Join(v.Slices, nil), data[off:off+int64(n)]) {
+				t.Fatalf("read at block %d: %d, %v", at+4*step, n, err)
+			}
+			v.Release()
+		}
+	}
+	f.inFlight.Wait()
+	for _, k := range []int64{20, servedWindow + 70} { // just past what each has read
+		if !f.cache.has(cacheKey{f.id, k}) {
+			t.Errorf("block %d not read ahead", k)
+		}
 	}
 }

@@ -22,6 +22,62 @@ const readAheadBlocks = 16
 // read-ahead has in flight.
 const servedWindow = 256
 
+// readStreams is how many sequential readers of one file read-ahead follows
+// at once: two processes reading different parts of a file (or one far
+// behind the other) each keep theirs, where one shared detector saw
+// neither as sequential. A read that continues none of them takes the
+// place of the one used least recently.
+const readStreams = 4
+
+// readStream is what read-ahead knows of one sequential reader.
+type readStream struct {
+	last         int64        // the last block of its last read (aheadMu)
+	end          int64        // where its last read ended, a logical offset (aheadMu)
+	used         int64        // File.streamClock when it last matched a read (aheadMu)
+	aheadTo      int64        // read-ahead has been started up to this block (aheadMu)
+	servedTo     atomic.Int64 // the last block its reads handed on whole (and dropped from the cache)
+	prefetchedTo atomic.Int64 // the backing file was asked into the page cache up to here
+}
+
+// streamOf returns the stream a read of bytes [off, end), in blocks first
+// to last, belongs to, and whether it continues it (a sequential read):
+// it starts near where that stream's last read ended (the kernel sends a
+// sequential reader's requests concurrently, so slightly out of order), and
+// it either spans blocks (as the kernel's read-ahead requests do) or starts
+// exactly where that read ended. Two small reads that merely fall into the
+// same block are a random reader's: a read-ahead then would inflate blocks
+// nobody asked for and ask the disk for megabytes of the backing file while
+// the reader waits on it. A read that continues no stream starts one, in
+// the place of the one used least recently.
+func (f *File) streamOf(off, end, first, last int64) (*readStream, bool) {
+	f.aheadMu.Lock()
+	defer f.aheadMu.Unlock()
+	f.streamClock++
+	lru := &f.streams[0]
+	for i := range f.streams {
+		s := &f.streams[i]
+		if first >= s.last-2 && first <= s.last+1 && (first != last || off == s.end) {
+			s.last, s.end, s.used = max(s.last, last), end, f.streamClock
+			return s, true
+		}
+		if s.used < lru.used {
+			lru = s
+		}
+	}
+	lru.last, lru.end, lru.used, lru.aheadTo = last, end, f.streamClock, 0
+	lru.servedTo.Store(0)
+	lru.prefetchedTo.Store(0)
+	return lru, false
+}
+
+// resetStreams forgets what the streams were handed on: the blocks were
+// dropped from the cache, or the file changed under them.
+func (f *File) resetStreams() {
+	for i := range f.streams {
+		f.streams[i].servedTo.Store(0)
+	}
+}
+
 // ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
 // returns io.EOF when fewer bytes are available. A damaged block gives an
 // error wrapping ErrCorrupt (a *BlockError) and nothing of that block; but
@@ -150,6 +206,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 	if err != nil {
 		return 0, f.lookupErr(-1, err)
 	}
+	st, sequential := f.streamOf(off, off+int64(n), k0, k1)
 	// Inflate the stored blocks this read needs in parallel.
 	if err := f.loadBlocks(k0, k1); err != nil {
 		return 0, err
@@ -184,7 +241,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 				// buffer is recycled as soon as the reply is written.
 				// Random readers, which read parts of blocks, keep theirs
 				// cached.
-				storeMax(&f.servedTo, k) // first: see fetch
+				storeMax(&st.servedTo, k) // first: see fetch
 				f.cache.dropBlock(cacheKey{f.id, k}, pin)
 			}
 		} else {
@@ -203,7 +260,9 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		}
 		done = int(to - off)
 	}
-	f.readAhead(off, off+int64(n), k0, k1)
+	if sequential {
+		f.readAhead(st, k1)
+	}
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -418,17 +477,17 @@ func (f *File) decodeBlock(dst []byte, k int64, r blockindex.Record, member []by
 const backingAhead = 8 << 20
 
 // prefetchBacking asks the kernel to read the backing file from the member
-// of block k on, backingAhead bytes, unless an earlier call asked for most
-// of that already. Callers hold f.mu in read mode.
-func (f *File) prefetchBacking(k int64) {
+// of block k on, backingAhead bytes, unless an earlier call for stream st
+// asked for most of that already. Callers hold f.mu in read mode.
+func (f *File) prefetchBacking(st *readStream, k int64) {
 	r, err := f.idx.At(min(k, f.idx.Len()-1))
 	if err != nil {
 		return
 	}
-	if done := f.prefetchedTo.Load(); r.Offset < done && done-r.Offset > backingAhead/2 && done-r.Offset <= backingAhead {
+	if done := st.prefetchedTo.Load(); r.Offset < done && done-r.Offset > backingAhead/2 && done-r.Offset <= backingAhead {
 		return
 	}
-	f.prefetchedTo.Store(r.Offset + backingAhead)
+	st.prefetchedTo.Store(r.Offset + backingAhead)
 	unix.Fadvise(int(f.fd.Fd()), r.Offset, backingAhead, unix.FADV_WILLNEED)
 }
 
@@ -442,35 +501,28 @@ func storeMax(a *atomic.Int64, v int64) {
 // read that ended at block last, past the blocks already handed on whole:
 // the kernel sends a sequential reader's requests several at a time and
 // they are served out of order, so a later request may have taken them
-// (and they left the cache); inflating them again would be wasted. A mark
-// far ahead is another sequential run's.
+// (and they left the cache); inflating them again would be wasted. A
+// request served out of order may count as a stream of its own, so every
+// stream's mark counts; a mark far ahead is another reader's.
 func (f *File) pastServed(from, last int64) int64 {
-	if s := f.servedTo.Load(); s >= from && s <= last+servedWindow {
-		return s + 1
+	to := from - 1
+	for i := range f.streams {
+		if s := f.streams[i].servedTo.Load(); s > to && s <= last+servedWindow {
+			to = s
+		}
 	}
-	return from
+	return to + 1
 }
 
-// readAhead inflates the blocks after a sequential reader in the background;
-// the read was of bytes [off, end), in blocks first to last. Callers hold
-// f.mu in read mode.
-func (f *File) readAhead(off, end, first, last int64) {
-	// Sequential: this read starts near where the last one ended (the
-	// kernel sends a sequential reader's requests concurrently, so slightly
-	// out of order), and it either spans blocks (as the kernel's read-ahead
-	// requests do) or starts exactly where the last read ended. Two small
-	// reads that merely fall into the same block are a random reader's: a
-	// read-ahead then would inflate blocks nobody asked for and ask the
-	// disk for megabytes of the backing file while the reader waits on it.
-	prevEnd := f.lastEnd.Swap(end)
-	if prev := f.lastRead.Swap(last); first < prev-2 || first > prev+1 || (first == last && off != prevEnd) {
-		return
-	}
+// readAhead inflates the blocks after a sequential read of stream st,
+// which ended at block last, in the background. Callers hold f.mu in read
+// mode.
+func (f *File) readAhead(st *readStream, last int64) {
 	stored := f.idx.Len()
 	f.aheadMu.Lock()
 	from := last + 1
-	if f.aheadTo > from && f.aheadTo <= last+readAheadBlocks {
-		from = f.aheadTo // the blocks before were started by an earlier read
+	if st.aheadTo > from && st.aheadTo <= last+readAheadBlocks {
+		from = st.aheadTo // the blocks before were started by an earlier read
 	}
 	from = f.pastServed(from, last)
 	to := min(last+readAheadBlocks, stored-1)
@@ -478,9 +530,9 @@ func (f *File) readAhead(off, end, first, last int64) {
 		f.aheadMu.Unlock()
 		return
 	}
-	f.aheadTo = to + 1
+	st.aheadTo = to + 1
 	f.aheadMu.Unlock()
-	f.prefetchBacking(to + 1)
+	f.prefetchBacking(st, to+1)
 	f.inFlight.Add(1)
 	go func() {
 		defer f.inFlight.Done()

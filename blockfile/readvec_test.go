@@ -40,8 +40,8 @@ func TestReadVecHandsOnWholeBlocks(t *testing.T) {
 			t.Errorf("block %d cached: %v, want %v", k, got, want)
 		}
 	}
-	if got := f.servedTo.Load(); got != 2 {
-		t.Errorf("servedTo %d, want 2", got)
+	if got := f.streams[0].servedTo.Load(); got != 2 {
+		t.Errorf("the stream's servedTo %d, want 2", got)
 	}
 	// Churn the cache: the held blocks keep their bytes.
 	other := make([]byte, 10*bs)

@@ -230,7 +230,7 @@ func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
 	old.idx.Close()
 	f.dropShared()
 	f.cache.dropFile(f.id)
-	f.servedTo.Store(0)
+	f.resetStreams()
 	f.generation.Add(1)
 	f.private = true
 	f.log.Debug("reloaded the index of a file another process writes", "file", f.name, "why", why, "index", f.state)
@@ -753,7 +753,7 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	}
 	old.Close()
 	f.cache.dropFile(f.id)
-	f.servedTo.Store(0)
+	f.resetStreams()
 	f.generation.Add(1)
 	f.useIndex()
 	f.state = "rebuilt (a block did not match the index)"

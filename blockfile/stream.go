@@ -234,12 +234,20 @@ func (f *File) fetch(k0, k1 int64, ahead bool) error {
 	return first
 }
 
-// reached reports whether a sequential reader got to block k before a
-// read-ahead claimed it (see fetch): a block at or past k was handed on
-// whole, so a request for k is in flight or done and inflates k itself.
-// Another reader far ahead suppresses the read-ahead of one behind it
-// (whose requests still inflate their blocks in parallel).
-func (f *File) reached(k int64) bool { return f.servedTo.Load() >= k }
+// reached reports whether a reader got to block k before a read-ahead
+// claimed it (see fetch): a block at or past k, not far past it, was handed
+// on whole, so a request for k is in flight or done and inflates k itself.
+// The marks of a reader far ahead (past servedWindow) do not count: a
+// reader far behind it still needs the blocks it was handed (they left the
+// cache).
+func (f *File) reached(k int64) bool {
+	for i := range f.streams {
+		if s := f.streams[i].servedTo.Load(); s >= k && s <= k+servedWindow {
+			return true
+		}
+	}
+	return false
+}
 
 // WriteTo writes the whole logical content to w (see WriteRange).
 func (f *File) WriteTo(w io.Writer) (int64, error) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,4 +209,52 @@ func waitReleased(t *testing.T, m *mountProc, bname string) {
 		}
 	}
 	t.Fatalf("the daemon still has %s open", bname)
+}
+
+// TestIdleCopyFailsClosesInstead: a file whose index cannot be copied for
+// its idle engine (the temporary directory, $TMPDIR of the daemon, is
+// full) is closed instead of kept idle: close(2) succeeds (the data was
+// flushed first), the log says why, and the file reads back whole.
+func TestIdleCopyFailsClosesInstead(t *testing.T) {
+	requireRoot(t)
+	tmp := filepath.Join(t.TempDir(), "tmp")
+	os.Mkdir(tmp, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", tmp).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", tmp).Run() })
+	m := newMount(t)
+	m.unmount()
+	m.wrap = []string{"env", "TMPDIR=" + tmp}
+	m.start()
+	// 24 MiB of text: over 400 blocks, a sidecar index of more than the
+	// 4 KiB the temporary directory holds.
+	var b bytes.Buffer
+	for i := 0; b.Len() < 24<<20; i++ {
+		fmt.Fprintf(&b, "line %d of a file whose index does not fit in TMPDIR\n", i)
+	}
+	data := b.Bytes()
+	for round := 0; round < 2; round++ { // the write's close, then a read-only open's
+		if round == 0 {
+			mustWrite(t, m.path("big"), data)
+		} else if got := mustRead(t, m.path("big")); !bytes.Equal(got, data) {
+			t.Fatalf("read back: %d bytes, want %d", len(got), len(data))
+		}
+		want := round + 1
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Count(m.logText(), "closing instead of keeping idle") < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no log line for the failed idle copy\nlog:\n%s", round, m.logText())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if got := mustRead(t, m.path("big")); !bytes.Equal(got, data) {
+		t.Fatalf("read back: %d bytes, want %d", len(got), len(data))
+	}
+	m.unmount()
+	checkBacking(t, m, "big", data)
+	if strings.Contains(m.logText(), "level=ERROR") {
+		t.Errorf("errors logged:\n%s", m.logText())
+	}
 }
