@@ -34,6 +34,7 @@ type readStream struct {
 	last         int64        // the last block of its last read (aheadMu)
 	end          int64        // where its last read ended, a logical offset (aheadMu)
 	used         int64        // File.streamClock when it last matched a read (aheadMu)
+	gen          int64        // counts the readers that took this place (aheadMu)
 	aheadTo      int64        // read-ahead has been started up to this block (aheadMu)
 	servedTo     atomic.Int64 // the last block its reads handed on whole (and dropped from the cache)
 	prefetchedTo atomic.Int64 // the backing file was asked into the page cache up to here
@@ -48,8 +49,9 @@ type readStream struct {
 // same block are a random reader's: a read-ahead then would inflate blocks
 // nobody asked for and ask the disk for megabytes of the backing file while
 // the reader waits on it. A read that continues no stream starts one, in
-// the place of the one used least recently.
-func (f *File) streamOf(off, end, first, last int64) (*readStream, bool) {
+// the place of the one used least recently; gen tells that place's reader
+// (see readAhead).
+func (f *File) streamOf(off, end, first, last int64) (st *readStream, gen int64, sequential bool) {
 	f.aheadMu.Lock()
 	defer f.aheadMu.Unlock()
 	f.streamClock++
@@ -58,16 +60,17 @@ func (f *File) streamOf(off, end, first, last int64) (*readStream, bool) {
 		s := &f.streams[i]
 		if first >= s.last-2 && first <= s.last+1 && (first != last || off == s.end) {
 			s.last, s.end, s.used = max(s.last, last), end, f.streamClock
-			return s, true
+			return s, s.gen, true
 		}
 		if s.used < lru.used {
 			lru = s
 		}
 	}
 	lru.last, lru.end, lru.used, lru.aheadTo = last, end, f.streamClock, 0
+	lru.gen++
 	lru.servedTo.Store(0)
 	lru.prefetchedTo.Store(0)
-	return lru, false
+	return lru, lru.gen, false
 }
 
 // resetStreams forgets what the streams were handed on: the blocks were
@@ -206,7 +209,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 	if err != nil {
 		return 0, f.lookupErr(-1, err)
 	}
-	st, sequential := f.streamOf(off, off+int64(n), k0, k1)
+	st, gen, sequential := f.streamOf(off, off+int64(n), k0, k1)
 	// Inflate the stored blocks this read needs in parallel.
 	if err := f.loadBlocks(k0, k1); err != nil {
 		return 0, err
@@ -261,7 +264,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		done = int(to - off)
 	}
 	if sequential {
-		f.readAhead(st, k1)
+		f.readAhead(st, gen, k1)
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -326,7 +329,7 @@ func (f *File) loadBlocks(k0, k1 int64) error {
 	if todo <= 1 {
 		return nil
 	}
-	return f.fetch(k0, k1, false)
+	return f.fetch(k0, k1, nil)
 }
 
 // flight is one block being inflated; readers of the same block wait for
@@ -497,15 +500,14 @@ func storeMax(a *atomic.Int64, v int64) {
 	}
 }
 
-// pastServed moves from, the first block read-ahead would inflate for a
-// read that ended at block last, past the blocks already handed on whole:
-// the kernel sends a sequential reader's requests several at a time and
-// they are served out of order, so a later request may have taken them
-// (and they left the cache); inflating them again would be wasted. A
-// request served out of order may count as a stream of its own, so every
-// stream's mark counts; a mark far ahead is another reader's.
-func (f *File) pastServed(from, last int64) int64 {
-	to := from - 1
+// pastServed moves from, the first block read-ahead of stream st would
+// inflate for a read that ended at block last, past the blocks already
+// handed on whole (see reached): the kernel sends a sequential reader's
+// requests several at a time and they are served out of order, so a later
+// request may have taken them (and they left the cache); inflating them
+// again would be wasted.
+func (f *File) pastServed(st *readStream, from, last int64) int64 {
+	to := max(from-1, st.servedTo.Load())
 	for i := range f.streams {
 		if s := f.streams[i].servedTo.Load(); s > to && s <= last+servedWindow {
 			to = s
@@ -515,16 +517,21 @@ func (f *File) pastServed(from, last int64) int64 {
 }
 
 // readAhead inflates the blocks after a sequential read of stream st,
-// which ended at block last, in the background. Callers hold f.mu in read
+// which ended at block last, in the background, unless another reader took
+// the stream's place (gen) since the read began. Callers hold f.mu in read
 // mode.
-func (f *File) readAhead(st *readStream, last int64) {
+func (f *File) readAhead(st *readStream, gen, last int64) {
 	stored := f.idx.Len()
 	f.aheadMu.Lock()
+	if st.gen != gen {
+		f.aheadMu.Unlock()
+		return
+	}
 	from := last + 1
 	if st.aheadTo > from && st.aheadTo <= last+readAheadBlocks {
 		from = st.aheadTo // the blocks before were started by an earlier read
 	}
-	from = f.pastServed(from, last)
+	from = f.pastServed(st, from, last)
 	to := min(last+readAheadBlocks, stored-1)
 	if from > to {
 		f.aheadMu.Unlock()
@@ -542,7 +549,7 @@ func (f *File) readAhead(st *readStream, last int64) {
 		f.mu.RLock()
 		defer f.mu.RUnlock()
 		if !f.closed { // fetch skips the blocks handed on meanwhile
-			f.fetch(from, to, true) // errors surface when the block is read
+			f.fetch(from, to, st) // errors surface when the block is read
 		}
 	}()
 }

@@ -152,12 +152,13 @@ func putChunk(p *[]byte) {
 // inflating. It returns the first error of a block of the range. Callers
 // hold f.mu in either mode.
 //
-// A read-ahead (ahead) skips the blocks a reader has reached (see
-// reached): it may start late (when the workers are free), and a block a
+// A read-ahead (ahead: the stream it reads ahead of; nil for a read) skips
+// the blocks a reader has reached (see reached): it may start late (when
+// the workers are free, or its request was served late), and a block a
 // reader was handed whole meanwhile has left the cache, so inflating it
 // again would leave it there unread (the daemon's memory then grew with the
 // length of a sequential read, up to the cache's bound).
-func (f *File) fetch(k0, k1 int64, ahead bool) error {
+func (f *File) fetch(k0, k1 int64, ahead *readStream) error {
 	k1 = min(k1, f.idx.Len()-1)
 	var claimed map[int64]*flight // blocks this fetch inflates, until they land
 	var wanted map[int64]bool     // the same, for the stream's producer (never changed)
@@ -167,7 +168,7 @@ func (f *File) fetch(k0, k1 int64, ahead bool) error {
 		// In this order: a reader marks servedTo before it drops the
 		// block from the cache, so a block found missing here that was
 		// handed on is seen as handed on.
-		if !f.needsInflate(k) || ahead && f.reached(k) {
+		if !f.needsInflate(k) || ahead != nil && f.reached(ahead, k) {
 			continue
 		}
 		if fl := f.flights[k]; fl != nil {
@@ -234,13 +235,18 @@ func (f *File) fetch(k0, k1 int64, ahead bool) error {
 	return first
 }
 
-// reached reports whether a reader got to block k before a read-ahead
-// claimed it (see fetch): a block at or past k, not far past it, was handed
-// on whole, so a request for k is in flight or done and inflates k itself.
-// The marks of a reader far ahead (past servedWindow) do not count: a
-// reader far behind it still needs the blocks it was handed (they left the
-// cache).
-func (f *File) reached(k int64) bool {
+// reached reports whether a reader got to block k before a read-ahead of
+// stream st claimed it (see fetch): a block at or past k was handed on
+// whole, so a request for k is in flight or done and inflates k itself.
+// Every mark of st counts (a read-ahead may start long after its read); a
+// mark of another stream counts when it is not far past k (a request
+// served out of order can look like a stream of its own), but the marks
+// of a reader far ahead do not: a reader far behind it still needs the
+// blocks it was handed (they left the cache).
+func (f *File) reached(st *readStream, k int64) bool {
+	if st.servedTo.Load() >= k {
+		return true
+	}
 	for i := range f.streams {
 		if s := f.streams[i].servedTo.Load(); s >= k && s <= k+servedWindow {
 			return true
