@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress"
@@ -284,31 +285,48 @@ func (d *Decoder) Decode(dst []byte, member []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// EncoderPool hands out Encoders of one level.
+// EncoderPool hands out Encoders of one level. It keeps up to as many idle
+// Encoders as the machine runs compress jobs at once (2 × GOMAXPROCS, the
+// bound of gzfs's worker pool), across garbage collections: a sync.Pool
+// empties at every collection, and a libdeflate compressor is 650 KiB of C
+// memory, so a file created now and then (each flush needs an Encoder)
+// paid an mmap, its page faults and an munmap (a TLB shootdown on every
+// core) for one.
 type EncoderPool struct {
 	level int
-	pool  sync.Pool
+	idle  chan *Encoder
 }
 
 // NewEncoderPool returns a pool for level 1..9.
 func NewEncoderPool(level int) (*EncoderPool, error) {
-	if _, err := NewEncoder(level); err != nil {
+	e, err := NewEncoder(level)
+	if err != nil {
 		return nil, err
 	}
-	return &EncoderPool{level: level}, nil
+	p := &EncoderPool{level: level, idle: make(chan *Encoder, 2*runtime.GOMAXPROCS(0))}
+	p.Put(e)
+	return p, nil
 }
 
 // Get returns an Encoder; give it back with Put.
 func (p *EncoderPool) Get() *Encoder {
-	if e, ok := p.pool.Get().(*Encoder); ok {
+	select {
+	case e := <-p.idle:
 		return e
+	default:
 	}
 	e, _ := NewEncoder(p.level) // the level was checked by NewEncoderPool
 	return e
 }
 
-// Put returns an Encoder to the pool.
-func (p *EncoderPool) Put(e *Encoder) { p.pool.Put(e) }
+// Put returns an Encoder to the pool; one over the bound is left to the
+// collector (which frees its compressor).
+func (p *EncoderPool) Put(e *Encoder) {
+	select {
+	case p.idle <- e:
+	default:
+	}
+}
 
 // Level returns the pool's deflate level.
 func (p *EncoderPool) Level() int { return p.level }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -245,4 +246,33 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("bgzf and compress/gzip disagree: %v", err)
 		}
 	})
+}
+
+// TestEncoderPoolKeepsEncodersAcrossGC: an idle Encoder (with libdeflate,
+// 650 KiB of C memory) outlives garbage collections, so that a file
+// created now and then does not allocate, fault in and free one each time
+// (a sync.Pool empties at every collection).
+func TestEncoderPoolKeepsEncodersAcrossGC(t *testing.T) {
+	p, err := NewEncoderPool(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := p.Get()
+	p.Put(e)
+	runtime.GC()
+	runtime.GC()
+	if got := p.Get(); got != e {
+		t.Fatal("the idle Encoder was dropped by a collection")
+	}
+	// Beyond the bound, Encoders are let go.
+	var held []*Encoder
+	for i := 0; i < 3*runtime.GOMAXPROCS(0); i++ {
+		held = append(held, p.Get())
+	}
+	for _, e := range held {
+		p.Put(e)
+	}
+	if n := len(p.idle); n != cap(p.idle) {
+		t.Fatalf("%d idle Encoders kept, want the bound %d", n, cap(p.idle))
+	}
 }

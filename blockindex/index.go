@@ -100,6 +100,7 @@ type Index struct {
 	f       *os.File
 	mem     []byte
 	private bool   // mem maps an unlinked temporary file holding a copy (Clone, Copy; f is nil, the file closed)
+	heap    bool   // mem is Go memory, not a mapping (CreateMem: a few records, no munmap)
 	changes uint64 // changes made through x (not those of other processes that map the sidecar)
 	// What Copy needs to bring its last copy up to date rather than copy
 	// every record again.
@@ -126,16 +127,14 @@ func Create(path string, id FileID, blockSize int) (*Index, error) {
 	return x, nil
 }
 
-// CreateMem makes a new empty index in anonymous memory, with no file: the
-// index of a small file, rebuilt from its one or two member headers at
-// every open, costs no sidecar. Persist writes it to a file when the file
-// outgrows that.
+// CreateMem makes a new empty index in memory, with no file: the index of
+// a small file, rebuilt from its one or two member headers at every open,
+// costs no sidecar. Persist writes it to a file when the file outgrows
+// that. Its few hundred bytes are Go memory, not a mapping: an mmap and
+// an munmap (a TLB shootdown on every core the daemon runs on) per open
+// of a small file cost more than they hold.
 func CreateMem(id FileID, blockSize int) (*Index, error) {
-	mem, err := unix.Mmap(-1, 0, HeaderSize+8*RecordSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return nil, fmt.Errorf("map index: %w", err)
-	}
-	x := &Index{mem: mem}
+	x := &Index{mem: make([]byte, HeaderSize+8*RecordSize), heap: true}
 	x.init(id, blockSize)
 	return x, nil
 }
@@ -164,8 +163,10 @@ func (x *Index) Persist(path string) error {
 		return err
 	}
 	copy(y.mem, old[:HeaderSize+x.Len()*RecordSize])
-	unix.Munmap(old)
-	x.f, x.mem, x.private = y.f, y.mem, false
+	if !x.heap {
+		unix.Munmap(old)
+	}
+	x.f, x.mem, x.private, x.heap = y.f, y.mem, false, false
 	return nil
 }
 
@@ -336,8 +337,10 @@ func (x *Index) remap(n int64) error {
 			return fmt.Errorf("map index: %w", err)
 		}
 		copy(mem, x.mem)
-		unix.Munmap(x.mem)
-		x.mem, x.private = mem, false // anonymous now: never trimmed
+		if !x.heap {
+			unix.Munmap(x.mem)
+		}
+		x.mem, x.private, x.heap = mem, false, false // anonymous now: never trimmed
 		return nil
 	}
 	if err := allocate(x.f, old, size-old); err != nil {
@@ -771,10 +774,10 @@ func (x *Index) noteCopy(c *Index) *Index {
 // Close unmaps and closes the index.
 func (x *Index) Close() error {
 	var err error
-	if x.mem != nil {
+	if x.mem != nil && !x.heap {
 		err = unix.Munmap(x.mem)
-		x.mem = nil
 	}
+	x.mem = nil
 	if x.f == nil {
 		return err
 	}
