@@ -95,6 +95,42 @@ type backingFile interface {
 	Name() string
 }
 
+// changeTracker is the engine's backing file, noting whether it changed
+// since its last successful fsync: Sync then skips the fsync of data that
+// a journaled batch has just made durable (the batch fsyncs the data before
+// the journal is emptied). A new tracker counts as changed: the file may
+// hold writes of a process that never fsynced them.
+type changeTracker struct {
+	backingFile
+	changed atomic.Bool
+}
+
+func newChangeTracker(f backingFile) *changeTracker {
+	t := &changeTracker{backingFile: f}
+	t.changed.Store(true)
+	return t
+}
+
+func (t *changeTracker) WriteAt(p []byte, off int64) (int, error) {
+	t.changed.Store(true)
+	return t.backingFile.WriteAt(p, off)
+}
+
+func (t *changeTracker) Truncate(size int64) error {
+	t.changed.Store(true)
+	return t.backingFile.Truncate(size)
+}
+
+// Sync fsyncs the file. A write while it runs leaves the file changed.
+func (t *changeTracker) Sync() error {
+	t.changed.Store(false)
+	if err := t.backingFile.Sync(); err != nil {
+		t.changed.Store(true)
+		return err
+	}
+	return nil
+}
+
 // wrapFile gives the engine its view of an opened file (a variable for
 // tests).
 var wrapFile = func(f *os.File) backingFile { return f }
@@ -191,7 +227,7 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 		return nil, fmt.Errorf("not a regular file")
 	}
 	f = &File{
-		name: name, fd: wrapFile(fd), fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
+		name: name, fd: newChangeTracker(wrapFile(fd)), fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
 		store: opts.Store, opts: opts, log: opts.Logger, cache: opts.Cache,
 		encoders: encoders, workers: sharedWorkers(), dirty: make(map[int64][]byte), fastTail: -1,
 	}

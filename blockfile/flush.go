@@ -64,8 +64,10 @@ func (f *File) Sync() error {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
-	if err := f.fd.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync: %w", f.name, err)
+	if t, ok := f.fd.(*changeTracker); !ok || t.changed.Load() {
+		if err := f.fd.Sync(); err != nil {
+			return fmt.Errorf("%s: fsync: %w", f.name, err)
+		}
 	}
 	f.synced = f.backing
 	f.idx.SetSyncedEnd(f.synced)
