@@ -74,7 +74,10 @@ type File struct {
 	aheadMu     sync.Mutex
 	streams     [readStreams]readStream // the readers read-ahead follows (under aheadMu, but for their atomics)
 	streamClock int64                   // counts the reads matched to streams (aheadMu)
-	inFlight    sync.WaitGroup
+	// retiredServed is the last served mark of a stream whose place another
+	// reader took (see reached).
+	retiredServed atomic.Int64
+	inFlight      sync.WaitGroup
 }
 
 // sharedWorkers bounds the compress and inflate jobs of all Files opened
@@ -96,13 +99,15 @@ type backingFile interface {
 }
 
 // changeTracker is the engine's backing file, noting whether it changed
-// since its last successful fsync: Sync then skips the fsync of data that
-// a journaled batch has just made durable (the batch fsyncs the data before
-// the journal is emptied). A new tracker counts as changed: the file may
-// hold writes of a process that never fsynced them.
+// since its last successful fsync and counting fsyncs: Sync then skips the
+// fsync of data that a journaled batch of the same Sync has just made
+// durable (the batch fsyncs the data before the journal is emptied). A new
+// tracker counts as changed: the file may hold writes of a process that
+// never fsynced them.
 type changeTracker struct {
 	backingFile
 	changed atomic.Bool
+	syncs   atomic.Uint64 // successful fsyncs
 }
 
 func newChangeTracker(f backingFile) *changeTracker {
@@ -128,6 +133,7 @@ func (t *changeTracker) Sync() error {
 		t.changed.Store(true)
 		return err
 	}
+	t.syncs.Add(1)
 	return nil
 }
 

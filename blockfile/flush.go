@@ -49,6 +49,11 @@ func (f *File) Sync() error {
 	if f.closed || !f.mayWrite() {
 		return nil
 	}
+	t, tracked := f.fd.(*changeTracker)
+	var before uint64
+	if tracked {
+		before = t.syncs.Load()
+	}
 	if err := f.flushLocked(); err != nil {
 		return err
 	}
@@ -64,7 +69,11 @@ func (f *File) Sync() error {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
-	if t, ok := f.fd.(*changeTracker); !ok || t.changed.Load() {
+	// Data fsynced by a journaled batch of this flush and not written since
+	// needs no second fsync; anything else does (writes of another process
+	// while this File was unlocked, metadata changed through another
+	// descriptor).
+	if !tracked || t.changed.Load() || t.syncs.Load() == before {
 		if err := f.fd.Sync(); err != nil {
 			return fmt.Errorf("%s: fsync: %w", f.name, err)
 		}

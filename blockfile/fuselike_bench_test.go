@@ -158,3 +158,39 @@ func TestTwoSequentialReadersEachReadAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomReadsKeepSequentialStream: random reads between the requests of
+// a sequential reader take the places of streams that never continued, not
+// the sequential reader's (with plain least-recently-used, four random
+// reads between two of its requests pushed it out, and it lost read-ahead).
+func TestRandomReadsKeepSequentialStream(t *testing.T) {
+	const bs = 8192
+	data := textish(rand.New(rand.NewPCG(10, 11)), 400*bs)
+	path := filepath.Join(t.TempDir(), "mixed.gz")
+	opts := Options{BlockSize: bs, Level: 1, Cache: NewCache(64 << 20)}
+	packFile(t, path, data, opts)
+	f, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4*bs)
+	small := make([]byte, 100)
+	for step := int64(0); step < 6; step++ {
+		var v Vec
+		if _, err := f.ReadVec(buf, 4*step*bs, &v); err != nil {
+			t.Fatal(err)
+		}
+		v.Release()
+		f.inFlight.Wait() // the read-ahead of this request
+		for j := int64(0); j < 2*readStreams; j++ {
+			if _, err := f.ReadAt(small, (100+step*40+j*4)*bs+100); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.inFlight.Wait()
+	if !f.cache.has(cacheKey{f.id, 24}) {
+		t.Error("block 24, just past the sequential reader, was not read ahead")
+	}
+}

@@ -26,7 +26,9 @@ const servedWindow = 256
 // at once: two processes reading different parts of a file (or one far
 // behind the other) each keep theirs, where one shared detector saw
 // neither as sequential. A read that continues none of them takes the
-// place of the one used least recently.
+// place of a stream that never continued (a random reader's), else of the
+// one used least recently: random reads between the requests of a
+// sequential reader do not push it out.
 const readStreams = 4
 
 // readStream is what read-ahead knows of one sequential reader.
@@ -34,7 +36,8 @@ type readStream struct {
 	last         int64        // the last block of its last read (aheadMu)
 	end          int64        // where its last read ended, a logical offset (aheadMu)
 	used         int64        // File.streamClock when it last matched a read (aheadMu)
-	gen          int64        // counts the readers that took this place (aheadMu)
+	continued    bool         // a read continued it since its reader took the place (aheadMu)
+	gen          atomic.Int64 // counts the readers that took this place (changed under aheadMu)
 	aheadTo      int64        // read-ahead has been started up to this block (aheadMu)
 	servedTo     atomic.Int64 // the last block its reads handed on whole (and dropped from the cache)
 	prefetchedTo atomic.Int64 // the backing file was asked into the page cache up to here
@@ -49,36 +52,58 @@ type readStream struct {
 // same block are a random reader's: a read-ahead then would inflate blocks
 // nobody asked for and ask the disk for megabytes of the backing file while
 // the reader waits on it. A read that continues no stream starts one, in
-// the place of the one used least recently; gen tells that place's reader
-// (see readAhead).
+// the place of another (see readStreams); gen tells that place's reader
+// (see readAhead). The marks of the reader it replaces are kept as the
+// file's retired mark (see reached).
 func (f *File) streamOf(off, end, first, last int64) (st *readStream, gen int64, sequential bool) {
 	f.aheadMu.Lock()
 	defer f.aheadMu.Unlock()
 	f.streamClock++
-	lru := &f.streams[0]
+	var victim *readStream
 	for i := range f.streams {
 		s := &f.streams[i]
 		if first >= s.last-2 && first <= s.last+1 && (first != last || off == s.end) {
-			s.last, s.end, s.used = max(s.last, last), end, f.streamClock
-			return s, s.gen, true
+			s.last, s.end, s.used, s.continued = max(s.last, last), end, f.streamClock, true
+			return s, s.gen.Load(), true
 		}
-		if s.used < lru.used {
-			lru = s
+		if victim == nil || s.continued == victim.continued && s.used < victim.used || !s.continued && victim.continued {
+			victim = s
 		}
 	}
-	lru.last, lru.end, lru.used, lru.aheadTo = last, end, f.streamClock, 0
-	lru.gen++
-	lru.servedTo.Store(0)
-	lru.prefetchedTo.Store(0)
-	return lru, lru.gen, false
+	if m := victim.servedTo.Load(); m > 0 {
+		f.retiredServed.Store(m)
+	}
+	victim.last, victim.end, victim.used, victim.aheadTo, victim.continued = last, end, f.streamClock, 0, false
+	victim.servedTo.Store(0)
+	victim.prefetchedTo.Store(0)
+	return victim, victim.gen.Add(1), false
 }
 
-// resetStreams forgets what the streams were handed on: the blocks were
-// dropped from the cache, or the file changed under them.
-func (f *File) resetStreams() {
-	for i := range f.streams {
-		f.streams[i].servedTo.Store(0)
+// markServed notes that the read of stream st (its reader gen) handed block
+// k on whole; a read whose stream another reader took meanwhile marks the
+// file's retired mark instead.
+func (f *File) markServed(st *readStream, gen, k int64) {
+	if st.gen.Load() == gen {
+		storeMax(&st.servedTo, k)
+	} else {
+		storeMax(&f.retiredServed, k)
 	}
+}
+
+// resetStreams forgets the streams: the blocks were dropped from the
+// cache, or the file changed under them (read-ahead under way for them is
+// dropped, see readAhead). Callers hold f.mu for writing.
+func (f *File) resetStreams() {
+	f.aheadMu.Lock()
+	defer f.aheadMu.Unlock()
+	for i := range f.streams {
+		s := &f.streams[i]
+		s.servedTo.Store(0)
+		s.prefetchedTo.Store(0)
+		s.aheadTo, s.continued = 0, false
+		s.gen.Add(1)
+	}
+	f.retiredServed.Store(0)
 }
 
 // ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
@@ -244,7 +269,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 				// buffer is recycled as soon as the reply is written.
 				// Random readers, which read parts of blocks, keep theirs
 				// cached.
-				storeMax(&st.servedTo, k) // first: see fetch
+				f.markServed(st, gen, k) // first: see fetch
 				f.cache.dropBlock(cacheKey{f.id, k}, pin)
 			}
 		} else {
@@ -329,7 +354,7 @@ func (f *File) loadBlocks(k0, k1 int64) error {
 	if todo <= 1 {
 		return nil
 	}
-	return f.fetch(k0, k1, nil)
+	return f.fetch(k0, k1, nil, 0)
 }
 
 // flight is one block being inflated; readers of the same block wait for
@@ -513,6 +538,9 @@ func (f *File) pastServed(st *readStream, from, last int64) int64 {
 			to = s
 		}
 	}
+	if s := f.retiredServed.Load(); s > to && s <= last+servedWindow {
+		to = s
+	}
 	return to + 1
 }
 
@@ -523,7 +551,7 @@ func (f *File) pastServed(st *readStream, from, last int64) int64 {
 func (f *File) readAhead(st *readStream, gen, last int64) {
 	stored := f.idx.Len()
 	f.aheadMu.Lock()
-	if st.gen != gen {
+	if st.gen.Load() != gen {
 		f.aheadMu.Unlock()
 		return
 	}
@@ -549,7 +577,7 @@ func (f *File) readAhead(st *readStream, gen, last int64) {
 		f.mu.RLock()
 		defer f.mu.RUnlock()
 		if !f.closed { // fetch skips the blocks handed on meanwhile
-			f.fetch(from, to, st) // errors surface when the block is read
+			f.fetch(from, to, st, gen) // errors surface when the block is read
 		}
 	}()
 }

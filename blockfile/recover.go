@@ -576,6 +576,17 @@ func (f *File) rebuildIndex() error {
 		if !f.mayWrite() {
 			f.logWalk(slog.LevelWarn, "backing file ends with an incomplete member; ignoring it", "file", f.name, "at", end, "err", werr)
 		} else {
+			if verdict != tailSetAside && end == 0 && physical > bgzf.HeaderSize {
+				// A first member cut short, cut on request (fsck --repair,
+				// which skips the judging): its data is all the file has
+				// (gzip -dc recovers its start), so a copy is kept too.
+				ev.tail = make([]byte, physical)
+				if _, err := f.fd.ReadAt(ev.tail, 0); err != nil && err != io.EOF {
+					x.Close()
+					return fmt.Errorf("set the torn tail aside: %w", err)
+				}
+				verdict = tailSetAside
+			}
 			if verdict == tailSetAside {
 				if err := f.setTailAside(end, ev.tail); err != nil {
 					x.Close()

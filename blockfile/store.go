@@ -99,6 +99,16 @@ func (s *Store) tailPath(ino uint64) string {
 	return filepath.Join(s.dir, strconv.FormatUint(ino, 10)+".tail")
 }
 
+// DropIndex removes the seek index kept for the backing inode ino, so that
+// the next open rebuilds it from the member headers; a copy of a cut tail
+// (INO.tail) stays.
+func (s *Store) DropIndex(ino uint64) error {
+	if err := os.Remove(s.indexPath(ino)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // Forget removes the sidecars kept for the backing inode ino (call it when
 // the last link of a file is removed).
 func (s *Store) Forget(ino uint64) error {

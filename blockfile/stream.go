@@ -152,19 +152,20 @@ func putChunk(p *[]byte) {
 // inflating. It returns the first error of a block of the range. Callers
 // hold f.mu in either mode.
 //
-// A read-ahead (ahead: the stream it reads ahead of; nil for a read) skips
-// the blocks a reader has reached (see reached): it may start late (when
-// the workers are free, or its request was served late), and a block a
-// reader was handed whole meanwhile has left the cache, so inflating it
-// again would leave it there unread (the daemon's memory then grew with the
-// length of a sequential read, up to the cache's bound).
-func (f *File) fetch(k0, k1 int64, ahead *readStream) error {
+// A read-ahead (ahead: the stream it reads ahead of, for its reader gen;
+// nil for a read) skips the blocks a reader has reached (see reached): it
+// may start late (when the workers are free, or its request was served
+// late), and a block a reader was handed whole meanwhile has left the
+// cache, so inflating it again would leave it there unread (the daemon's
+// memory then grew with the length of a sequential read, up to the cache's
+// bound). It claims nothing once another reader took its stream's place.
+func (f *File) fetch(k0, k1 int64, ahead *readStream, gen int64) error {
 	k1 = min(k1, f.idx.Len()-1)
 	var claimed map[int64]*flight // blocks this fetch inflates, until they land
 	var wanted map[int64]bool     // the same, for the stream's producer (never changed)
 	var others []*flight
 	f.flightMu.Lock()
-	for k := k0; k <= k1; k++ {
+	for k := k0; k <= k1 && (ahead == nil || ahead.gen.Load() == gen); k++ {
 		// In this order: a reader marks servedTo before it drops the
 		// block from the cache, so a block found missing here that was
 		// handed on is seen as handed on.
@@ -240,9 +241,10 @@ func (f *File) fetch(k0, k1 int64, ahead *readStream) error {
 // whole, so a request for k is in flight or done and inflates k itself.
 // Every mark of st counts (a read-ahead may start long after its read); a
 // mark of another stream counts when it is not far past k (a request
-// served out of order can look like a stream of its own), but the marks
-// of a reader far ahead do not: a reader far behind it still needs the
-// blocks it was handed (they left the cache).
+// served out of order can look like a stream of its own; so does the file's
+// retired mark, the last of a stream whose place another reader took), but
+// the marks of a reader far ahead do not: a reader far behind it still
+// needs the blocks it was handed (they left the cache).
 func (f *File) reached(st *readStream, k int64) bool {
 	if st.servedTo.Load() >= k {
 		return true
@@ -252,7 +254,8 @@ func (f *File) reached(st *readStream, k int64) bool {
 			return true
 		}
 	}
-	return false
+	s := f.retiredServed.Load()
+	return s >= k && s <= k+servedWindow
 }
 
 // WriteTo writes the whole logical content to w (see WriteRange).

@@ -119,14 +119,15 @@ func fsckOne(path string, repair, quiet bool) error {
 
 // repairIndex opens path read-write, which replays a pending journal and
 // cuts an incomplete last member, then removes its seek index so that the
-// next open rebuilds it from the member headers.
+// next open rebuilds it from the member headers (a copy of a cut tail
+// stays in the sidecar store).
 //
 // The engine cuts everything after the last member it can walk to; when
 // that is more than one member could be (a damaged header in the middle,
 // not a torn write), repairIndex refuses rather than lose the members after
 // it. The engine has no call to force an index rebuild, so this goes
-// through the store: Forget drops the sidecars of the inode (the journal is
-// already retired by the read-write open).
+// through the store (the journal is already retired by the read-write
+// open).
 func repairIndex(path string, quiet bool) error {
 	if ok, err := sniffBGZF(path); err != nil || !ok {
 		return nil // fsck reports it, or checks it as a gzip stream
@@ -147,7 +148,7 @@ func repairIndex(path string, quiet bool) error {
 		return err
 	}
 	defer cleanup()
-	if err := store.Forget(ino); err != nil {
+	if err := store.DropIndex(ino); err != nil {
 		return fmt.Errorf("drop index: %w", err)
 	}
 	if !quiet {
