@@ -57,6 +57,13 @@ func (f *File) Sync() error {
 	if err := f.flushLocked(); err != nil {
 		return err
 	}
+	// batchSynced: a journaled batch of this flush fsynced its journal and
+	// then the data, and nothing was written since. The data then needs no
+	// second fsync, nor the batch's retirement one of its own yet: should
+	// the batch come back after power loss, its images are the data just
+	// made durable. Anything else fsyncs (writes of another process while
+	// this File was unlocked, metadata changed through another descriptor).
+	batchSynced := tracked && !t.changed.Load() && t.syncs.Load() != before
 	// The journal's emptiness first: a batch retired without fsync must not
 	// come back, after power loss, over data this fsync makes durable.
 	if f.jnlUnsure {
@@ -64,16 +71,12 @@ func (f *File) Sync() error {
 			return err
 		}
 	}
-	if f.jnl != nil && f.jnl.unsynced {
+	if f.jnl != nil && f.jnl.unsynced && !batchSynced {
 		if err := f.jnl.sync(); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
-	// Data fsynced by a journaled batch of this flush and not written since
-	// needs no second fsync; anything else does (writes of another process
-	// while this File was unlocked, metadata changed through another
-	// descriptor).
-	if !tracked || t.changed.Load() || t.syncs.Load() == before {
+	if !batchSynced {
 		if err := f.fd.Sync(); err != nil {
 			return fmt.Errorf("%s: fsync: %w", f.name, err)
 		}

@@ -81,7 +81,8 @@ type journal struct {
 	// a crash of the process, whose writes the kernel keeps.
 	durable bool
 	// unsynced: a retirement was not fsynced; File.Sync fsyncs the journal
-	// so that an old batch can never come back after power loss.
+	// before data written after the batch, so that an old batch can never
+	// come back after power loss over data an fsync made durable.
 	unsynced bool
 	empty    bool // known to be empty: commit need not truncate it
 }
@@ -153,18 +154,19 @@ func (j *journal) commit(id blockindex.FileID, finalSize int64, writes []extent,
 	return nil
 }
 
-// retire empties the journal once its batch is applied (durably when the
-// batch was durable).
+// retire empties the journal once its batch is applied, without fsync:
+// until File.Sync makes the emptiness durable (before any data written
+// after the batch), a power loss may bring the batch back, and replaying it
+// is harmless, since a durable batch's data was fsynced before this and its
+// images are that data, and a batch without fsync touched only bytes no
+// fsync covered yet.
 func (j *journal) retire() error {
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("retire journal: %w", err)
 	}
 	j.empty = true
-	if !j.durable {
-		j.unsynced = true
-		return nil
-	}
-	return j.sync()
+	j.unsynced = true
+	return nil
 }
 
 // sync makes the journal's state durable.

@@ -82,8 +82,10 @@ func (r *recorder) opsOf(path string) (ops []recOp, lastSync int) {
 	return ops, lastSync
 }
 
-// image builds the content of path after a power loss.
+// image builds the content of path after a power loss; with rng nil, only
+// what was fsynced is kept.
 func (r *recorder) image(rng *rand.Rand, path string) []byte {
+	keep := func() bool { return rng != nil && rng.IntN(2) == 0 }
 	ops, lastSync := r.opsOf(path)
 	var img []byte
 	write := func(off int64, p []byte) {
@@ -102,13 +104,13 @@ func (r *recorder) image(rng *rand.Rand, path string) []byte {
 			}
 			for p := int64(0); p < int64(len(op.data)); {
 				end := min((op.off+p)/4096*4096+4096-op.off, int64(len(op.data)))
-				if rng.IntN(2) == 0 {
+				if keep() {
 					write(op.off+p, op.data[p:end])
 				}
 				p = end
 			}
 		case 't':
-			if durable || rng.IntN(2) == 0 {
+			if durable || keep() {
 				if op.off <= int64(len(img)) {
 					img = img[:op.off]
 				} else {
@@ -555,6 +557,70 @@ func TestPowerLossInFirstWrite(t *testing.T) {
 		got, err := io.ReadAll(zr)
 		if err != nil || !bytes.Equal(got, append(bytes.Clone(data[:want]), "after"...)) {
 			t.Fatalf("cut at %d: gzip -d gives %d bytes, %v", cut, len(got), err)
+		}
+	}
+}
+
+// TestSyncAfterRewrite: one Sync whose flush rewrites a block that an
+// fsync made durable (a journaled batch, which fsyncs journal and data
+// itself), then perhaps appends blocks. After a power loss that keeps
+// nothing but what was fsynced, everything is there: when blocks were
+// appended after the batch, Sync fsynced the data and the journal's
+// emptiness (a batch coming back would cut them); when nothing was written
+// after it, Sync skipped both, and the batch that comes back from the
+// journal is replayed over the same bytes.
+func TestSyncAfterRewrite(t *testing.T) {
+	for _, appendToo := range []bool{true, false} {
+		rec := &recorder{}
+		defer func(w func(*os.File) backingFile) { wrapFile = w }(wrapFile)
+		wrapFile = func(f *os.File) backingFile { return recFile{f, rec} }
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ra.gz")
+		opts := Options{BlockSize: MinBlockSize, Level: 1, Logger: quiet, FlushInterval: -1}
+		f, err := Create(path, 0o644, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(12, 13))
+		model := textish(rng, 3*MinBlockSize)
+		if _, err := f.WriteAt(model, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		patch := []byte("a rewrite of fsynced bytes")
+		copy(model[10:], patch)
+		if _, err := f.WriteAt(patch, 10); err != nil {
+			t.Fatal(err)
+		}
+		if appendToo {
+			more := textish(rng, 2*MinBlockSize+100)
+			if _, err := f.WriteAt(more, int64(len(model))); err != nil {
+				t.Fatal(err)
+			}
+			model = append(model, more...)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		store, ino := f.store, f.fid.Ino
+		f.abandon()
+		wrapFile = func(f *os.File) backingFile { return f }
+		jnlPath := store.journalPath(ino)
+		jimg := rec.image(nil, jnlPath)
+		if !appendToo && len(jimg) == 0 {
+			t.Error("nothing written after the batch: its retirement was fsynced anyway")
+		}
+		if err := os.WriteFile(path, rec.image(nil, path), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(jnlPath, jimg, 0o644)
+		os.Remove(store.indexPath(ino))
+		past := time.Now().Add(-time.Hour)
+		os.Chtimes(path, past, past)
+		if err := checkImage(path, opts, model, [][]byte{model}); err != nil {
+			t.Fatalf("append after the batch %v (journal of %d bytes after the power loss): %v", appendToo, len(jimg), err)
 		}
 	}
 }
