@@ -359,6 +359,7 @@ func (f *File) Close() error {
 		if err == nil {
 			f.idx.SetDirty(false)
 		}
+		err = errors.Join(err, f.settleJournal())
 	}
 	f.closed = true
 	f.account()
@@ -403,6 +404,9 @@ func (f *File) Idle() error {
 			return err
 		}
 		f.idx.SetDirty(false)
+		if err := f.settleJournal(); err != nil {
+			return err
+		}
 	}
 	st, err := f.fd.Stat()
 	if err != nil {
@@ -569,6 +573,19 @@ func (f *File) lockLocked() error {
 	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
 	f.private, f.fastTail = false, -1
 	f.log.Info("file changed by another process while unlocked; reloaded", "file", f.name, "index", f.state)
+	return nil
+}
+
+// settleJournal makes the emptying of a journal durable when a batch
+// fsynced into it may still be on disk (see journal.lingering), before the
+// File lets go of the backing file. Callers hold f.mu for writing.
+func (f *File) settleJournal() error {
+	if f.jnl == nil || !f.jnl.lingering {
+		return nil
+	}
+	if err := f.jnl.sync(); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
 	return nil
 }
 

@@ -84,7 +84,13 @@ type journal struct {
 	// before data written after the batch, so that an old batch can never
 	// come back after power loss over data an fsync made durable.
 	unsynced bool
-	empty    bool // known to be empty: commit need not truncate it
+	// lingering: a batch whose commit was fsynced may still be on disk,
+	// its emptying not fsynced yet. The File fsyncs the journal before it
+	// lets go of its lock (Idle, Close): another program may then write
+	// the backing file and fsync it, and a batch coming back after a power
+	// loss would be replayed over that (cutting the file to its final size).
+	lingering bool
+	empty     bool // known to be empty: commit need not truncate it
 }
 
 func openJournal(path string) (*journal, error) {
@@ -166,6 +172,7 @@ func (j *journal) retire() error {
 	}
 	j.empty = true
 	j.unsynced = true
+	j.lingering = j.lingering || j.durable
 	return nil
 }
 
@@ -174,7 +181,7 @@ func (j *journal) sync() error {
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
-	j.unsynced = false
+	j.unsynced, j.lingering = false, false
 	return nil
 }
 
