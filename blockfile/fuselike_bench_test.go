@@ -131,15 +131,7 @@ func TestSmallReadsInOneBlockStartNoReadAhead(t *testing.T) {
 // one behind skip the blocks it needed).
 func TestTwoSequentialReadersEachReadAhead(t *testing.T) {
 	const bs = 8192
-	data := textish(rand.New(rand.NewPCG(8, 9)), (servedWindow+100)*bs)
-	path := filepath.Join(t.TempDir(), "two.gz")
-	opts := Options{BlockSize: bs, Level: 1, Cache: NewCache(64 << 20)}
-	packFile(t, path, data, opts)
-	f, err := Open(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, data := openPackedText(t, bs, servedWindow+100, 8)
 	buf := make([]byte, 4*bs)
 	for step := int64(0); step < 5; step++ {
 		for _, at := range []int64{servedWindow + 50, 0} { // the reader ahead, then the one behind
@@ -165,15 +157,7 @@ func TestTwoSequentialReadersEachReadAhead(t *testing.T) {
 // reads between two of its requests pushed it out, and it lost read-ahead).
 func TestRandomReadsKeepSequentialStream(t *testing.T) {
 	const bs = 8192
-	data := textish(rand.New(rand.NewPCG(10, 11)), 400*bs)
-	path := filepath.Join(t.TempDir(), "mixed.gz")
-	opts := Options{BlockSize: bs, Level: 1, Cache: NewCache(64 << 20)}
-	packFile(t, path, data, opts)
-	f, err := Open(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, _ := openPackedText(t, bs, 400, 10)
 	buf := make([]byte, 4*bs)
 	small := make([]byte, 100)
 	for step := int64(0); step < 6; step++ {
@@ -193,4 +177,21 @@ func TestRandomReadsKeepSequentialStream(t *testing.T) {
 	if !f.cache.has(cacheKey{f.id, 24}) {
 		t.Error("block 24, just past the sequential reader, was not read ahead")
 	}
+}
+
+// openPackedText packs blocks blocks of text (seed) at block size bs, level
+// 1, and opens the file with a cache that evicts nothing; it is closed at
+// the end of the test.
+func openPackedText(t *testing.T, bs, blocks int, seed uint64) (*File, []byte) {
+	t.Helper()
+	data := textish(rand.New(rand.NewPCG(seed, seed+1)), blocks*bs)
+	path := filepath.Join(t.TempDir(), "text.gz")
+	opts := Options{BlockSize: bs, Level: 1, Cache: NewCache(64 << 20)}
+	packFile(t, path, data, opts)
+	f, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, data
 }

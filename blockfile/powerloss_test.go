@@ -67,6 +67,16 @@ func (f recFile) Sync() error {
 	return f.File.Sync()
 }
 
+// recordWrites makes the Files opened from now on record their changes
+// in the recorder it returns, until the end of the test.
+func recordWrites(t *testing.T) *recorder {
+	rec := &recorder{}
+	prev := wrapFile
+	t.Cleanup(func() { wrapFile = prev })
+	wrapFile = func(f *os.File) backingFile { return recFile{f, rec} }
+	return rec
+}
+
 // opsOf returns the changes recorded for path and the index of its last
 // fsync among them (-1 if none).
 func (r *recorder) opsOf(path string) (ops []recOp, lastSync int) {
@@ -153,9 +163,7 @@ func TestPowerLoss(t *testing.T) {
 
 func powerLossRound(t *testing.T, seed uint64, images int) {
 	rng := rand.New(rand.NewPCG(seed, 77))
-	rec := &recorder{}
-	defer func(w func(*os.File) backingFile) { wrapFile = w }(wrapFile)
-	wrapFile = func(f *os.File) backingFile { return recFile{f, rec} }
+	rec := recordWrites(t)
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.gz")
@@ -577,9 +585,7 @@ func TestSyncAfterRewrite(t *testing.T) {
 		release   func(*File) error // after the Sync; nil: killed
 	}{{true, nil}, {false, nil}, {false, (*File).Close}, {false, (*File).Idle}} {
 		appendToo := c.appendToo
-		rec := &recorder{}
-		defer func(w func(*os.File) backingFile) { wrapFile = w }(wrapFile)
-		wrapFile = func(f *os.File) backingFile { return recFile{f, rec} }
+		rec := recordWrites(t)
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ra.gz")
 		opts := Options{BlockSize: MinBlockSize, Level: 1, Logger: quiet, FlushInterval: -1}

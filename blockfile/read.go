@@ -533,15 +533,22 @@ func storeMax(a *atomic.Int64, v int64) {
 // again would be wasted.
 func (f *File) pastServed(st *readStream, from, last int64) int64 {
 	to := max(from-1, st.servedTo.Load())
-	for i := range f.streams {
-		if s := f.streams[i].servedTo.Load(); s > to && s <= last+servedWindow {
+	for _, s := range f.servedMarks() {
+		if s > to && s <= last+servedWindow {
 			to = s
 		}
 	}
-	if s := f.retiredServed.Load(); s > to && s <= last+servedWindow {
-		to = s
-	}
 	return to + 1
+}
+
+// servedMarks returns every stream's served mark and the file's retired
+// mark (see reached).
+func (f *File) servedMarks() (m [readStreams + 1]int64) {
+	for i := range f.streams {
+		m[i] = f.streams[i].servedTo.Load()
+	}
+	m[readStreams] = f.retiredServed.Load()
+	return m
 }
 
 // readAhead inflates the blocks after a sequential read of stream st,

@@ -249,13 +249,12 @@ func (f *File) reached(st *readStream, k int64) bool {
 	if st.servedTo.Load() >= k {
 		return true
 	}
-	for i := range f.streams {
-		if s := f.streams[i].servedTo.Load(); s >= k && s <= k+servedWindow {
+	for _, s := range f.servedMarks() {
+		if s >= k && s <= k+servedWindow {
 			return true
 		}
 	}
-	s := f.retiredServed.Load()
-	return s >= k && s <= k+servedWindow
+	return false
 }
 
 // WriteTo writes the whole logical content to w (see WriteRange).
