@@ -263,7 +263,13 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return toErrno(err)
 	}
 	defer done()
-	return toErrno(unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR))
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil {
+		return toErrno(err)
+	}
+	if child := n.GetChild(name); child != nil {
+		n.fsys.dirs.forget(child)
+	}
+	return 0
 }
 
 // lastLinkGone forgets what gzfs keeps for a backing inode without links.

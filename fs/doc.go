@@ -31,7 +31,9 @@
 // lives is derived from the go-fuse tree (parent, name) at each operation and
 // resolved relative to a directory fd of BACKING with openat2(2)
 // RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so the daemon never follows a symlink
-// out of BACKING and paths longer than PATH_MAX are walked in pieces.
+// out of BACKING and paths longer than PATH_MAX are walked in pieces. The
+// descriptors of recently used directories are reused for up to a second
+// (dirfds.go).
 //
 // All handles of one backing inode (two opens, or two hardlinks) share one
 // blockfile.File through a table keyed by inode number (openfiles.go),

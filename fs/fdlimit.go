@@ -56,8 +56,9 @@ func unregisterTable(t *openTable) {
 	idleTables.Unlock()
 }
 
-// relieveFDs closes the idle engines of every mount of the process and
-// reports whether it closed any (so that a failed open is worth retrying).
+// relieveFDs closes the idle engines and cached directory descriptors of
+// every mount of the process and reports whether it closed any (so that a
+// failed open is worth retrying).
 func relieveFDs() bool {
 	idleTables.Lock()
 	tables := make([]*openTable, 0, len(idleTables.m))
@@ -68,6 +69,9 @@ func relieveFDs() bool {
 	closed := false
 	for _, t := range tables {
 		if t.shedIdle() > 0 {
+			closed = true
+		}
+		if t.fsys.dirs.shed() > 0 {
 			closed = true
 		}
 	}

@@ -53,6 +53,7 @@ type FS struct {
 	files    openTable
 	foreign  foreignTable
 	sizes    sizeCache
+	dirs     dirFds
 	clashes  sync.Map // backing path -> struct{}: clashes already logged
 	isRoot   bool     // the daemon runs as root: new entries get the caller's owner
 	nameMax  int      // NAME_MAX of the backing filesystem: the longest mount name
@@ -114,6 +115,7 @@ func New(backing string, opts Options) (*FS, error) {
 	fsys.files.init(fsys, max(idle, 0))
 	fsys.foreign.init(fsys)
 	fsys.sizes.init(1 << 16)
+	fsys.dirs.init()
 	return fsys, nil
 }
 
@@ -133,6 +135,7 @@ func (fsys *FS) FlushAll() error { return fsys.files.flushAll() }
 func (fsys *FS) Close() error {
 	err := fsys.files.closeAll()
 	fsys.foreign.closeAll()
+	fsys.dirs.shed()
 	if cerr := unix.Close(fsys.rootFd); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

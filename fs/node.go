@@ -38,23 +38,6 @@ func components(in *fusefs.Inode) ([]string, error) {
 
 func noop() {}
 
-// openDir opens the backing directory of the directory inode in (O_PATH).
-// The caller calls done when finished with the descriptor.
-func (fsys *FS) openDir(in *fusefs.Inode) (fd int, done func(), err error) {
-	comps, err := components(in)
-	if err != nil {
-		return -1, noop, err
-	}
-	if len(comps) == 0 {
-		return fsys.rootFd, noop, nil
-	}
-	fd, err = openBeneath(fsys.rootFd, comps, unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return -1, noop, err
-	}
-	return fd, func() { unix.Close(fd) }, nil
-}
-
 // where returns the backing directory descriptor and backing name of n
 // (for the root: the root descriptor and "").
 func (n *node) where() (dirfd int, bname string, done func(), err error) {
@@ -121,6 +104,9 @@ func (n *node) newChild(ctx context.Context, k kind, dirfd int, bname string, st
 		return nil, n.fsys.errno("lookup", bname, err)
 	}
 	child := n.NewInode(ctx, &node{fsys: n.fsys, kind: k}, n.fsys.stableAttr(st))
+	if k == kindDir {
+		n.fsys.dirs.forget(child)
+	}
 	return child, 0
 }
 
