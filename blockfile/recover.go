@@ -638,6 +638,13 @@ func (f *File) rebuildIndex() error {
 		f.eof = true
 		physical = f.physical()
 	}
+	// Dropping the EOF marker's record (or the block size settling at the
+	// second member) left the uniform flag cleared: set it from the records.
+	if _, err := x.CheckUniform(); err != nil {
+		x.Close()
+		removeTemp(tmp)
+		return fmt.Errorf("rebuild index: %w", err)
+	}
 	tail, err := f.tailCheck(f.backing)
 	if err != nil {
 		x.Close()

@@ -584,6 +584,30 @@ func (x *Index) AppendRun(n int64, r Record) error {
 	return nil
 }
 
+// CheckUniform sets the uniform flag from the records themselves: true
+// when block i starts at i*BlockSize and every block but the last holds
+// BlockSize bytes. Set and AppendRun only ever clear the flag, so an index
+// built in passes that may break it for a while (a rebuild that recorded
+// the trailing EOF marker, then dropped it) calls this at the end to get
+// O(1) lookups back. It reads every record: O(blocks).
+func (x *Index) CheckUniform() (bool, error) {
+	n := x.Len()
+	b := int64(x.BlockSize())
+	uniform := true
+	for i := int64(0); i < n && uniform; i++ {
+		r, err := x.At(i)
+		if err != nil {
+			return false, err
+		}
+		uniform = r.Logical == i*b && (int64(r.Length) == b || i == n-1 && int64(r.Length) <= b)
+	}
+	if uniform != x.Uniform() {
+		x.put32(20, x.get32(20)^flagUnif)
+		x.seal()
+	}
+	return uniform, nil
+}
+
 // Truncate keeps the first n records.
 func (x *Index) Truncate(n int64) {
 	if n < x.Len() {

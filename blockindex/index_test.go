@@ -365,3 +365,52 @@ func TestPassKeepsIndexOutOfMemory(t *testing.T) {
 	}
 	pass(c, "copy")
 }
+
+// TestCheckUniform: an index whose records are uniform again after a pass
+// that cleared the flag (a rebuild records the trailing EOF marker, then
+// drops it) gets the flag back, in the file too; one with an irregular
+// block keeps it cleared.
+func TestCheckUniform(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.idx")
+	x, err := Create(path, FileID{Ino: 7}, 61440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, x, 99, 61440)
+	last := Record{Offset: 99 * 1000, Logical: 99 * 61440, Size: 500, Length: 1000}
+	eof := Record{Offset: 99*1000 + 500, Logical: 99*61440 + 1000, Size: 28}
+	for i, r := range []Record{last, eof} {
+		if err := x.Set(int64(99+i), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if x.Uniform() {
+		t.Fatal("uniform with an empty record after a short block")
+	}
+	x.Truncate(100)
+	if u, err := x.CheckUniform(); err != nil || !u || !x.Uniform() {
+		t.Fatalf("CheckUniform after dropping the EOF record: %v %v, flag %v", u, err, x.Uniform())
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	y, err := Open(path, FileID{Ino: 7}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if !y.Uniform() {
+		t.Fatal("flag not in the file")
+	}
+	if i, err := y.Find(99*61440 + 999); err != nil || i != 99 {
+		t.Fatalf("Find in the last block: %d %v", i, err)
+	}
+	// A short block in the middle: not uniform, and the flag is cleared.
+	r, _ := y.At(50)
+	r.Length = 100
+	y.put(50, r)
+	y.seal()
+	if u, err := y.CheckUniform(); err != nil || u || y.Uniform() {
+		t.Fatalf("CheckUniform with a short middle block: %v %v, flag %v", u, err, y.Uniform())
+	}
+}
