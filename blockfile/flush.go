@@ -640,7 +640,19 @@ func (f *File) commitBatch(finalSize int64, writes []extent) error {
 		}
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	if err := f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize}); err != nil {
+	inMemory := true
+	for _, w := range writes {
+		inMemory = inMemory && w.data != nil
+	}
+	var err error
+	if inMemory {
+		err = f.jnl.applyFromMemory(f.fd, writes, finalSize)
+	} else {
+		// Moves within the backing file: their sources may be overwritten
+		// by the batch itself, so they are copied from the journal.
+		err = f.jnl.apply(f.fd, batch{start: journalHeader, count: uint32(len(writes)), finalSize: finalSize})
+	}
+	if err != nil {
 		// Half applied: only a replay of the journal (at the next open)
 		// makes the backing file whole again; until then this File fails.
 		err = fmt.Errorf("%s: %w", f.name, err)

@@ -269,6 +269,24 @@ func (j *journal) apply(fd backingFile, b batch) error {
 		}
 		pos += n
 	}
+	return j.finish(fd, finalSize)
+}
+
+// applyFromMemory applies a batch just committed whose extents all carry
+// their data (no moves within the backing file) from those bytes, the ones
+// the journal holds, instead of reading them back from it.
+func (j *journal) applyFromMemory(fd backingFile, writes []extent, finalSize int64) error {
+	for _, w := range writes {
+		if _, err := fd.WriteAt(w.data, w.off); err != nil {
+			return fmt.Errorf("write at %d: %w", w.off, err)
+		}
+	}
+	return j.finish(fd, finalSize)
+}
+
+// finish sets the backing size after an applied batch and, for a durable
+// batch, fsyncs the data.
+func (j *journal) finish(fd backingFile, finalSize int64) error {
 	if err := fd.Truncate(finalSize); err != nil {
 		return fmt.Errorf("set size %d: %w", finalSize, err)
 	}
