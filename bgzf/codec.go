@@ -132,6 +132,78 @@ func (e *Encoder) EncodeFlexible(dst []byte, data []byte, roundTo int) (Member, 
 	return assemble(dst, e.body.Bytes(), crc32.ChecksumIEEE(data), uint32(len(data)), 0, roundTo)
 }
 
+// EncodeChunk appends to dst the deflate data of data alone: non-final
+// blocks ending byte-aligned (a sync flush), with no back-reference out of
+// data, so that chunks encoded one after the other concatenate into the
+// body of one member (see AssembleChunked). Stored blocks when deflate
+// gains nothing.
+func (e *Encoder) EncodeChunk(dst []byte, data []byte) ([]byte, error) {
+	if len(data) == 0 {
+		return dst, nil
+	}
+	if !incompressible(data) {
+		if e.fw == nil {
+			fw, err := flate.NewWriter(io.Discard, klauspostLevels[e.level])
+			if err != nil {
+				return nil, fmt.Errorf("bgzf: level %d: %w", e.level, err)
+			}
+			e.fw = fw
+		}
+		e.body.Reset()
+		e.fw.Reset(&e.body)
+		if _, err := e.fw.Write(data); err != nil {
+			return nil, fmt.Errorf("bgzf: deflate: %w", err)
+		}
+		if err := e.fw.Flush(); err != nil {
+			return nil, fmt.Errorf("bgzf: deflate: %w", err)
+		}
+		if e.body.Len() < len(data)+5*(1+len(data)/65535) {
+			return append(dst, e.body.Bytes()...), nil
+		}
+	}
+	return appendStored(dst, data), nil
+}
+
+// AssembleChunked builds a flexible member of data (at most MaxBlockData
+// bytes) whose deflate data is chunks, the chunks EncodeChunk made of
+// data[:covered], followed by data[covered:] in stored blocks: only the
+// bytes past covered are copied, none compressed. It fails when the member
+// would exceed MaxMemberSize. roundTo pads as in Encode.
+func AssembleChunked(dst, chunks, data []byte, covered, roundTo int) (Member, error) {
+	if len(data) > MaxBlockData || covered < 0 || covered > len(data) {
+		return Member{}, fmt.Errorf("bgzf: chunked member of %d bytes, %d covered", len(data), covered)
+	}
+	rest := data[covered:]
+	body := len(chunks) + len(rest) + 5*((len(rest)+65534)/65535)
+	size := HeaderSize + body + minTerminator + TrailerSize
+	if size > MaxMemberSize {
+		return Member{}, fmt.Errorf("bgzf: member of %d bytes exceeds %d", size, MaxMemberSize)
+	}
+	if roundTo > 1 {
+		size = min((size+roundTo-1)/roundTo*roundTo, MaxMemberSize)
+	}
+	out := grow(dst, size)
+	out = append(out, chunks...)
+	out = appendStored(out, rest)
+	term := size - len(out) - TrailerSize
+	putHeader(out, size)
+	out = terminator(out, term)
+	out = binary.LittleEndian.AppendUint32(out, crc32.ChecksumIEEE(data))
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(data)))
+	return Member{Bytes: out, TermLen: term}, nil
+}
+
+// appendStored appends data to dst as non-final stored deflate blocks.
+func appendStored(dst, data []byte) []byte {
+	for rest := data; len(rest) > 0; {
+		n := min(len(rest), 65535)
+		dst = append(dst, 0, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+		dst = append(dst, rest[:n]...)
+		rest = rest[n:]
+	}
+	return dst
+}
+
 // storedMember builds a flexible member whose body is stored deflate
 // blocks of data, written straight into the member (no intermediate copy).
 func storedMember(dst, data []byte, roundTo int) Member {
@@ -141,12 +213,7 @@ func storedMember(dst, data []byte, roundTo int) Member {
 		size = min((size+roundTo-1)/roundTo*roundTo, MaxMemberSize)
 	}
 	out := grow(dst, max(size, HeaderSize+body+minTerminator+TrailerSize))
-	for rest := data; len(rest) > 0; {
-		n := min(len(rest), 65535)
-		out = append(out, 0, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
-		out = append(out, rest[:n]...)
-		rest = rest[n:]
-	}
+	out = appendStored(out, data)
 	term := size - len(out) - TrailerSize
 	if term < minTerminator {
 		term = minTerminator

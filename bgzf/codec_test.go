@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -274,5 +275,74 @@ func TestEncoderPoolKeepsEncodersAcrossGC(t *testing.T) {
 	}
 	if n := len(p.idle); n != cap(p.idle) {
 		t.Fatalf("%d idle Encoders kept, want the bound %d", n, cap(p.idle))
+	}
+}
+
+// TestChunkedRoundTrip: a member assembled from chunks encoded one after
+// the other plus the rest stored reads back as data (gzfs's decoder and
+// compress/gzip), has the requested rounding, and repads like any flexible
+// member; one that would not fit fails.
+func TestChunkedRoundTrip(t *testing.T) {
+	enc, err := NewEncoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"text", testData(61440, 11, true)},
+		{"random", testData(61440, 12, false)},
+		{"short", []byte("one line\n")},
+		{"empty", nil},
+	} {
+		for _, cut := range []int{0, 1, 2048, 4096 + 17, len(tc.data)} {
+			cut = min(cut, len(tc.data))
+			for _, chunk := range []int{1, 2048, 5000} {
+				var chunks []byte
+				for off := 0; off < cut; off += chunk {
+					if chunks, err = enc.EncodeChunk(chunks, tc.data[off:min(off+chunk, cut)]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, round := range []int{0, 64} {
+					m, err := AssembleChunked(nil, chunks, tc.data, cut, round)
+					name := fmt.Sprintf("%s cut %d chunk %d round %d", tc.name, cut, chunk, round)
+					if err != nil {
+						if len(chunks)+len(tc.data)-cut > MaxMemberSize-40 {
+							continue // too big to fit, as it says
+						}
+						t.Fatalf("%s: %v", name, err)
+					}
+					if round > 1 && len(m.Bytes)%round != 0 && len(m.Bytes) != MaxMemberSize {
+						t.Fatalf("%s: member size %d not rounded", name, len(m.Bytes))
+					}
+					got, err := Decode(nil, m.Bytes)
+					if err != nil || !bytes.Equal(got, tc.data) {
+						t.Fatalf("%s: decode: %v (equal %v)", name, err, bytes.Equal(got, tc.data))
+					}
+					zr, err := gzip.NewReader(bytes.NewReader(m.Bytes))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if std, err := io.ReadAll(zr); err != nil || !bytes.Equal(std, tc.data) {
+						t.Fatalf("%s: compress/gzip: %v", name, err)
+					}
+					if round == 0 && len(tc.data) > 0 {
+						testRepad(t, name, m, tc.data)
+					}
+				}
+			}
+		}
+	}
+	// Stored chunks of a full block of random bytes plus their headers
+	// exceed a member: an error, never a member past MaxMemberSize.
+	data := testData(MaxBlockData, 13, false)
+	var chunks []byte
+	for off := 0; off < len(data); off += 16 {
+		chunks, _ = enc.EncodeChunk(chunks, data[off:off+16])
+	}
+	if m, err := AssembleChunked(nil, chunks, data, len(data), 0); err == nil {
+		t.Fatalf("a %d-byte chunked member was built", len(m.Bytes))
 	}
 }

@@ -81,3 +81,68 @@ func TestFastTail(t *testing.T) {
 	}
 	t.Logf("appended: %d bytes, at once: %d bytes (%d bytes of logs)", a.Size(), b.Size(), len(model))
 }
+
+// TestFastTailChunks: appends to the fast tail block compress only whole
+// tailChunk runs of new bytes and store the rest; every flush leaves a
+// valid file with the right bytes, also after a write into bytes the
+// chunks already encode (which drops them), and Close gives their memory
+// back.
+func TestFastTailChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.gz")
+	opts := Options{Level: 6, Cache: NewCache(1 << 20)}
+	f, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var model []byte
+	line := func(i int) []byte {
+		return []byte(fmt.Sprintf("2026-12-04T09:%02d:%02dZ INFO id=%d path=/api/items/%d status=200\n", i/60%60, i%60, i, i*7919%5000))
+	}
+	appendLine := func(i int) {
+		t.Helper()
+		l := line(i)
+		if _, err := f.Append(l); err != nil {
+			t.Fatal(err)
+		}
+		model = append(model, l...)
+		if err := f.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendLine(0) // the first block, written at the configured level
+	before := chunkBytes.Load()
+	for i := 1; i < 400; i++ {
+		appendLine(i)
+		if i%97 == 0 {
+			gzipOK(t, path, model)
+		}
+	}
+	tail := int64(len(model)) % int64(f.blockSize)
+	if f.fastTail < 0 || f.chunks.block != f.fastTail || int64(len(f.chunks.raw)) != tail/tailChunk*tailChunk {
+		t.Fatalf("fast tail %d, chunks of block %d covering %d bytes; want the tail's whole %d-byte runs of %d", f.fastTail, f.chunks.block, len(f.chunks.raw), tailChunk, tail)
+	}
+	if chunkBytes.Load() <= before {
+		t.Fatal("chunk memory not counted")
+	}
+	// A write into bytes the chunks encode: they no longer match the block.
+	at := int64(len(model)) - tail + 100
+	if _, err := f.WriteAt([]byte("XYZ"), at); err != nil {
+		t.Fatal(err)
+	}
+	copy(model[at:], "XYZ")
+	for i := 400; i < 450; i++ {
+		appendLine(i)
+	}
+	gzipOK(t, path, model)
+	got := make([]byte, len(model))
+	if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, model) {
+		t.Fatalf("read back: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gzipOK(t, path, model)
+	if chunkBytes.Load() != before {
+		t.Fatalf("chunk memory after Close: %d, want %d", chunkBytes.Load(), before)
+	}
+}

@@ -65,6 +65,7 @@ type File struct {
 	generation  atomic.Uint64     // counts the times the File loaded the file anew (another process changed it)
 	timer       *time.Timer       // pending timer flush, when FlushInterval > 0
 	fastTail    int64             // the last block, stored at fastLevel by an append; -1: none
+	chunks      tailChunks        // deflate data of the fast tail block's leading bytes (flush.go)
 	settling    bool              // this flush writes every block at the configured level (Close)
 
 	unlocked    atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
@@ -235,7 +236,7 @@ func openAt(fd *os.File, name, path string, opts Options) (f *File, err error) {
 	f = &File{
 		name: name, fd: newChangeTracker(wrapFile(fd)), fid: backingID(int(fd.Fd()), sys.Ino), id: nextFileID.Add(1),
 		store: opts.Store, opts: opts, log: opts.Logger, cache: opts.Cache,
-		encoders: encoders, workers: sharedWorkers(), dirty: make(map[int64][]byte), fastTail: -1,
+		encoders: encoders, workers: sharedWorkers(), dirty: make(map[int64][]byte), fastTail: -1, chunks: tailChunks{block: -1},
 	}
 	if opts.Workers > 0 {
 		f.workers = make(chan struct{}, opts.Workers)
@@ -362,6 +363,7 @@ func (f *File) Close() error {
 		err = errors.Join(err, f.settleJournal())
 	}
 	f.closed = true
+	f.chunks.drop()
 	f.account()
 	if f.timer != nil {
 		f.timer.Stop()
@@ -572,6 +574,7 @@ func (f *File) lockLocked() error {
 	f.generation.Add(1)
 	f.idleStamp, f.seen, f.reloaded = fileStamp{}, fileStamp{}, fileStamp{}
 	f.private, f.fastTail = false, -1
+	f.chunks.drop()
 	f.log.Info("file changed by another process while unlocked; reloaded", "file", f.name, "index", f.state)
 	return nil
 }
