@@ -193,6 +193,15 @@ func AssembleChunked(dst, chunks, data []byte, covered, roundTo int) (Member, er
 	return Member{Bytes: out, TermLen: term}, nil
 }
 
+// ChunkedMaxSize is the largest member AssembleChunked can make from
+// chunks bytes of chunk data, n bytes more encoded as chunks first (at
+// worst stored by EncodeChunk) and rest bytes stored after them, before
+// padding. Above MaxMemberSize, encoding the n bytes may be wasted work.
+func ChunkedMaxSize(chunks, n, rest int) int {
+	stored := func(n int) int { return n + 5*((n+65534)/65535) }
+	return HeaderSize + chunks + stored(n) + stored(rest) + minTerminator + TrailerSize
+}
+
 // appendStored appends data to dst as non-final stored deflate blocks.
 func appendStored(dst, data []byte) []byte {
 	for rest := data; len(rest) > 0; {

@@ -317,6 +317,9 @@ func TestChunkedRoundTrip(t *testing.T) {
 					if round > 1 && len(m.Bytes)%round != 0 && len(m.Bytes) != MaxMemberSize {
 						t.Fatalf("%s: member size %d not rounded", name, len(m.Bytes))
 					}
+					if bound := ChunkedMaxSize(len(chunks), 0, len(tc.data)-cut); round == 0 && len(m.Bytes) != bound {
+						t.Fatalf("%s: member of %d bytes, ChunkedMaxSize says %d", name, len(m.Bytes), bound)
+					}
 					got, err := Decode(nil, m.Bytes)
 					if err != nil || !bytes.Equal(got, tc.data) {
 						t.Fatalf("%s: decode: %v (equal %v)", name, err, bytes.Equal(got, tc.data))

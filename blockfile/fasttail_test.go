@@ -3,6 +3,7 @@ package blockfile
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -145,4 +146,37 @@ func TestFastTailChunks(t *testing.T) {
 	if chunkBytes.Load() != before {
 		t.Fatalf("chunk memory after Close: %d, want %d", chunkBytes.Load(), before)
 	}
+}
+
+// TestFastTailChunksLargestBlockRandom: the largest block size (65,280
+// bytes, bgzip's) of bytes deflate cannot shrink: the stored chunks and
+// their framing still fit in a member, and every flush leaves the right
+// bytes.
+func TestFastTailChunksLargestBlockRandom(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.gz")
+	opts := Options{BlockSize: 65280, Level: 6, Cache: NewCache(1 << 20)}
+	f, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := rand.New(rand.NewPCG(5, 6))
+	var model []byte
+	for len(model) < 2*65280 {
+		p := make([]byte, 3000)
+		for j := range p {
+			p[j] = byte(r.Uint32())
+		}
+		if _, err := f.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		model = append(model, p...)
+		if err := f.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if tail := len(model) % 65280; len(model) > 65280 && tail > 2*tailChunk && len(f.chunks.raw) != tail/tailChunk*tailChunk {
+			t.Fatalf("%d-byte random tail: chunks cover %d bytes", tail, len(f.chunks.raw))
+		}
+	}
+	gzipOK(t, path, model)
 }

@@ -286,7 +286,14 @@ func (c *tailChunks) member(fp *bgzf.EncoderPool, k int64, d []byte) (bgzf.Membe
 		c.drop()
 		c.block = k
 	}
-	if n := (len(d) - len(c.raw)) / tailChunk * tailChunk; n > 0 {
+	n := (len(d) - len(c.raw)) / tailChunk * tailChunk
+	if bgzf.ChunkedMaxSize(len(c.body), n, len(d)-len(c.raw)-n) > bgzf.MaxMemberSize {
+		// Blocks near 64 KiB of data that deflate barely shrinks: the
+		// stored framing may not fit; compressed whole instead.
+		c.drop()
+		return bgzf.Member{}, false
+	}
+	if n > 0 {
 		more := d[len(c.raw) : len(c.raw)+n]
 		e := fp.Get()
 		body, err := e.EncodeChunk(c.body, more)

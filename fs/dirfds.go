@@ -21,12 +21,16 @@ import (
 // right. A change made behind the mount's back (another program or machine
 // renaming or replacing a directory of the backing tree) is not seen
 // through a cached descriptor; so a descriptor is reused only for
-// dirFdTTL after it was opened, the kernel's own entry timeout, within
-// which the kernel shows its cached names anyway. A node that a lookup or
-// mkdir (re)creates gets a fresh descriptor (a directory removed and made
-// again may come back with the same inode number, hence the same node), and
-// rmdir through the mount drops the descriptor of the removed directory.
-// An open that runs out of descriptors sheds the unused ones (relieveFDs).
+// dirFdTTL after its walk started at BACKING (one opened from a cached
+// ancestor is as old as that one), the kernel's own entry timeout, within
+// which the kernel shows its cached names anyway, and expired descriptors
+// are closed within another dirFdTTL even when nothing else happens (a
+// cached descriptor keeps a removed directory, or a file system mounted
+// below BACKING, in use). A node that a lookup or mkdir (re)creates gets a
+// fresh descriptor (a directory removed and made again may come back with
+// the same inode number, hence the same node), and rmdir or a rename over
+// a directory drops the descriptor of the removed one. An open that runs
+// out of descriptors sheds the unused ones (relieveFDs).
 
 // dirFdTTL is how long a cached directory descriptor is reused: the mount's
 // entry and attribute timeout.
@@ -44,14 +48,19 @@ func dirFdLimit() int {
 
 // dirFds caches O_PATH descriptors of backing directories by node.
 type dirFds struct {
-	mu    sync.Mutex
-	m     map[*fusefs.Inode]*dirFd
-	limit int              // most entries
-	now   func() time.Time // time.Now; tests replace it
+	mu     sync.Mutex
+	m      map[*fusefs.Inode]*dirFd
+	limit  int              // most entries
+	now    func() time.Time // time.Now; tests replace it
+	sweep  *time.Timer      // pending drop of expired entries; nil when none is due
+	closed bool             // FS.Close shed the cache: nothing more is cached
 }
 
 // dirFd is one cached descriptor. refs counts its users plus one while it
-// is in the cache; the last to let go closes fd.
+// is in the cache; the last to let go closes fd. opened is when the walk
+// it came from started at BACKING: a descriptor opened from a cached
+// ancestor's is as old as that one, so that no path is trusted for longer
+// than dirFdTTL however deep the walk.
 type dirFd struct {
 	fd     int
 	opened time.Time
@@ -65,33 +74,38 @@ func (c *dirFds) init() {
 }
 
 // get returns the cached descriptor of in, if one younger than dirFdTTL is
-// there, with the function that releases it.
-func (c *dirFds) get(in *fusefs.Inode) (int, func(), bool) {
+// there, with the function that releases it and when its walk started.
+func (c *dirFds) get(in *fusefs.Inode) (int, func(), time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[in]
 	if e == nil {
-		return -1, nil, false
+		return -1, nil, time.Time{}, false
 	}
 	if c.now().Sub(e.opened) >= dirFdTTL {
 		c.dropLocked(in, e)
-		return -1, nil, false
+		return -1, nil, time.Time{}, false
 	}
 	e.refs++
-	return e.fd, func() { c.release(e) }, true
+	return e.fd, func() { c.release(e) }, e.opened, true
 }
 
-// put caches fd, just opened for in, and returns the function that releases
-// the caller's use of it. A full cache first drops its expired entries and,
-// if still full, its oldest one.
-func (c *dirFds) put(in *fusefs.Inode, fd int) func() {
+// put caches fd, just opened for in by a walk that started at BACKING at
+// opened, and returns the function that releases the caller's use of it.
+// A full cache first drops its expired entries and, if still full, its
+// oldest one. An entry of in that is newer stays (a lookup or mkdir may
+// have replaced it while this walk ran); so does everything once the cache
+// is closed: fd is then only the caller's.
+func (c *dirFds) put(in *fusefs.Inode, fd int, opened time.Time) func() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.m[in]; old != nil {
+	if old := c.m[in]; c.closed || old != nil && old.opened.After(opened) {
+		return func() { unix.Close(fd) }
+	} else if old != nil {
 		c.dropLocked(in, old)
 	}
+	now := c.now()
 	if len(c.m) >= c.limit {
-		now := c.now()
 		var oldest *fusefs.Inode
 		for k, e := range c.m {
 			if now.Sub(e.opened) >= dirFdTTL {
@@ -104,9 +118,32 @@ func (c *dirFds) put(in *fusefs.Inode, fd int) func() {
 			c.dropLocked(oldest, c.m[oldest])
 		}
 	}
-	e := &dirFd{fd: fd, opened: c.now(), refs: 2}
+	e := &dirFd{fd: fd, opened: opened, refs: 2}
 	c.m[in] = e
+	if c.sweep == nil {
+		// Expired entries are dropped soon even when nothing else comes:
+		// a cached descriptor keeps a removed directory, and any file
+		// system mounted below BACKING, in use.
+		c.sweep = time.AfterFunc(dirFdTTL, c.dropExpired)
+	}
 	return func() { c.release(e) }
+}
+
+// dropExpired drops the entries older than dirFdTTL, and comes back while
+// some remain.
+func (c *dirFds) dropExpired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for k, e := range c.m {
+		if now.Sub(e.opened) >= dirFdTTL {
+			c.dropLocked(k, e)
+		}
+	}
+	c.sweep = nil
+	if len(c.m) > 0 {
+		c.sweep = time.AfterFunc(dirFdTTL, c.dropExpired)
+	}
 }
 
 // forget drops the descriptor of in, if cached: in was removed, or a lookup
@@ -124,6 +161,23 @@ func (c *dirFds) forget(in *fusefs.Inode) {
 func (c *dirFds) shed() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.shedLocked()
+}
+
+// close sheds the cache for good (FS.Close): a walk still under way keeps
+// its descriptor to itself.
+func (c *dirFds) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.sweep != nil {
+		c.sweep.Stop()
+		c.sweep = nil
+	}
+	c.shedLocked()
+}
+
+func (c *dirFds) shedLocked() int {
 	n := 0
 	for k, e := range c.m {
 		if e.refs == 1 {
@@ -160,11 +214,11 @@ func (fsys *FS) openDir(in *fusefs.Inode) (fd int, done func(), err error) {
 	if in.IsRoot() {
 		return fsys.rootFd, noop, nil
 	}
-	if fd, done, ok := fsys.dirs.get(in); ok {
+	if fd, done, _, ok := fsys.dirs.get(in); ok {
 		return fd, done, nil
 	}
 	var rev []string
-	base, baseDone := fsys.rootFd, noop
+	base, baseDone, opened := fsys.rootFd, noop, fsys.dirs.now()
 	for cur := in; !cur.IsRoot(); {
 		name, parent := cur.Parent()
 		if parent == nil {
@@ -175,8 +229,8 @@ func (fsys *FS) openDir(in *fusefs.Inode) (fd int, done func(), err error) {
 		if cur.IsRoot() {
 			break
 		}
-		if fd, done, ok := fsys.dirs.get(cur); ok {
-			base, baseDone = fd, done
+		if fd, done, born, ok := fsys.dirs.get(cur); ok {
+			base, baseDone, opened = fd, done, born
 			break
 		}
 	}
@@ -188,5 +242,5 @@ func (fsys *FS) openDir(in *fusefs.Inode) (fd int, done func(), err error) {
 	if err != nil {
 		return -1, noop, err
 	}
-	return fd, fsys.dirs.put(in, fd), nil
+	return fd, fsys.dirs.put(in, fd, opened), nil
 }

@@ -34,7 +34,7 @@ func newDirFds(t *testing.T) (*dirFds, *time.Time) {
 	c.init()
 	now := time.Unix(1e9, 0)
 	c.now = func() time.Time { return now }
-	t.Cleanup(func() { c.shed() })
+	t.Cleanup(c.close)
 	return &c, &now
 }
 
@@ -44,9 +44,9 @@ func TestDirFdsReuseForTTL(t *testing.T) {
 	c, now := newDirFds(t)
 	in := new(fusefs.Inode)
 	fd, ino := openedDir(t)
-	c.put(in, fd)()
+	c.put(in, fd, *now)()
 	*now = now.Add(dirFdTTL - time.Millisecond)
-	got, done, ok := c.get(in)
+	got, done, _, ok := c.get(in)
 	if !ok || got != fd {
 		t.Fatalf("get within the TTL: %d %v, want %d", got, ok, fd)
 	}
@@ -55,7 +55,7 @@ func TestDirFdsReuseForTTL(t *testing.T) {
 		t.Fatal("descriptor closed while cached")
 	}
 	*now = now.Add(time.Millisecond)
-	if _, _, ok := c.get(in); ok {
+	if _, _, _, ok := c.get(in); ok {
 		t.Fatal("get after the TTL found the old descriptor")
 	}
 	if isOpen(fd, ino) {
@@ -67,11 +67,11 @@ func TestDirFdsReuseForTTL(t *testing.T) {
 // one for the same node) while an operation uses it stays open until that
 // operation lets go.
 func TestDirFdsInUseOutlivesDrop(t *testing.T) {
-	c, _ := newDirFds(t)
+	c, now := newDirFds(t)
 	in := new(fusefs.Inode)
 	fd, ino := openedDir(t)
-	c.put(in, fd)()
-	_, done1, _ := c.get(in)
+	c.put(in, fd, *now)()
+	_, done1, _, _ := c.get(in)
 	c.forget(in)
 	if !isOpen(fd, ino) {
 		t.Fatal("forget closed a descriptor in use")
@@ -82,9 +82,9 @@ func TestDirFdsInUseOutlivesDrop(t *testing.T) {
 	}
 
 	fd2, ino2 := openedDir(t)
-	done2 := c.put(in, fd2)
+	done2 := c.put(in, fd2, *now)
 	fd3, ino3 := openedDir(t)
-	c.put(in, fd3)()
+	c.put(in, fd3, *now)()
 	if !isOpen(fd2, ino2) {
 		t.Fatal("a newer descriptor closed the one in use")
 	}
@@ -92,7 +92,7 @@ func TestDirFdsInUseOutlivesDrop(t *testing.T) {
 	if isOpen(fd2, ino2) {
 		t.Fatal("replaced descriptor still open after its user let go")
 	}
-	if got, done, ok := c.get(in); !ok || got != fd3 {
+	if got, done, _, ok := c.get(in); !ok || got != fd3 {
 		t.Fatalf("get: %d %v, want the newer %d", got, ok, fd3)
 	} else {
 		done()
@@ -115,7 +115,7 @@ func TestDirFdsBounded(t *testing.T) {
 	for i := 0; i < c.limit+10; i++ {
 		fd, ino := openedDir(t)
 		e := entry{new(fusefs.Inode), fd, ino}
-		c.put(e.in, fd)()
+		c.put(e.in, fd, *now)()
 		es = append(es, e)
 		*now = now.Add(time.Microsecond)
 	}
@@ -130,8 +130,58 @@ func TestDirFdsBounded(t *testing.T) {
 	}
 	*now = now.Add(dirFdTTL)
 	fd, _ := openedDir(t)
-	c.put(new(fusefs.Inode), fd)()
+	c.put(new(fusefs.Inode), fd, *now)()
 	if len(c.m) != 1 {
 		t.Fatalf("%d cached after the others expired, want 1", len(c.m))
+	}
+}
+
+// TestDirFdsAgeOfTheWalk: a descriptor opened from a cached ancestor's is
+// as old as the walk that opened the ancestor; an older walk's descriptor
+// does not replace a newer one; expired descriptors are closed by the
+// sweep, and once the cache is closed nothing is cached.
+func TestDirFdsAgeOfTheWalk(t *testing.T) {
+	c, now := newDirFds(t)
+	in := new(fusefs.Inode)
+	fd, ino := openedDir(t)
+	c.put(in, fd, now.Add(-dirFdTTL+time.Millisecond))()
+	if _, done, _, ok := c.get(in); !ok {
+		t.Fatal("entry younger than the TTL not found")
+	} else {
+		done()
+	}
+	*now = now.Add(time.Millisecond)
+	if _, _, _, ok := c.get(in); ok || isOpen(fd, ino) {
+		t.Fatal("a descriptor outlived the TTL of the walk it came from")
+	}
+
+	newer, _ := openedDir(t)
+	c.put(in, newer, *now)()
+	older, olderIno := openedDir(t)
+	done := c.put(in, older, now.Add(-time.Millisecond))
+	if got, d, _, _ := c.get(in); got != newer {
+		t.Fatalf("an older walk replaced the newer descriptor: got %d, want %d", got, newer)
+	} else {
+		d()
+	}
+	done()
+	if isOpen(older, olderIno) {
+		t.Fatal("the older walk's descriptor, not cached, stayed open")
+	}
+
+	if c.sweep == nil {
+		t.Fatal("no sweep due with entries cached")
+	}
+	*now = now.Add(dirFdTTL)
+	c.dropExpired()
+	if len(c.m) != 0 || c.sweep != nil {
+		t.Fatalf("%d entries after the sweep (sweep due: %v)", len(c.m), c.sweep != nil)
+	}
+
+	c.close()
+	late, lateIno := openedDir(t)
+	c.put(in, late, *now)()
+	if len(c.m) != 0 || isOpen(late, lateIno) {
+		t.Fatal("a descriptor was cached after close")
 	}
 }

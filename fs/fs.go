@@ -135,7 +135,7 @@ func (fsys *FS) FlushAll() error { return fsys.files.flushAll() }
 func (fsys *FS) Close() error {
 	err := fsys.files.closeAll()
 	fsys.foreign.closeAll()
-	fsys.dirs.shed()
+	fsys.dirs.close()
 	if cerr := unix.Close(fsys.rootFd); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

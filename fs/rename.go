@@ -122,6 +122,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		if dk == kindGz && dst.Nlink <= 1 {
 			n.fsys.lastLinkGone(&dst)
 		}
+		if dk == kindDir {
+			if old := np.GetChild(newName); old != nil {
+				n.fsys.dirs.forget(old) // the replaced directory is gone
+			}
+		}
 	}
 	return 0
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -112,5 +113,29 @@ func mustMkdirAll(t *testing.T, path string) {
 	t.Helper()
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDirFdsLetGo: the daemon does not keep a directory it worked in open
+// for long: a file system mounted below BACKING can be unmounted (without
+// -l) two seconds after the mount last used it.
+func TestDirFdsLetGo(t *testing.T) {
+	requireRoot(t)
+	m := newMount(t)
+	sub := m.bpath("sub")
+	mustMkdirAll(t, sub)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", sub).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", sub).Run() })
+	mustMkdirAll(t, m.path("sub/d/e"))
+	for _, p := range []string{"sub/d/e/missing", "sub/d/missing"} {
+		if _, err := os.Stat(m.path(p)); !os.IsNotExist(err) {
+			t.Fatalf("stat %s: %v", p, err)
+		}
+	}
+	time.Sleep(2200 * time.Millisecond)
+	if out, err := exec.Command("umount", sub).CombinedOutput(); err != nil {
+		t.Fatalf("umount of the file system below BACKING: %v %s (the daemon still holds it)", err, out)
 	}
 }
