@@ -49,22 +49,24 @@ type File struct {
 	promised    int64            // this File's share of promisedBytes
 	appendBuf   []byte           // reused to gather members for one append write
 	closed      bool
-	bgErr       error         // error of a timer flush, reported by the next Flush/Sync/Close
-	broken      error         // a journaled batch was not applied: every later call fails
-	synced      int64         // backing bytes below this offset may be durable (fsynced): rewrites there fsync
-	idleStamp   fileStamp     // the backing file at Idle; zero while not idle
-	seen        fileStamp     // unlocked: the backing file state the index describes
-	private     bool          // unlocked: the index is this File's own copy (the file changed since Idle)
-	noSidecar   bool          // during a rebuild at open: the index file is known to be missing
-	walkDamaged bool          // the last index rebuild met damaged or torn members
-	reloaded    fileStamp     // the backing file when a block error last rebuilt the index
-	reloadedAt  time.Time     // when (see reloadIndex)
-	seenAt      time.Time     // unlocked: when seen was taken (see current)
-	generation  atomic.Uint64 // counts the times the File loaded the file anew (another process changed it)
-	timer       *time.Timer   // pending timer flush, when FlushInterval > 0
-	fastTail    int64         // the last block, stored at fastLevel by an append; -1: none
-	chunks      tailChunks    // deflate data of the fast tail block's leading bytes (flush.go)
-	settling    bool          // this flush writes every block at the configured level (Close)
+	bgErr       error             // error of a timer flush, reported by the next Flush/Sync/Close
+	broken      error             // a journaled batch was not applied: every later call fails
+	synced      int64             // backing bytes below this offset may be durable (fsynced): rewrites there fsync
+	idleStamp   fileStamp         // the backing file at Idle; zero while not idle
+	seen        fileStamp         // unlocked: the backing file state the index describes
+	private     bool              // unlocked: the index is this File's own copy (the file changed since Idle)
+	shared      *blockindex.Index // unlocked after Idle: the sidecar's mapping, back in use once locked again
+	spare       *blockindex.Index // locked again: the copy Idle made, for the next Idle to bring up to date (Index.Copy)
+	noSidecar   bool              // during a rebuild at open: the index file is known to be missing
+	walkDamaged bool              // the last index rebuild met damaged or torn members
+	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
+	reloadedAt  time.Time         // when (see reloadIndex)
+	seenAt      time.Time         // unlocked: when seen was taken (see current)
+	generation  atomic.Uint64     // counts the times the File loaded the file anew (another process changed it)
+	timer       *time.Timer       // pending timer flush, when FlushInterval > 0
+	fastTail    int64             // the last block, stored at fastLevel by an append; -1: none
+	chunks      tailChunks        // deflate data of the fast tail block's leading bytes (flush.go)
+	settling    bool              // this flush writes every block at the configured level (Close)
 
 	unlocked    atomic.Bool  // no lock held (Idle, or opened while another process writes): nothing is written
 	checkedAt   atomic.Int64 // unlocked: unix nanoseconds of the last look at the backing file
@@ -372,6 +374,7 @@ func (f *File) Close() error {
 	defer f.mu.Unlock()
 	f.cache.dropFile(f.id)
 	f.resetStreams()
+	f.dropShared()
 	err = errors.Join(err, f.idx.Close(), f.fd.Close())
 	if f.jnl != nil {
 		err = errors.Join(err, f.jnl.close())
@@ -411,17 +414,21 @@ func (f *File) Idle() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w: %w", f.name, ErrNotIdle, err)
 	}
-	// The index stays the sidecar's own mapping: no copy (which cost time
-	// and temporary space in proportion to the file's size at every first
-	// read-only open). Another process may take the lock and change the
-	// sidecar meanwhile; gzfs never shrinks a sidecar in place (a rebuilt
-	// one is renamed over it, and this mapping keeps the old file), every
-	// record carries its checksum and every member read is checked whole,
-	// and within refreshEvery a change of the backing file makes this File
-	// load the index anew (a private copy, see loadUnlocked). So a record
-	// read while another process rewrites it gives that block's old or new
-	// content, or a reload, never wrong bytes.
+	if !f.idx.InMemory() {
+		// Another process may map and change the sidecar once the lock is
+		// gone: read through a copy until the lock is taken back. The copy
+		// of the last Idle is brought up to date, not made anew (a file
+		// opened, appended to and closed again and again copies only what
+		// changed, not its whole index each time).
+		clone, err := f.idx.Copy(f.spare)
+		f.spare = nil
+		if err != nil {
+			return fmt.Errorf("%s: %w: %w", f.name, ErrNotIdle, err)
+		}
+		f.shared, f.idx = f.idx, clone
+	}
 	if err := unix.Flock(int(f.fd.Fd()), unix.LOCK_UN); err != nil {
+		f.unshare()
 		return fmt.Errorf("%s: %w: unlock: %w", f.name, ErrNotIdle, err)
 	}
 	f.idleStamp = stampOf(st)
@@ -448,9 +455,37 @@ func (f *File) Resume() bool {
 		unix.Flock(int(f.fd.Fd()), unix.LOCK_UN)
 		return false
 	}
+	f.unshare()
 	f.idleStamp = fileStamp{}
 	f.unlocked.Store(false)
 	return true
+}
+
+// unshare goes back from the copy of the index Idle made to the shared
+// mapping (the file is unchanged and locked again).
+func (f *File) unshare() {
+	if f.shared != nil {
+		f.dropSpare()
+		f.spare = f.idx // for the next Idle (Index.Copy checks it still fits)
+		f.idx, f.shared = f.shared, nil
+	}
+}
+
+// dropShared forgets the shared mapping Idle kept, and the spare copy (the
+// file changed: the index is loaded anew).
+func (f *File) dropShared() {
+	if f.shared != nil {
+		f.shared.Close()
+		f.shared = nil
+	}
+	f.dropSpare()
+}
+
+func (f *File) dropSpare() {
+	if f.spare != nil {
+		f.spare.Close()
+		f.spare = nil
+	}
 }
 
 // Unlocked reports whether the File holds no lock (after Idle, or opened
@@ -506,6 +541,7 @@ func (f *File) lockLocked() error {
 	}
 	st, err := f.fd.Stat()
 	if err == nil && stampOf(st) == f.idleStamp && !f.private {
+		f.unshare()
 		f.idleStamp = fileStamp{}
 		f.unlocked.Store(false)
 		return nil
@@ -532,6 +568,7 @@ func (f *File) lockLocked() error {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
 	old.idx.Close()
+	f.dropShared()
 	f.cache.dropFile(f.id)
 	f.resetStreams()
 	f.generation.Add(1)

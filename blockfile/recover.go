@@ -228,6 +228,7 @@ func (f *File) reloadUnlocked(st os.FileInfo, why string) bool {
 		}
 	}
 	old.idx.Close()
+	f.dropShared()
 	f.cache.dropFile(f.id)
 	f.resetStreams()
 	f.generation.Add(1)

@@ -66,15 +66,7 @@ func checkVersionBlock(b []byte, k int64, maxV uint64) bool {
 // and appends. Every block the reader gets must be one version of that
 // block, whole; the reader follows the writer's appends; its first write
 // waits for the lock and then reloads the file.
-func TestUnlockedReaderFollowsWriter(t *testing.T) { testReaderFollowsWriter(t, false) }
-
-// TestIdleReaderFollowsWriter is the same with a reader that held the lock
-// and let go of it (Idle, as every read-only open through the mount does)
-// before the writer took it: the reader reads through the sidecar's own
-// mapping, which the writer changes under it.
-func TestIdleReaderFollowsWriter(t *testing.T) { testReaderFollowsWriter(t, true) }
-
-func testReaderFollowsWriter(t *testing.T, idle bool) {
+func TestUnlockedReaderFollowsWriter(t *testing.T) {
 	const bs = 8192
 	path := filepath.Join(t.TempDir(), "shared.gz")
 	store, err := FindStore(path)
@@ -85,7 +77,7 @@ func testReaderFollowsWriter(t *testing.T, idle bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
+	defer w.Close()
 	const blocks = 64
 	buf := make([]byte, bs)
 	for k := int64(0); k < blocks; k++ {
@@ -97,32 +89,14 @@ func testReaderFollowsWriter(t *testing.T, idle bool) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	var r *File
-	if idle {
-		// The reader takes the file first and lets go of it; the writer
-		// then takes the lock.
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if r, err = Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(4 * bs)}); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Idle(); err != nil {
-			t.Fatal(err)
-		}
-		if w, err = Open(path, Options{BlockSize: bs, Level: 1, Store: store}); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// The writer holds the lock: a plain open fails, a reader opens unlocked.
 	if _, err := Open(path, Options{Store: store}); !errors.Is(err, syscall.EWOULDBLOCK) {
 		t.Fatalf("second writer: got %v, want EWOULDBLOCK", err)
 	}
-	if !idle {
-		if r, err = Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(4 * bs)}); err != nil {
-			t.Fatal(err)
-		}
+	r, err := Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(4 * bs)})
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer r.Close()
 	if got := r.Size(); got != blocks*bs {
@@ -295,38 +269,42 @@ func TestForeignMTimeReads(t *testing.T) {
 	}
 }
 
-// TestIdleNeedsNoIndexCopy: an idle File reads through its sidecar's own
-// mapping: Idle copies nothing (it once copied the whole index, time and
-// temporary space in proportion to the file's size, at every first
-// read-only open), works without a temporary directory, and a File taken
-// back and left idle again, changed or not, reads right.
-func TestIdleNeedsNoIndexCopy(t *testing.T) {
+// TestIdleReusesIndexCopy: Idle reads through a copy of the index; a File
+// taken back unchanged and left idle again uses the same copy (opening and
+// closing a large file again and again copies its index once), and a change
+// in between makes a new copy that holds it.
+func TestIdleReusesIndexCopy(t *testing.T) {
 	const bs = 4096
 	path := filepath.Join(t.TempDir(), "i.gz")
 	data := textish(rand.New(rand.NewPCG(5, 6)), 20*bs)
 	opts := Options{BlockSize: bs, Level: 1, Cache: NewCache(1 << 20)}
 	packFile(t, path, data, opts)
-	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
 	f, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if err := f.Idle(); err != nil {
+		t.Fatal(err)
+	}
 	first := f.idx
-	if first.InMemory() {
-		t.Fatal("the index of a 20-block file is not a sidecar")
+	if f.shared == nil || first == f.shared {
+		t.Fatal("an idle File does not read through a copy of its index")
 	}
 	for round := 0; round < 3; round++ {
+		if !f.Resume() {
+			t.Fatal("Resume of an unchanged file failed")
+		}
 		if err := f.Idle(); err != nil {
 			t.Fatal(err)
 		}
 		if f.idx != first {
-			t.Fatalf("round %d: Idle replaced the sidecar's mapping", round)
+			t.Fatalf("round %d: Idle copied the unchanged index again", round)
 		}
 		checkSame(t, f, data, "idle, unchanged")
-		if !f.Resume() {
-			t.Fatal("Resume of an unchanged file failed")
-		}
+	}
+	if !f.Resume() {
+		t.Fatal("Resume failed")
 	}
 	more := textish(rand.New(rand.NewPCG(7, 8)), 3*bs)
 	if _, err := f.Append(more); err != nil {
@@ -335,6 +313,9 @@ func TestIdleNeedsNoIndexCopy(t *testing.T) {
 	data = append(data, more...)
 	if err := f.Idle(); err != nil {
 		t.Fatal(err)
+	}
+	if f.idx == first {
+		t.Fatal("Idle reused a copy of the index from before a change")
 	}
 	checkSame(t, f, data, "idle, after an append")
 }

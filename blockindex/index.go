@@ -99,9 +99,16 @@ type FileID struct {
 type Index struct {
 	f       *os.File
 	mem     []byte
-	heap    bool          // mem is Go memory, not a mapping (CreateMem: a few records, no munmap)
-	changes uint64        // changes made through x (not those of other processes that map the sidecar)
-	touches atomic.Uint64 // record reads and writes, for trim
+	private bool   // mem maps an unlinked temporary file holding a copy (Clone, Copy; f is nil, the file closed)
+	heap    bool   // mem is Go memory, not a mapping (CreateMem: a few records, no munmap)
+	changes uint64 // changes made through x (not those of other processes that map the sidecar)
+	// What Copy needs to bring its last copy up to date rather than copy
+	// every record again.
+	lastCopy  *Index        // the last copy Copy made (nil: none)
+	copyAt    uint64        // x.changes when lastCopy was last brought up to date
+	copyOwn   uint64        // lastCopy.changes then (a copy changed since is not reused)
+	recordsLo int           // the lowest byte of a record written since then
+	touches   atomic.Uint64 // record reads and writes, for trim
 }
 
 // Create makes a new empty index at path (replacing any file there) for the
@@ -133,7 +140,8 @@ func CreateMem(id FileID, blockSize int) (*Index, error) {
 }
 
 // InMemory reports whether the index has no sidecar file behind it: one
-// made by CreateMem (or grown from one), not yet persisted.
+// made by CreateMem, or a copy (Clone, Copy), whose records are in an
+// unlinked temporary file.
 func (x *Index) InMemory() bool { return x.f == nil }
 
 // Persist writes an in-memory index to a new file at path (replacing any
@@ -158,7 +166,7 @@ func (x *Index) Persist(path string) error {
 	if !x.heap {
 		unix.Munmap(old)
 	}
-	x.f, x.mem, x.heap = y.f, y.mem, false
+	x.f, x.mem, x.private, x.heap = y.f, y.mem, false, false
 	return nil
 }
 
@@ -332,7 +340,7 @@ func (x *Index) remap(n int64) error {
 		if !x.heap {
 			unix.Munmap(x.mem)
 		}
-		x.mem, x.heap = mem, false // anonymous now: never trimmed
+		x.mem, x.private, x.heap = mem, false, false // anonymous now: never trimmed
 		return nil
 	}
 	if err := allocate(x.f, old, size-old); err != nil {
@@ -444,6 +452,7 @@ func (x *Index) At(i int64) (Record, error) {
 func (x *Index) put(i int64, r Record) {
 	x.changes++
 	x.note(i)
+	x.recordsLo = min(x.recordsLo, HeaderSize+int(i)*RecordSize)
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
 	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
@@ -480,7 +489,7 @@ func (x *Index) note(i int64) {
 // minor fault. An index in anonymous memory (CreateMem) has nowhere else to
 // keep its records and is left alone.
 func (x *Index) trim(i int64) {
-	if x.f == nil || x.mem == nil {
+	if (x.f == nil && !x.private) || x.mem == nil {
 		return
 	}
 	page := os.Getpagesize()
@@ -672,6 +681,51 @@ func (x *Index) Sync() error {
 	return nil
 }
 
+// Clone copies the index: a view that later changes of its file (by
+// another process that maps it) cannot touch. The clone is InMemory: its
+// records are in an unlinked temporary file (page cache the kernel can
+// write out and reclaim, not anonymous memory that grows with the size of
+// the indexed file), mapped.
+func (x *Index) Clone() (*Index, error) {
+	return x.clone(x.used())
+}
+
+// used is the size of the header and the records (not the room for
+// growth).
+func (x *Index) used() int { return HeaderSize + int(min(x.Len(), x.capacity()))*RecordSize }
+
+// clone is Clone into a mapping of size bytes (at least used). Where x has
+// a file the bytes are read from it with pread, not through x's mapping
+// (whose pages would all be brought into this process's memory): what x
+// wrote through its shared mapping is in that file's page cache already.
+// The whole size is allocated first, so that a later Copy writing through
+// the mapping meets a full disk here, as an error, never as a SIGBUS. The
+// file is closed once mapped (an idle engine holds no descriptor for it).
+func (x *Index) clone(size int) (*Index, error) {
+	f, err := tempFile()
+	if err != nil {
+		return nil, fmt.Errorf("copy index: %w", err)
+	}
+	defer f.Close()
+	used := x.used()
+	if x.f != nil {
+		_, err = io.Copy(f, io.NewSectionReader(x.f, 0, int64(used)))
+	} else {
+		_, err = f.Write(x.mem[:used])
+	}
+	if err == nil {
+		err = allocate(f, 0, int64(size))
+	}
+	var mem []byte
+	if err == nil {
+		mem, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("copy index: %w", err)
+	}
+	return &Index{mem: mem, private: true}, nil
+}
+
 // allocate gives f disk space for bytes [off, off+n) and makes it off+n
 // long (where the filesystem cannot allocate ahead, only the latter).
 func allocate(f *os.File, off, n int64) error {
@@ -703,6 +757,43 @@ func tempFile() (*os.File, error) {
 		}
 	}
 	return nil, err
+}
+
+// Copy is Clone for a caller that copies the same index again and again
+// (an engine at every Idle): it takes prev, a copy of x from an earlier
+// Copy, or nil. When prev is x's last copy and unchanged, what x changed
+// since is all that is copied (the header and the records written since),
+// into prev's mapping (its temporary file), which the new copy takes over;
+// an unchanged x gives prev back. Otherwise prev is closed and x copied whole, with room to
+// grow. Either way prev must not be used afterwards (unless returned).
+func (x *Index) Copy(prev *Index) (*Index, error) {
+	used := x.used()
+	if prev != nil && prev == x.lastCopy && prev.changes == x.copyOwn && len(prev.mem) >= used {
+		if x.changes == x.copyAt {
+			return prev, nil
+		}
+		c := &Index{mem: prev.mem, private: prev.private}
+		prev.mem = nil
+		copy(c.mem[:HeaderSize], x.mem)
+		if lo := max(x.recordsLo, HeaderSize); lo < used {
+			copy(c.mem[lo:used], x.mem[lo:used])
+		}
+		return x.noteCopy(c), nil
+	}
+	if prev != nil {
+		prev.Close()
+	}
+	c, err := x.clone(used + used/4)
+	if err != nil {
+		return nil, err
+	}
+	return x.noteCopy(c), nil
+}
+
+// noteCopy records c as x's last copy, up to date.
+func (x *Index) noteCopy(c *Index) *Index {
+	x.lastCopy, x.copyAt, x.copyOwn, x.recordsLo = c, x.changes, c.changes, len(x.mem)
+	return c
 }
 
 // Close unmaps and closes the index.
