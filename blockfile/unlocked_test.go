@@ -66,7 +66,14 @@ func checkVersionBlock(b []byte, k int64, maxV uint64) bool {
 // and appends. Every block the reader gets must be one version of that
 // block, whole; the reader follows the writer's appends; its first write
 // waits for the lock and then reloads the file.
-func TestUnlockedReaderFollowsWriter(t *testing.T) {
+func TestUnlockedReaderFollowsWriter(t *testing.T) { testReaderFollowsWriter(t, false) }
+
+// TestIdleReaderFollowsWriter is the same with a reader that held the lock
+// and let go of it (Idle, as every read-only open through the mount does)
+// before the writer took it.
+func TestIdleReaderFollowsWriter(t *testing.T) { testReaderFollowsWriter(t, true) }
+
+func testReaderFollowsWriter(t *testing.T, idle bool) {
 	const bs = 8192
 	path := filepath.Join(t.TempDir(), "shared.gz")
 	store, err := FindStore(path)
@@ -77,7 +84,7 @@ func TestUnlockedReaderFollowsWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
 	const blocks = 64
 	buf := make([]byte, bs)
 	for k := int64(0); k < blocks; k++ {
@@ -89,14 +96,32 @@ func TestUnlockedReaderFollowsWriter(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	var r *File
+	if idle {
+		// The reader takes the file first and lets go of it; the writer
+		// then takes the lock.
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if r, err = Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(4 * bs)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Idle(); err != nil {
+			t.Fatal(err)
+		}
+		if w, err = Open(path, Options{BlockSize: bs, Level: 1, Store: store}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The writer holds the lock: a plain open fails, a reader opens unlocked.
 	if _, err := Open(path, Options{Store: store}); !errors.Is(err, syscall.EWOULDBLOCK) {
 		t.Fatalf("second writer: got %v, want EWOULDBLOCK", err)
 	}
-	r, err := Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(4 * bs)})
-	if err != nil {
-		t.Fatal(err)
+	if !idle {
+		if r, err = Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(4 * bs)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	defer r.Close()
 	if got := r.Size(); got != blocks*bs {
@@ -318,4 +343,77 @@ func TestIdleReusesIndexCopy(t *testing.T) {
 		t.Fatal("Idle reused a copy of the index from before a change")
 	}
 	checkSame(t, f, data, "idle, after an append")
+}
+
+// TestIdleReaderAfterOtherWriter: an idle reader whose file another process
+// then truncates, or grows far past the reader's index, reads each block's
+// old content or an error or the end, never zeros the file never held
+// (reading the sidecar's live mapping instead of a copy once did: the
+// live record count and tail disagreed with the reader's own size).
+func TestIdleReaderAfterOtherWriter(t *testing.T) {
+	const bs = 8192
+	const blocks = 40
+	for _, change := range []string{"truncate", "grow"} {
+		t.Run(change, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f.gz")
+			store, err := FindStore(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := Create(path, 0o644, Options{BlockSize: bs, Level: 1, Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, bs)
+			for k := int64(0); k < blocks; k++ {
+				versionBlock(buf, k, 0, false)
+				if _, err := w.WriteAt(buf, k*bs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if err := r.Idle(); err != nil {
+				t.Fatal(err)
+			}
+			w, err = Open(path, Options{BlockSize: bs, Level: 1, Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch change {
+			case "truncate":
+				err = w.Truncate(2 * bs)
+			case "grow":
+				for k := int64(blocks); k < 40*blocks && err == nil; k++ {
+					versionBlock(buf, k, 1, false)
+					_, err = w.Append(buf)
+				}
+			}
+			if err == nil {
+				err = w.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := make([]byte, blocks*bs)
+			n, err := r.ReadAt(p, 0)
+			if err != nil && !errors.Is(err, io.EOF) {
+				var be *BlockError
+				if !errors.As(err, &be) {
+					t.Fatalf("read: %v", err)
+				}
+			}
+			for k := int64(0); k < int64(n)/bs; k++ {
+				if !checkVersionBlock(p[k*bs:(k+1)*bs], k, 1) {
+					t.Fatalf("block %d of %d bytes read (%v): not a version of it (head %x)", k, n, err, p[k*bs:k*bs+24])
+				}
+			}
+		})
+	}
 }
