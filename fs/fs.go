@@ -56,6 +56,8 @@ type FS struct {
 	dirs     dirFds
 	clashes  sync.Map // backing path -> struct{}: clashes already logged
 	isRoot   bool     // the daemon runs as root: new entries get the caller's owner
+	euid     int      // the daemon's effective user ID
+	egid     int      // and group ID
 	nameMax  int      // NAME_MAX of the backing filesystem: the longest mount name
 	tmpStore string   // a temporary store directory to remove at Close
 }
@@ -92,6 +94,8 @@ func New(backing string, opts Options) (*FS, error) {
 		log:     opts.Logger,
 		cache:   blockfile.NewCache(opts.CacheBytes),
 		isRoot:  os.Geteuid() == 0,
+		euid:    os.Geteuid(),
+		egid:    os.Getegid(),
 		nameMax: backingNameMax(fd),
 	}
 	store, err := blockfile.OpenStore(filepath.Join(abs, blockfile.StoreDirName))

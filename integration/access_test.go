@@ -58,6 +58,27 @@ func TestPermissions(t *testing.T) {
 	if err != nil || st.Sys().(*syscall.Stat_t).Uid != 65534 {
 		t.Errorf("new file's backing owner: %v %v", st, err)
 	}
+	// The daemon's own user (root here) creating: owner and group as the
+	// kernel gives them, also in a set-group-ID directory (no chown made).
+	for _, err := range []error{os.Mkdir(m.path("sgid"), 0o775), os.Chown(m.path("sgid"), 0, 65534), os.Chmod(m.path("sgid"), 0o775|os.ModeSetgid)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(m.bpath("sgid")); err != nil || fi.Mode()&os.ModeSetgid == 0 {
+		t.Fatalf("set-group-ID directory: %v %v", fi.Mode(), err)
+	}
+	mustWrite(t, m.path("sgid/f"), []byte("f"))
+	mustWrite(t, m.path("plain-root"), []byte("r"))
+	for name, want := range map[string][2]uint32{"sgid/f.gz": {0, 65534}, "plain-root.gz": {0, 0}} {
+		st, err := os.Stat(m.bpath(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); sys.Uid != want[0] || sys.Gid != want[1] {
+			t.Errorf("%s created by root: owner %d:%d, want %d:%d", name, sys.Uid, sys.Gid, want[0], want[1])
+		}
+	}
 }
 
 // TestOwnerOnlyPermissions: without allow_other the only caller is the
