@@ -106,30 +106,14 @@ func (e *Encoder) EncodeFlexible(dst []byte, data []byte, roundTo int) (Member, 
 	if len(data) > MaxBlockData {
 		return Member{}, fmt.Errorf("bgzf: block of %d bytes exceeds %d", len(data), MaxBlockData)
 	}
-	if len(data) == 0 || incompressible(data) {
-		return storedMember(dst, data, roundTo), nil
+	body, ok, err := e.deflateBody(data)
+	if err != nil {
+		return Member{}, err
 	}
-	if e.fw == nil {
-		// 1 MB of tables, made in about 1 ms: only when first needed (the
-		// libdeflate build needs it for flexible members alone).
-		fw, err := flate.NewWriter(io.Discard, klauspostLevels[e.level])
-		if err != nil {
-			return Member{}, fmt.Errorf("bgzf: level %d: %w", e.level, err)
-		}
-		e.fw = fw
+	if !ok {
+		return storedMember(dst, data, roundTo), nil // deflate gains nothing
 	}
-	e.body.Reset()
-	e.fw.Reset(&e.body)
-	if _, err := e.fw.Write(data); err != nil {
-		return Member{}, fmt.Errorf("bgzf: deflate: %w", err)
-	}
-	if err := e.fw.Flush(); err != nil {
-		return Member{}, fmt.Errorf("bgzf: deflate: %w", err)
-	}
-	if e.body.Len() >= len(data)+5*(1+len(data)/65535) {
-		return storedMember(dst, data, roundTo), nil // deflate gained nothing
-	}
-	return assemble(dst, e.body.Bytes(), crc32.ChecksumIEEE(data), uint32(len(data)), 0, roundTo)
+	return assemble(dst, body, crc32.ChecksumIEEE(data), uint32(len(data)), 0, roundTo)
 }
 
 // EncodeChunk appends to dst the deflate data of data alone: non-final
@@ -138,30 +122,44 @@ func (e *Encoder) EncodeFlexible(dst []byte, data []byte, roundTo int) (Member, 
 // body of one member (see AssembleChunked). Stored blocks when deflate
 // gains nothing.
 func (e *Encoder) EncodeChunk(dst []byte, data []byte) ([]byte, error) {
-	if len(data) == 0 {
-		return dst, nil
+	body, ok, err := e.deflateBody(data)
+	if err != nil {
+		return nil, err
 	}
-	if !incompressible(data) {
-		if e.fw == nil {
-			fw, err := flate.NewWriter(io.Discard, klauspostLevels[e.level])
-			if err != nil {
-				return nil, fmt.Errorf("bgzf: level %d: %w", e.level, err)
-			}
-			e.fw = fw
-		}
-		e.body.Reset()
-		e.fw.Reset(&e.body)
-		if _, err := e.fw.Write(data); err != nil {
-			return nil, fmt.Errorf("bgzf: deflate: %w", err)
-		}
-		if err := e.fw.Flush(); err != nil {
-			return nil, fmt.Errorf("bgzf: deflate: %w", err)
-		}
-		if e.body.Len() < len(data)+5*(1+len(data)/65535) {
-			return append(dst, e.body.Bytes()...), nil
-		}
+	if !ok {
+		return appendStored(dst, data), nil
 	}
-	return appendStored(dst, data), nil
+	return append(dst, body...), nil
+}
+
+// deflateBody compresses data alone into non-final deflate blocks ending
+// with a sync flush (e.body holds them until the next call); false when
+// data is empty or deflate gains nothing (the caller stores it).
+func (e *Encoder) deflateBody(data []byte) ([]byte, bool, error) {
+	if len(data) == 0 || incompressible(data) {
+		return nil, false, nil
+	}
+	if e.fw == nil {
+		// 1 MB of tables, made in about 1 ms: only when first needed (the
+		// libdeflate build needs it for flexible members alone).
+		fw, err := flate.NewWriter(io.Discard, klauspostLevels[e.level])
+		if err != nil {
+			return nil, false, fmt.Errorf("bgzf: level %d: %w", e.level, err)
+		}
+		e.fw = fw
+	}
+	e.body.Reset()
+	e.fw.Reset(&e.body)
+	if _, err := e.fw.Write(data); err != nil {
+		return nil, false, fmt.Errorf("bgzf: deflate: %w", err)
+	}
+	if err := e.fw.Flush(); err != nil {
+		return nil, false, fmt.Errorf("bgzf: deflate: %w", err)
+	}
+	if e.body.Len() >= len(data)+5*(1+len(data)/65535) {
+		return nil, false, nil
+	}
+	return e.body.Bytes(), true, nil
 }
 
 // AssembleChunked builds a flexible member of data (at most MaxBlockData
@@ -173,9 +171,7 @@ func AssembleChunked(dst, chunks, data []byte, covered, roundTo int) (Member, er
 	if len(data) > MaxBlockData || covered < 0 || covered > len(data) {
 		return Member{}, fmt.Errorf("bgzf: chunked member of %d bytes, %d covered", len(data), covered)
 	}
-	rest := data[covered:]
-	body := len(chunks) + len(rest) + 5*((len(rest)+65534)/65535)
-	size := HeaderSize + body + minTerminator + TrailerSize
+	size := ChunkedMaxSize(len(chunks), 0, len(data)-covered)
 	if size > MaxMemberSize {
 		return Member{}, fmt.Errorf("bgzf: member of %d bytes exceeds %d", size, MaxMemberSize)
 	}
@@ -184,7 +180,7 @@ func AssembleChunked(dst, chunks, data []byte, covered, roundTo int) (Member, er
 	}
 	out := grow(dst, size)
 	out = append(out, chunks...)
-	out = appendStored(out, rest)
+	out = appendStored(out, data[covered:])
 	term := size - len(out) - TrailerSize
 	putHeader(out, size)
 	out = terminator(out, term)
@@ -198,9 +194,11 @@ func AssembleChunked(dst, chunks, data []byte, covered, roundTo int) (Member, er
 // worst stored by EncodeChunk) and rest bytes stored after them, before
 // padding. Above MaxMemberSize, encoding the n bytes may be wasted work.
 func ChunkedMaxSize(chunks, n, rest int) int {
-	stored := func(n int) int { return n + 5*((n+65534)/65535) }
-	return HeaderSize + chunks + stored(n) + stored(rest) + minTerminator + TrailerSize
+	return HeaderSize + chunks + storedLen(n) + storedLen(rest) + minTerminator + TrailerSize
 }
+
+// storedLen is the size of n bytes in stored deflate blocks.
+func storedLen(n int) int { return n + 5*((n+65534)/65535) }
 
 // appendStored appends data to dst as non-final stored deflate blocks.
 func appendStored(dst, data []byte) []byte {
@@ -216,7 +214,7 @@ func appendStored(dst, data []byte) []byte {
 // storedMember builds a flexible member whose body is stored deflate
 // blocks of data, written straight into the member (no intermediate copy).
 func storedMember(dst, data []byte, roundTo int) Member {
-	body := len(data) + 5*((len(data)+65534)/65535)
+	body := storedLen(len(data))
 	size := HeaderSize + body + minTerminator + TrailerSize
 	if roundTo > 1 {
 		size = min((size+roundTo-1)/roundTo*roundTo, MaxMemberSize)

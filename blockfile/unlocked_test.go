@@ -75,24 +75,11 @@ func TestIdleReaderFollowsWriter(t *testing.T) { testReaderFollowsWriter(t, true
 
 func testReaderFollowsWriter(t *testing.T, idle bool) {
 	const bs = 8192
-	path := filepath.Join(t.TempDir(), "shared.gz")
-	store, err := FindStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := Create(path, 0o644, Options{BlockSize: bs, Level: 1, Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
 	const blocks = 64
+	path, store, w := versionedFile(t, bs, blocks)
+	t.Cleanup(func() { w.Close() })
 	buf := make([]byte, bs)
-	for k := int64(0); k < blocks; k++ {
-		versionBlock(buf, k, 0, k%5 == 0)
-		if _, err := w.WriteAt(buf, k*bs); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var err error
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -355,22 +342,8 @@ func TestIdleReaderAfterOtherWriter(t *testing.T) {
 	const blocks = 40
 	for _, change := range []string{"truncate", "grow"} {
 		t.Run(change, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "f.gz")
-			store, err := FindStore(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, err := Create(path, 0o644, Options{BlockSize: bs, Level: 1, Store: store})
-			if err != nil {
-				t.Fatal(err)
-			}
+			path, store, w := versionedFile(t, bs, blocks)
 			buf := make([]byte, bs)
-			for k := int64(0); k < blocks; k++ {
-				versionBlock(buf, k, 0, false)
-				if _, err := w.WriteAt(buf, k*bs); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -416,4 +389,27 @@ func TestIdleReaderAfterOtherWriter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// versionedFile creates a file of the given blocks at version 0 (every
+// fifth one incompressible) through a writer it returns with the lock held.
+func versionedFile(t *testing.T, bs, blocks int64) (string, *Store, *File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shared.gz")
+	store, err := FindStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(path, 0o644, Options{BlockSize: int(bs), Level: 1, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, bs)
+	for k := int64(0); k < blocks; k++ {
+		versionBlock(buf, k, 0, k%5 == 0)
+		if _, err := w.WriteAt(buf, k*bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path, store, w
 }
