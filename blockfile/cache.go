@@ -37,14 +37,16 @@ type cacheEntry struct {
 // collector.
 type block struct {
 	data   []byte
+	start  int64 // logical offset of data[0] in the record it was read by (-1: a block the engine wrote)
 	refs   atomic.Int32
 	served atomic.Int64 // bytes of it handed on to the kernel (ReadVec)
 }
 
 // newBlock wraps data, a buffer from getBlockBuf, with one reference: the
-// caller's.
-func newBlock(data []byte) *block {
-	b := &block{data: data}
+// caller's. start is where the index record the block was read by puts it
+// (-1 for bytes the engine wrote itself).
+func newBlock(data []byte, start int64) *block {
+	b := &block{data: data, start: start}
 	b.refs.Store(1)
 	return b
 }

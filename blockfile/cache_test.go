@@ -8,7 +8,7 @@ func TestCacheDropFile(t *testing.T) {
 	c := NewCache(10 * 100)
 	var all []*block
 	put := func(k cacheKey) {
-		b := newBlock(make([]byte, 100))
+		b := newBlock(make([]byte, 100), 0)
 		c.put(k, b)
 		b.release()
 		all = append(all, b)
@@ -56,7 +56,7 @@ func TestCacheDropFile(t *testing.T) {
 // go back to the pool.
 func TestCachePinnedBlock(t *testing.T) {
 	c := NewCache(100)
-	b := newBlock(make([]byte, 100)) // not from the pool: its buffers may be larger than the cache
+	b := newBlock(make([]byte, 100), 0) // not from the pool: its buffers may be larger than the cache
 	b.data[0] = 42
 	c.put(cacheKey{1, 0}, b)
 	b.release()
@@ -64,7 +64,7 @@ func TestCachePinnedBlock(t *testing.T) {
 	if pin != b {
 		t.Fatal("get did not return the cached block")
 	}
-	o := newBlock(make([]byte, 100))
+	o := newBlock(make([]byte, 100), 0)
 	c.put(cacheKey{1, 1}, o) // evicts block 0
 	o.release()
 	if c.has(cacheKey{1, 0}) {

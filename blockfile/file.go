@@ -56,7 +56,6 @@ type File struct {
 	seen        fileStamp         // unlocked: the backing file state the index describes
 	private     bool              // unlocked: the index is this File's own copy (the file changed since Idle)
 	shared      *blockindex.Index // unlocked after Idle: the sidecar's mapping, back in use once locked again
-	spare       *blockindex.Index // locked again: the copy Idle made, for the next Idle to bring up to date (Index.Copy)
 	noSidecar   bool              // during a rebuild at open: the index file is known to be missing
 	walkDamaged bool              // the last index rebuild met damaged or torn members
 	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
@@ -415,17 +414,11 @@ func (f *File) Idle() error {
 		return fmt.Errorf("%s: %w: %w", f.name, ErrNotIdle, err)
 	}
 	if !f.idx.InMemory() {
-		// Another process may map and change the sidecar once the lock is
-		// gone: read through a copy until the lock is taken back. The copy
-		// of the last Idle is brought up to date, not made anew (a file
-		// opened, appended to and closed again and again copies only what
-		// changed, not its whole index each time).
-		clone, err := f.idx.Copy(f.spare)
-		f.spare = nil
-		if err != nil {
-			return fmt.Errorf("%s: %w: %w", f.name, ErrNotIdle, err)
-		}
-		f.shared, f.idx = f.idx, clone
+		// Another process may change the sidecar once the lock is gone:
+		// read through a view that keeps the record count, sizes and last
+		// record of now, and checks each other record as it reads it
+		// (Index.View), until the lock is taken back.
+		f.shared, f.idx = f.idx, f.idx.View()
 	}
 	if err := unix.Flock(int(f.fd.Fd()), unix.LOCK_UN); err != nil {
 		f.unshare()
@@ -461,30 +454,21 @@ func (f *File) Resume() bool {
 	return true
 }
 
-// unshare goes back from the copy of the index Idle made to the shared
+// unshare goes back from the view of the index Idle made to the shared
 // mapping (the file is unchanged and locked again).
 func (f *File) unshare() {
 	if f.shared != nil {
-		f.dropSpare()
-		f.spare = f.idx // for the next Idle (Index.Copy checks it still fits)
+		f.idx.Close()
 		f.idx, f.shared = f.shared, nil
 	}
 }
 
-// dropShared forgets the shared mapping Idle kept, and the spare copy (the
-// file changed: the index is loaded anew).
+// dropShared forgets the shared mapping Idle kept (the file changed: the
+// index is loaded anew).
 func (f *File) dropShared() {
 	if f.shared != nil {
 		f.shared.Close()
 		f.shared = nil
-	}
-	f.dropSpare()
-}
-
-func (f *File) dropSpare() {
-	if f.spare != nil {
-		f.spare.Close()
-		f.spare = nil
 	}
 }
 

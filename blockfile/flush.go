@@ -173,7 +173,7 @@ func (f *File) flushLocked() error {
 		// The partial last block is the one the next append rewrites (a
 		// log reopened per line): keep its bytes so that it is not
 		// inflated again.
-		b := newBlock(append(getBlockBuf(len(d)), d...))
+		b := newBlock(append(getBlockBuf(len(d)), d...), -1)
 		f.cache.put(cacheKey{f.id, last}, b)
 		b.release()
 	}

@@ -250,6 +250,10 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		if err != nil {
 			return done, err
 		}
+		if err := f.checkRange(g, k, start, end, off+int64(done), pin); err != nil {
+			pin.release()
+			return done, err
+		}
 		from := max(off+int64(done), start)
 		to := min(off+int64(n), end)
 		seg := p[from-off : to-off]
@@ -288,6 +292,9 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		}
 		done = int(to - off)
 	}
+	if done < n { // the blocks ended early: their records changed meanwhile
+		return done, &BlockError{File: f.name, Block: k1, Err: errRecordChanged}
+	}
 	if sequential {
 		f.readAhead(st, gen, k1)
 	}
@@ -295,6 +302,26 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// errRecordChanged: an index record read twice for one read said two
+// different things (see checkRange).
+var errRecordChanged = errors.New("index record changed while the block was read")
+
+// checkRange checks that block k, which the read reached at logical offset
+// pos, holds pos (empty members aside), and that an inflated block (pin)
+// is where its range says: it was read by an earlier record, or by the
+// same one read again. They always agree while the File holds the lock;
+// an idle File reads records another process may rewrite meanwhile
+// (Index.View), and a block from one record served at another's range
+// would be wrong bytes: such a read fails as a block error, and read tries
+// again after a reload.
+func (f *File) checkRange(g geometry, k, start, end, pos int64, pin *block) error {
+	if start > pos || end < pos ||
+		pin != nil && pin.start >= 0 && k < g.tailBase() && (pin.start != start || int64(len(pin.data)) != end-start) {
+		return &BlockError{File: f.name, Block: k, LogicalStart: start, LogicalEnd: end, Err: errRecordChanged}
+	}
+	return nil
 }
 
 // blockData returns the current bytes of block k (shorter than its range
@@ -427,7 +454,7 @@ func (f *File) inflateNow(k int64) (*block, error) {
 		f.noteBlockError(err)
 		return nil, err
 	}
-	b := newBlock(data)
+	b := newBlock(data, r.Logical)
 	f.cache.put(cacheKey{f.id, k}, b)
 	return b, nil
 }

@@ -188,7 +188,7 @@ func (f *File) fetch(k0, k1 int64, ahead *readStream, gen int64) error {
 	f.flightMu.Unlock()
 	var first error
 	if len(claimed) > 0 {
-		land := func(k int64, data []byte, err error) {
+		land := func(k, start int64, data []byte, err error) {
 			f.flightMu.Lock()
 			fl := claimed[k]
 			delete(claimed, k)
@@ -202,7 +202,7 @@ func (f *File) fetch(k0, k1 int64, ahead *readStream, gen int64) error {
 			}
 			var b *block
 			if err == nil {
-				b = newBlock(data)
+				b = newBlock(data, start)
 				f.cache.put(cacheKey{f.id, k}, b)
 			} else {
 				f.noteBlockError(err)
@@ -214,7 +214,7 @@ func (f *File) fetch(k0, k1 int64, ahead *readStream, gen int64) error {
 		// it does not wait for the blocks before it.
 		f.stream(k0, k1, func(k int64) bool { return wanted[k] }, getBlockBuf,
 			func(s *streamed) error {
-				land(s.k, s.data, s.err)
+				land(s.k, s.rec.Logical, s.data, s.err)
 				return nil
 			}, true)
 		f.flightMu.Lock()
@@ -224,7 +224,7 @@ func (f *File) fetch(k0, k1 int64, ahead *readStream, gen int64) error {
 		}
 		f.flightMu.Unlock()
 		for _, k := range left {
-			land(k, nil, first)
+			land(k, 0, nil, first)
 		}
 	}
 	for _, fl := range others {

@@ -43,6 +43,7 @@
 package blockindex
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -99,15 +101,12 @@ type FileID struct {
 type Index struct {
 	f       *os.File
 	mem     []byte
-	private bool   // mem maps an unlinked temporary file holding a copy (Clone, Copy; f is nil, the file closed)
-	heap    bool   // mem is Go memory, not a mapping (CreateMem: a few records, no munmap)
-	changes uint64 // changes made through x (not those of other processes that map the sidecar)
-	// What Copy needs to bring its last copy up to date rather than copy
-	// every record again.
-	lastCopy  *Index        // the last copy Copy made (nil: none)
-	copyAt    uint64        // x.changes when lastCopy was last brought up to date
-	copyOwn   uint64        // lastCopy.changes then (a copy changed since is not reused)
-	recordsLo int           // the lowest byte of a record written since then
+	private bool // mem maps an unlinked temporary file holding a copy (Snapshot; f is nil, the file closed)
+	heap    bool // mem is Go memory, not a mapping (CreateMem: a few records, no munmap)
+	// A view (View) reads its header from hdr and its last record from
+	// tail, its own copies, and its other records from mem, the mapping of
+	// the index it views (which it does not own).
+	hdr, tail []byte
 	touches   atomic.Uint64 // record reads and writes, for trim
 }
 
@@ -315,13 +314,21 @@ func (x *Index) checkHeader(id FileID) error {
 	return nil
 }
 
-func (x *Index) get32(off int) uint32    { return binary.LittleEndian.Uint32(x.mem[off:]) }
-func (x *Index) get64(off int) uint64    { return binary.LittleEndian.Uint64(x.mem[off:]) }
-func (x *Index) put32(off int, v uint32) { x.changes++; binary.LittleEndian.PutUint32(x.mem[off:], v) }
-func (x *Index) put64(off int, v uint64) { x.changes++; binary.LittleEndian.PutUint64(x.mem[off:], v) }
+// header returns the header's bytes: a view's own copy, else the mapping's.
+func (x *Index) header() []byte {
+	if x.hdr != nil {
+		return x.hdr
+	}
+	return x.mem
+}
+
+func (x *Index) get32(off int) uint32    { return binary.LittleEndian.Uint32(x.header()[off:]) }
+func (x *Index) get64(off int) uint64    { return binary.LittleEndian.Uint64(x.header()[off:]) }
+func (x *Index) put32(off int, v uint32) { binary.LittleEndian.PutUint32(x.header()[off:], v) }
+func (x *Index) put64(off int, v uint64) { binary.LittleEndian.PutUint64(x.header()[off:], v) }
 
 // seal recomputes the header checksum after a header change.
-func (x *Index) seal() { x.put32(crcOffset, crc32.ChecksumIEEE(x.mem[:crcOffset])) }
+func (x *Index) seal() { x.put32(crcOffset, crc32.ChecksumIEEE(x.header()[:crcOffset])) }
 
 func (x *Index) capacity() int64 { return int64(len(x.mem)-HeaderSize) / RecordSize }
 
@@ -430,12 +437,19 @@ func (x *Index) At(i int64) (Record, error) {
 	if i < 0 || i >= x.Len() {
 		return Record{}, fmt.Errorf("index record %d of %d: out of range", i, x.Len())
 	}
+	if x.hdr != nil {
+		return x.viewAt(i)
+	}
 	if i >= x.capacity() {
 		// Another process grew the shared file past this mapping.
 		return Record{}, fmt.Errorf("%w: record %d past the mapped %d", ErrInvalid, i, x.capacity())
 	}
 	x.note(i)
-	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
+	return decode(x.mem[HeaderSize+i*RecordSize:][:RecordSize], i)
+}
+
+// decode checks and decodes p, the bytes of record i.
+func decode(p []byte, i int64) (Record, error) {
 	if recordCRC(p, i) != binary.LittleEndian.Uint32(p[28:]) {
 		return Record{}, fmt.Errorf("%w: record %d checksum", ErrInvalid, i)
 	}
@@ -448,11 +462,78 @@ func (x *Index) At(i int64) (Record, error) {
 	}, nil
 }
 
+// View returns a read-only view of x for a reader that lets go of the lock
+// that keeps other processes from changing x's file (an idle engine): the
+// header and the last record are copied (the record count, sizes, flags
+// and the last block's range stay what they are now), every other record
+// is read from x's mapping when asked for. Nothing else is copied: a view
+// of the index of a 1 TiB file costs 160 bytes, not 570 MB.
+//
+// Another process may change a record the view reads; each read takes the
+// record's 32 bytes once and checks them (a torn record fails its
+// checksum), and in a view of a uniform index a record that no longer
+// describes block i of BlockSize bytes (the file was cut and written again
+// since) fails as well, with ErrInvalid: callers read such a block again
+// after a reload. A record that checks out describes the backing file as
+// that process left it, which the caller checks the block against. A view
+// of a file shortened under the mapping (no gzfs process shrinks an index
+// in place; another program might) fails with ErrInvalid instead of
+// crashing the process.
+//
+// x must stay mapped and unchanged by this process while v is in use;
+// v.Close releases nothing of x's.
+func (x *Index) View() *Index {
+	v := &Index{mem: x.mem, hdr: bytes.Clone(x.header()[:HeaderSize])}
+	if n := x.Len(); n > 0 && n <= x.capacity() {
+		v.tail = bytes.Clone(x.mem[HeaderSize+(n-1)*RecordSize:][:RecordSize])
+	}
+	return v
+}
+
+// viewAt is At for a view.
+func (x *Index) viewAt(i int64) (r Record, err error) {
+	n := x.Len()
+	if i == n-1 && x.tail != nil {
+		return decode(x.tail, i)
+	}
+	if i >= x.capacity() {
+		return Record{}, fmt.Errorf("%w: record %d past the mapped %d", ErrInvalid, i, x.capacity())
+	}
+	x.note(i)
+	var p [RecordSize]byte
+	if err := readFaulting(p[:], x.mem[HeaderSize+i*RecordSize:][:RecordSize]); err != nil {
+		return Record{}, fmt.Errorf("%w: record %d: %v", ErrInvalid, i, err)
+	}
+	r, err = decode(p[:], i) // from the copy: the bytes checked are the bytes used
+	if b := int64(x.BlockSize()); err == nil && x.Uniform() && (r.Logical != i*b || int64(r.Length) != b) {
+		err = fmt.Errorf("%w: record %d is no longer that of block %d of %d bytes", ErrInvalid, i, i, b)
+	}
+	return r, err
+}
+
+// readFaulting copies src, mapped memory whose file may have been cut
+// short under the mapping, into dst; the fault that would kill the process
+// (SIGBUS) is an error instead.
+func readFaulting(dst, src []byte) (err error) {
+	defer func() {
+		if e := recover(); e != nil {
+			if _, fault := e.(interface{ Addr() uintptr }); !fault {
+				panic(e)
+			}
+			err = fmt.Errorf("the index file shrank under its mapping: %v", e)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	copy(dst, src)
+	return nil
+}
+
 // put encodes record i with its checksum.
 func (x *Index) put(i int64, r Record) {
-	x.changes++
+	if x.hdr != nil {
+		panic("blockindex: a record written through a view")
+	}
 	x.note(i)
-	x.recordsLo = min(x.recordsLo, HeaderSize+int(i)*RecordSize)
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
 	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
@@ -489,7 +570,7 @@ func (x *Index) note(i int64) {
 // minor fault. An index in anonymous memory (CreateMem) has nowhere else to
 // keep its records and is left alone.
 func (x *Index) trim(i int64) {
-	if (x.f == nil && !x.private) || x.mem == nil {
+	if (x.f == nil && !x.private && x.hdr == nil) || x.mem == nil {
 		return
 	}
 	page := os.Getpagesize()
@@ -681,51 +762,6 @@ func (x *Index) Sync() error {
 	return nil
 }
 
-// Clone copies the index: a view that later changes of its file (by
-// another process that maps it) cannot touch. The clone is InMemory: its
-// records are in an unlinked temporary file (page cache the kernel can
-// write out and reclaim, not anonymous memory that grows with the size of
-// the indexed file), mapped.
-func (x *Index) Clone() (*Index, error) {
-	return x.clone(x.used())
-}
-
-// used is the size of the header and the records (not the room for
-// growth).
-func (x *Index) used() int { return HeaderSize + int(min(x.Len(), x.capacity()))*RecordSize }
-
-// clone is Clone into a mapping of size bytes (at least used). Where x has
-// a file the bytes are read from it with pread, not through x's mapping
-// (whose pages would all be brought into this process's memory): what x
-// wrote through its shared mapping is in that file's page cache already.
-// The whole size is allocated first, so that a later Copy writing through
-// the mapping meets a full disk here, as an error, never as a SIGBUS. The
-// file is closed once mapped (an idle engine holds no descriptor for it).
-func (x *Index) clone(size int) (*Index, error) {
-	f, err := tempFile()
-	if err != nil {
-		return nil, fmt.Errorf("copy index: %w", err)
-	}
-	defer f.Close()
-	used := x.used()
-	if x.f != nil {
-		_, err = io.Copy(f, io.NewSectionReader(x.f, 0, int64(used)))
-	} else {
-		_, err = f.Write(x.mem[:used])
-	}
-	if err == nil {
-		err = allocate(f, 0, int64(size))
-	}
-	var mem []byte
-	if err == nil {
-		mem, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("copy index: %w", err)
-	}
-	return &Index{mem: mem, private: true}, nil
-}
-
 // allocate gives f disk space for bytes [off, off+n) and makes it off+n
 // long (where the filesystem cannot allocate ahead, only the latter).
 func allocate(f *os.File, off, n int64) error {
@@ -759,45 +795,12 @@ func tempFile() (*os.File, error) {
 	return nil, err
 }
 
-// Copy is Clone for a caller that copies the same index again and again
-// (an engine at every Idle): it takes prev, a copy of x from an earlier
-// Copy, or nil. When prev is x's last copy and unchanged, what x changed
-// since is all that is copied (the header and the records written since),
-// into prev's mapping (its temporary file), which the new copy takes over;
-// an unchanged x gives prev back. Otherwise prev is closed and x copied whole, with room to
-// grow. Either way prev must not be used afterwards (unless returned).
-func (x *Index) Copy(prev *Index) (*Index, error) {
-	used := x.used()
-	if prev != nil && prev == x.lastCopy && prev.changes == x.copyOwn && len(prev.mem) >= used {
-		if x.changes == x.copyAt {
-			return prev, nil
-		}
-		c := &Index{mem: prev.mem, private: prev.private}
-		prev.mem = nil
-		copy(c.mem[:HeaderSize], x.mem)
-		if lo := max(x.recordsLo, HeaderSize); lo < used {
-			copy(c.mem[lo:used], x.mem[lo:used])
-		}
-		return x.noteCopy(c), nil
-	}
-	if prev != nil {
-		prev.Close()
-	}
-	c, err := x.clone(used + used/4)
-	if err != nil {
-		return nil, err
-	}
-	return x.noteCopy(c), nil
-}
-
-// noteCopy records c as x's last copy, up to date.
-func (x *Index) noteCopy(c *Index) *Index {
-	x.lastCopy, x.copyAt, x.copyOwn, x.recordsLo = c, x.changes, c.changes, len(x.mem)
-	return c
-}
-
 // Close unmaps and closes the index.
 func (x *Index) Close() error {
+	if x.hdr != nil { // a view: the mapping is its index's
+		x.mem, x.hdr, x.tail = nil, nil, nil
+		return nil
+	}
 	var err error
 	if x.mem != nil && !x.heap {
 		err = unix.Munmap(x.mem)

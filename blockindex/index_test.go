@@ -213,10 +213,10 @@ func TestAppendRun(t *testing.T) {
 	}
 }
 
-// TestCloneAndSnapshot: a clone and a snapshot hold the records as they
-// were; later changes of the file (by a writer that maps it) do not reach
-// them, and reading past their records is an error, not a crash.
-func TestCloneAndSnapshot(t *testing.T) {
+// TestSnapshot: a snapshot holds the records as they were; later changes
+// of the file (by a writer that maps it) do not reach it, and reading past
+// its records is an error, not a crash.
+func TestSnapshot(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.idx")
 	x, err := Create(path, FileID{Ino: 1}, 4096)
 	if err != nil {
@@ -229,11 +229,6 @@ func TestCloneAndSnapshot(t *testing.T) {
 		}
 	}
 	x.SetState(5*4096, 500, 7)
-	c, err := x.Clone()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	s, err := Snapshot(path, FileID{Ino: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -245,84 +240,120 @@ func TestCloneAndSnapshot(t *testing.T) {
 		}
 	}
 	x.SetState(300*4096, 30000, 9)
-	for _, v := range []*Index{c, s} {
-		if v.Len() != 5 || v.LogicalSize() != 5*4096 {
-			t.Fatalf("copy changed with the original: %d records, size %d", v.Len(), v.LogicalSize())
-		}
-		if r, err := v.At(4); err != nil || r.Offset != 400 {
-			t.Fatalf("record 4 of the copy: %+v %v", r, err)
-		}
-		if _, err := v.At(5); err == nil {
-			t.Fatal("a record past the copy's end read without error")
-		}
+	if s.Len() != 5 || s.LogicalSize() != 5*4096 {
+		t.Fatalf("snapshot changed with the original: %d records, size %d", s.Len(), s.LogicalSize())
+	}
+	if r, err := s.At(4); err != nil || r.Offset != 400 {
+		t.Fatalf("record 4 of the snapshot: %+v %v", r, err)
+	}
+	if _, err := s.At(5); err == nil {
+		t.Fatal("a record past the snapshot's end read without error")
 	}
 }
 
-// TestCopyUpToDate: Copy brings its last copy up to date with what changed
-// (records rewritten and appended, the header) and gives it back when
-// nothing did; a copy that is not the last one is replaced by a whole one.
-func TestCopyUpToDate(t *testing.T) {
+// TestView: a view keeps the header and the last record as they were when
+// it was made; its other records are read from the mapping, so a record a
+// writer rewrites reads as the new one, and in a view of a uniform index a
+// record that no longer describes its block, or a torn one, is ErrInvalid.
+func TestView(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.idx")
 	x, err := Create(path, FileID{Ino: 1}, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	set := func(i, off int64) {
-		if err := x.Set(i, Record{Offset: off, Logical: i * 4096, Size: 100, Length: 4096}); err != nil {
+	set := func(i, off int64, length uint32) {
+		t.Helper()
+		if err := x.Set(i, Record{Offset: off, Logical: i * 4096, Size: 100, Length: length}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := int64(0); i < 50; i++ {
-		set(i, i*100)
+	for i := int64(0); i < 49; i++ {
+		set(i, i*100, 4096)
 	}
-	same := func(c *Index) {
-		t.Helper()
-		if c.Len() != x.Len() || c.LogicalSize() != x.LogicalSize() {
-			t.Fatalf("copy: %d records, size %d; index: %d, %d", c.Len(), c.LogicalSize(), x.Len(), x.LogicalSize())
-		}
-		for i := int64(0); i < x.Len(); i++ {
-			a, _ := x.At(i)
-			b, err := c.At(i)
-			if err != nil || a != b {
-				t.Fatalf("record %d: copy %+v (%v), index %+v", i, b, err, a)
-			}
-		}
+	set(49, 4900, 1000) // a partial last block
+	x.SetState(49*4096+1000, 5000, 3)
+	v := x.View()
+	defer v.Close()
+	if !v.Uniform() || v.Len() != 50 || v.LogicalSize() != 49*4096+1000 || v.BlockSize() != 4096 || v.Tail() != 3 {
+		t.Fatalf("view: uniform %v, %d records, size %d", v.Uniform(), v.Len(), v.LogicalSize())
 	}
-	c, err := x.Copy(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	same(c)
-	if d, _ := x.Copy(c); d != c {
-		t.Fatal("Copy of an unchanged index made a new copy")
-	}
-	set(7, 99999) // a rewrite in the middle
+	// The writer fills the last block, appends, rewrites block 7 elsewhere,
+	// then cuts the file to 20 blocks and writes block 30 as a short one.
+	set(49, 9000, 4096)
 	for i := int64(50); i < 60; i++ {
-		set(i, i*100) // appends
+		set(i, i*100, 4096)
 	}
-	x.SetState(60*4096, 6000, 3)
-	d, err := x.Copy(c)
+	set(7, 99999, 4096)
+	x.SetState(60*4096, 12000, 4)
+	if v.Len() != 50 || v.LogicalSize() != 49*4096+1000 || v.Tail() != 3 {
+		t.Fatalf("the view's header followed the writer: %d records, size %d", v.Len(), v.LogicalSize())
+	}
+	if r, err := v.At(49); err != nil || r.Offset != 4900 || r.Length != 1000 {
+		t.Fatalf("last record of the view: %+v %v (want the one it was made with)", r, err)
+	}
+	if r, err := v.At(7); err != nil || r.Offset != 99999 {
+		t.Fatalf("record 7 of the view: %+v %v (want the rewritten one)", r, err)
+	}
+	if _, err := v.At(50); err == nil {
+		t.Fatal("a record past the view's count read without error")
+	}
+	x.Truncate(20)
+	set(20, 2000, 4096)
+	if err := x.Set(21, Record{Offset: 2100, Logical: 21 * 4096, Size: 100, Length: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.At(21); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("record 21, now a short last block, read through a uniform view: %v, want ErrInvalid", err)
+	}
+	// A torn record (a writer midway through it) fails its checksum.
+	x.mem[HeaderSize+30*RecordSize] ^= 1
+	if _, err := v.At(30); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("torn record: %v, want ErrInvalid", err)
+	}
+	if r, err := v.At(31); err != nil || r.Offset != 3100 {
+		t.Fatalf("record 31: %+v %v", r, err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a write through a view did not panic")
+			}
+		}()
+		v.Set(3, Record{Logical: 3 * 4096, Length: 4096})
+	}()
+}
+
+// TestViewOfShrunkFile: a view of an index whose file another program cut
+// short under the mapping reads the lost records as ErrInvalid; the
+// process does not die of SIGBUS.
+func TestViewOfShrunkFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.idx")
+	x, err := Create(path, FileID{Ino: 1}, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	same(d)
-	old, err := x.Clone() // not the last copy: Copy starts over
-	if err != nil {
+	defer x.Close()
+	for i := int64(0); i < 1000; i++ {
+		if err := x.Set(i, Record{Offset: i * 100, Logical: i * 4096, Size: 100, Length: 4096}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := x.View()
+	defer v.Close()
+	if err := os.Truncate(path, HeaderSize); err != nil {
 		t.Fatal(err)
 	}
-	set(3, 12345)
-	e, err := x.Copy(old)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := v.At(900); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("record past the cut: %v, want ErrInvalid", err)
 	}
-	defer e.Close()
-	same(e)
+	if r, err := v.At(999); err != nil || r.Offset != 99900 {
+		t.Fatalf("the view's own last record: %+v %v", r, err)
+	}
 }
 
 // TestPassKeepsIndexOutOfMemory: writing the index of a huge file record
-// by record, then reading it through, then through a copy, leaves a few
+// by record, then reading it through, then through a view, leaves a few
 // pages of it resident in the process, not the whole mapping (32 MB here).
 func TestPassKeepsIndexOutOfMemory(t *testing.T) {
 	const n = 1 << 20 // records: 32 MiB of index, a 60 GiB file
@@ -355,15 +386,9 @@ func TestPassKeepsIndexOutOfMemory(t *testing.T) {
 		}
 	}
 	pass(x, "index")
-	c, err := x.Copy(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if grew := procstat.RssFile(t) - base; grew > slack {
-		t.Errorf("a copy of the index left %d MiB resident", grew>>20)
-	}
-	pass(c, "copy")
+	v := x.View()
+	defer v.Close()
+	pass(v, "view")
 }
 
 // TestCheckUniform: an index whose records are uniform again after a pass
