@@ -47,8 +47,8 @@ var ErrNotBGZF = errors.New("not a BGZF (block gzip) file")
 var ErrReadOnly = errors.New("file is read-only")
 
 // ErrNotIdle is wrapped by Idle when the File was flushed but could not let
-// go of its lock (no room for the private copy of its index): nothing is
-// lost; close the File instead.
+// go of its lock (its backing file could not be stat'ed or unlocked):
+// nothing is lost; close the File instead.
 var ErrNotIdle = errors.New("cannot stay open idle")
 
 // BlockError describes one damaged block. It wraps ErrCorrupt.

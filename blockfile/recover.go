@@ -66,8 +66,8 @@ func (f *File) recover() error {
 
 // openUnlocked loads a File whose lock another process holds (see
 // Options.ReadWhileLocked): no journal replay and nothing written; the index
-// is a private copy of the sidecar when it matches the backing file, or a
-// private one built from the member headers.
+// is a view of the sidecar (blockindex.OpenView) when it matches the backing
+// file, or a private one built from the member headers.
 func (f *File) openUnlocked() error {
 	f.unlocked.Store(true)
 	st, err := f.fd.Stat()
@@ -94,7 +94,7 @@ func (f *File) loadUnlocked(st os.FileInfo) error {
 		}
 		f.state = "private (" + reason + ")"
 	} else {
-		f.state = "private copy of the sidecar"
+		f.state = "view of the sidecar"
 	}
 	f.useIndex()
 	f.seen, f.seenAt = stampOf(st), time.Now()
@@ -366,8 +366,9 @@ func (f *File) openIndex(physical int64) string {
 	var err error
 	if f.unlocked.Load() {
 		// The writer that holds the file changes its sidecar in place: read
-		// a copy of it, never the shared mapping.
-		x, err = blockindex.Snapshot(f.store.indexPath(f.fid.Ino), f.fid)
+		// it through a view, which keeps the header and last record of now
+		// and checks every other record as it reads it.
+		x, err = blockindex.OpenView(f.store.indexPath(f.fid.Ino), f.fid)
 	} else {
 		x, err = blockindex.Open(f.store.indexPath(f.fid.Ino), f.fid, f.opts.ReadOnly)
 	}

@@ -50,7 +50,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
 
@@ -99,14 +98,14 @@ type FileID struct {
 
 // Index is an open, mapped index file.
 type Index struct {
-	f       *os.File
-	mem     []byte
-	private bool // mem maps an unlinked temporary file holding a copy (Snapshot; f is nil, the file closed)
-	heap    bool // mem is Go memory, not a mapping (CreateMem: a few records, no munmap)
-	// A view (View) reads its header from hdr and its last record from
-	// tail, its own copies, and its other records from mem, the mapping of
-	// the index it views (which it does not own).
+	f    *os.File
+	mem  []byte
+	heap bool // mem is Go memory, not a mapping (CreateMem: a few records, no munmap)
+	// A view (View, OpenView) reads its header from hdr and its last record
+	// from tail, its own copies, and its other records from mem, the
+	// mapping of the index it views: owner's, if it owns one (OpenView).
 	hdr, tail []byte
+	owner     *Index
 	touches   atomic.Uint64 // record reads and writes, for trim
 }
 
@@ -139,9 +138,8 @@ func CreateMem(id FileID, blockSize int) (*Index, error) {
 }
 
 // InMemory reports whether the index has no sidecar file behind it: one
-// made by CreateMem, or a copy (Clone, Copy), whose records are in an
-// unlinked temporary file.
-func (x *Index) InMemory() bool { return x.f == nil }
+// made by CreateMem (in Go memory, or in an anonymous mapping once it grew).
+func (x *Index) InMemory() bool { return x.f == nil && x.hdr == nil }
 
 // Persist writes an in-memory index to a new file at path (replacing any
 // file there) and maps that file from now on.
@@ -165,7 +163,7 @@ func (x *Index) Persist(path string) error {
 	if !x.heap {
 		unix.Munmap(old)
 	}
-	x.f, x.mem, x.private, x.heap = y.f, y.mem, false, false
+	x.f, x.mem, x.heap = y.f, y.mem, false
 	return nil
 }
 
@@ -228,35 +226,30 @@ func Open(path string, id FileID, readOnly bool) (*Index, error) {
 	return x, nil
 }
 
-// Snapshot copies the index at path, which another process may be changing,
-// into an unlinked temporary file and maps the copy (checked as Open
-// checks): a reader's view that the writer's later changes cannot tear or
-// outgrow. A copy torn by a concurrent change fails the header or a record
-// checksum.
-func Snapshot(path string, id FileID) (*Index, error) {
-	src, err := os.Open(path)
+// OpenView maps the index at path read-only and returns a view of it (see
+// View) that owns the mapping, checked as Open checks, from the copies the
+// view keeps: for a reader of a file another process holds, whose writer
+// changes the sidecar in place. The header or last record torn by a change
+// in flight fails its checksum (ErrInvalid). Close unmaps it.
+func OpenView(path string, id FileID) (*Index, error) {
+	x, err := Open(path, id, true)
 	if err != nil {
-		return nil, fmt.Errorf("open index: %w", err)
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat index: %w", err)
-	}
-	f, err := tempFile()
-	if err != nil {
-		return nil, fmt.Errorf("copy index: %w", err)
-	}
-	if _, err := io.Copy(f, io.LimitReader(src, st.Size())); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("copy index: %w", err)
-	}
-	x, err := openFile(f, id, false)
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	return x, nil
+	v := &Index{mem: x.mem, hdr: make([]byte, HeaderSize), owner: x}
+	err = readFaulting(v.hdr, x.mem[:HeaderSize])
+	if err == nil {
+		err = v.check(id)
+	}
+	if n := v.Len(); err == nil && n > 0 {
+		v.tail = make([]byte, RecordSize)
+		err = readFaulting(v.tail, x.mem[HeaderSize+(n-1)*RecordSize:][:RecordSize])
+	}
+	if err != nil {
+		x.Close()
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return v, nil
 }
 
 func openFile(f *os.File, id FileID, readOnly bool) (*Index, error) {
@@ -296,13 +289,13 @@ func (x *Index) check(id FileID) error {
 // checkHeader checks the header fields alone.
 func (x *Index) checkHeader(id FileID) error {
 	switch {
-	case string(x.mem[:8]) != Magic:
+	case string(x.header()[:8]) != Magic:
 		return fmt.Errorf("%w: bad magic", ErrInvalid)
 	case x.get32(8) != Version:
 		return fmt.Errorf("%w: version %d", ErrInvalid, x.get32(8))
 	case x.get32(12) != RecordSize:
 		return fmt.Errorf("%w: record size %d", ErrInvalid, x.get32(12))
-	case crc32.ChecksumIEEE(x.mem[:crcOffset]) != x.get32(crcOffset):
+	case crc32.ChecksumIEEE(x.header()[:crcOffset]) != x.get32(crcOffset):
 		return fmt.Errorf("%w: header checksum", ErrInvalid)
 	case x.get64(56) != id.Ino:
 		return fmt.Errorf("%w: made for inode %d, not %d", ErrInvalid, x.get64(56), id.Ino)
@@ -347,7 +340,7 @@ func (x *Index) remap(n int64) error {
 		if !x.heap {
 			unix.Munmap(x.mem)
 		}
-		x.mem, x.private, x.heap = mem, false, false // anonymous now: never trimmed
+		x.mem, x.heap = mem, false // anonymous now: never trimmed
 		return nil
 	}
 	if err := allocate(x.f, old, size-old); err != nil {
@@ -570,7 +563,7 @@ func (x *Index) note(i int64) {
 // minor fault. An index in anonymous memory (CreateMem) has nowhere else to
 // keep its records and is left alone.
 func (x *Index) trim(i int64) {
-	if (x.f == nil && !x.private && x.hdr == nil) || x.mem == nil {
+	if (x.f == nil && x.hdr == nil) || x.mem == nil {
 		return
 	}
 	page := os.Getpagesize()
@@ -772,33 +765,14 @@ func allocate(f *os.File, off, n int64) error {
 	return f.Truncate(off + n)
 }
 
-// tempFile is a new unlinked file for a private copy of an index, in
-// $TMPDIR, else /var/tmp (on disk where /tmp is a tmpfs, whose pages stay
-// in memory), else the system's temporary directory. It has no name at any
-// time where the filesystem allows (O_TMPFILE), so a crash leaves nothing.
-func tempFile() (*os.File, error) {
-	var err error
-	for _, d := range []string{os.Getenv("TMPDIR"), "/var/tmp", os.TempDir()} {
-		if d == "" {
-			continue
-		}
-		fd, oerr := unix.Open(d, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-		if oerr == nil {
-			return os.NewFile(uintptr(fd), filepath.Join(d, "gzfs-index (unlinked)")), nil
-		}
-		var f *os.File
-		if f, err = os.CreateTemp(d, "gzfs-index-*"); err == nil {
-			os.Remove(f.Name())
-			return f, nil
-		}
-	}
-	return nil, err
-}
-
 // Close unmaps and closes the index.
 func (x *Index) Close() error {
 	if x.hdr != nil { // a view: the mapping is its index's
-		x.mem, x.hdr, x.tail = nil, nil, nil
+		owner := x.owner
+		x.mem, x.hdr, x.tail, x.owner = nil, nil, nil, nil
+		if owner != nil {
+			return owner.Close()
+		}
 		return nil
 	}
 	var err error

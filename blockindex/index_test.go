@@ -213,10 +213,12 @@ func TestAppendRun(t *testing.T) {
 	}
 }
 
-// TestSnapshot: a snapshot holds the records as they were; later changes
-// of the file (by a writer that maps it) do not reach it, and reading past
-// its records is an error, not a crash.
-func TestSnapshot(t *testing.T) {
+// TestOpenView: a view opened on another process's sidecar keeps the
+// header and last record of the moment (the writer's growth does not
+// reach them; reading past its records is an error, not a crash), reads
+// the writer's rewrites of other records, refuses a torn header, and
+// unmaps the sidecar at Close.
+func TestOpenView(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.idx")
 	x, err := Create(path, FileID{Ino: 1}, 4096)
 	if err != nil {
@@ -229,25 +231,47 @@ func TestSnapshot(t *testing.T) {
 		}
 	}
 	x.SetState(5*4096, 500, 7)
-	s, err := Snapshot(path, FileID{Ino: 1})
+	if _, err := OpenView(path, FileID{Ino: 2}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("view for another file: %v, want ErrInvalid", err)
+	}
+	s, err := OpenView(path, FileID{Ino: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	for i := int64(5); i < 300; i++ { // the writer grows the file past both
+	for i := int64(5); i < 300; i++ { // the writer grows the file past it
 		if err := x.Set(i, Record{Offset: i * 100, Logical: i * 4096, Size: 100, Length: 4096}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := x.Set(2, Record{Offset: 77777, Logical: 2 * 4096, Size: 100, Length: 4096}); err != nil {
+		t.Fatal(err)
+	}
 	x.SetState(300*4096, 30000, 9)
-	if s.Len() != 5 || s.LogicalSize() != 5*4096 {
-		t.Fatalf("snapshot changed with the original: %d records, size %d", s.Len(), s.LogicalSize())
+	if s.Len() != 5 || s.LogicalSize() != 5*4096 || s.Tail() != 7 {
+		t.Fatalf("view changed with the original: %d records, size %d", s.Len(), s.LogicalSize())
 	}
 	if r, err := s.At(4); err != nil || r.Offset != 400 {
-		t.Fatalf("record 4 of the snapshot: %+v %v", r, err)
+		t.Fatalf("record 4 of the view: %+v %v", r, err)
+	}
+	if r, err := s.At(2); err != nil || r.Offset != 77777 {
+		t.Fatalf("record 2 of the view: %+v %v (want the rewritten one)", r, err)
 	}
 	if _, err := s.At(5); err == nil {
-		t.Fatal("a record past the snapshot's end read without error")
+		t.Fatal("a record past the view's end read without error")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(maps, []byte(path)); n != 1 {
+		t.Fatalf("%d mappings of the sidecar after the view's Close, want 1 (the writer's)", n)
+	}
+	x.mem[30] ^= 1 // a header torn by a change in flight
+	if _, err := OpenView(path, FileID{Ino: 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("view of a torn header: %v, want ErrInvalid", err)
 	}
 }
 
