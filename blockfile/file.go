@@ -54,7 +54,7 @@ type File struct {
 	synced      int64             // backing bytes below this offset may be durable (fsynced): rewrites there fsync
 	idleStamp   fileStamp         // the backing file at Idle; zero while not idle
 	seen        fileStamp         // unlocked: the backing file state the index describes
-	private     bool              // unlocked: the index is this File's own copy (the file changed since Idle)
+	private     bool              // unlocked: the index was loaded since the lock was let go (the file changed since Idle, or another process held it at the open)
 	shared      *blockindex.Index // unlocked after Idle: the sidecar's mapping, back in use once locked again
 	noSidecar   bool              // during a rebuild at open: the index file is known to be missing
 	walkDamaged bool              // the last index rebuild met damaged or torn members

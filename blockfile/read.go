@@ -234,6 +234,13 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 	if err != nil {
 		return 0, f.lookupErr(-1, err)
 	}
+	if f.unlocked.Load() {
+		// Records another process changes (a view) can put k0 and k1 far
+		// apart: check the span before inflating it.
+		if err := f.checkSpan(g, k0, k1, off, off+int64(n)); err != nil {
+			return 0, err
+		}
+	}
 	st, gen, sequential := f.streamOf(off, off+int64(n), k0, k1)
 	// Inflate the stored blocks this read needs in parallel.
 	if err := f.loadBlocks(k0, k1); err != nil {
@@ -293,7 +300,7 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		done = int(to - off)
 	}
 	if done < n { // the blocks ended early: their records changed meanwhile
-		return done, &BlockError{File: f.name, Block: k1, Err: errRecordChanged}
+		return done, &BlockError{File: f.name, Block: k1, LogicalStart: off + int64(done), LogicalEnd: off + int64(n), Err: errRecordChanged}
 	}
 	if sequential {
 		f.readAhead(st, gen, k1)
@@ -307,6 +314,20 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 // errRecordChanged: an index record read twice for one read said two
 // different things (see checkRange).
 var errRecordChanged = errors.New("index record changed while the block was read")
+
+// checkSpan checks that blocks k0 and k1 hold the first and the last
+// byte of logical range [lo, hi).
+func (f *File) checkSpan(g geometry, k0, k1, lo, hi int64) error {
+	s0, e0, err0 := f.blockRange(g, k0)
+	s1, e1, err1 := f.blockRange(g, k1)
+	if err := errors.Join(err0, err1); err != nil {
+		return f.lookupErr(k0, err)
+	}
+	if k1 < k0 || s0 > lo || e0 <= lo || s1 >= hi || e1 < hi {
+		return &BlockError{File: f.name, Block: k0, LogicalStart: lo, LogicalEnd: hi, Err: errRecordChanged}
+	}
+	return nil
+}
 
 // checkRange checks that block k, which the read reached at logical offset
 // pos, holds pos (empty members aside), and that an inflated block (pin)

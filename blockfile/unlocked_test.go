@@ -1,6 +1,7 @@
 package blockfile
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -390,6 +391,18 @@ func TestIdleReaderAfterOtherWriter(t *testing.T) {
 					t.Fatalf("block %d of %d bytes read (%v): not a version of it (head %x)", k, n, err, p[k*bs:k*bs+24])
 				}
 			}
+			// The streaming path (cat, unpack) of a File that was idle.
+			var out bytes.Buffer
+			_, err = r.WriteRange(&out, 0, -1)
+			var be *BlockError
+			if err != nil && !errors.As(err, &be) {
+				t.Fatalf("WriteRange: %v", err)
+			}
+			for k := int64(0); k < int64(out.Len())/bs; k++ {
+				if !checkVersionBlock(out.Bytes()[k*bs:(k+1)*bs], k, 1) {
+					t.Fatalf("WriteRange: block %d of %d bytes (%v): not a version of it", k, out.Len(), err)
+				}
+			}
 		})
 	}
 }
@@ -415,4 +428,113 @@ func versionedFile(t *testing.T, bs, blocks int64) (string, *Store, *File) {
 		}
 	}
 	return path, store, w
+}
+
+// TestIdleViewOfNonUniformFile: an idle reader of another tool's BGZF file
+// (members of uneven sizes: a non-uniform index, found by binary search)
+// whose file another process cuts and writes on reads, through ReadAt and
+// WriteRange, each byte as the old or the new file held it, or a block
+// error; never another offset's bytes, never a crash. The view reads the
+// writer's new records at numbers whose old records said other offsets,
+// and blocks cached by the old ones (without checkRange: wrong bytes).
+func TestIdleViewOfNonUniformFile(t *testing.T) {
+	enc, err := bgzf.NewEncoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for round := 0; round < 20; round++ {
+		old := textish(rng, 200000+rng.IntN(100000))
+		var file []byte
+		for off := 0; off < len(old); {
+			n := min(1000+rng.IntN(8000), len(old)-off)
+			m, err := enc.Encode(nil, old[off:off+n], 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file = append(file, m.Bytes...)
+			off += n
+		}
+		file = append(file, bgzf.EOFMember...)
+		path := filepath.Join(t.TempDir(), "uneven.gz")
+		if err := os.WriteFile(path, file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		store, err := FindStore(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := Options{BlockSize: 8192, Level: 1, Store: store}
+		w, err := Open(path, opts) // indexes it: a sidecar of uneven records
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(path, Options{Store: store, ReadWhileLocked: true, Cache: NewCache(1 << 20)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Idle(); err != nil {
+			t.Fatal(err)
+		}
+		if r.idx.Uniform() {
+			t.Fatal("the test needs a non-uniform index")
+		}
+		if round%2 == 0 { // blocks cached by the old records
+			if n, err := r.ReadAt(make([]byte, len(old)), 0); n != len(old) || err != nil {
+				t.Fatalf("read before the change: %d bytes, %v", n, err)
+			}
+		}
+		// Another process cuts the file and writes other bytes after the
+		// cut, in its own blocks of 8 KiB.
+		cut := int64(rng.IntN(len(old) / 2))
+		now := append(bytes.Clone(old[:cut]), textish(rng, len(old))...)
+		if w, err = Open(path, opts); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Truncate(cut); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteAt(now[cut:], cut); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		check := func(how string, got []byte, err error) {
+			t.Helper()
+			var be *BlockError
+			if err != nil && !errors.Is(err, io.EOF) && !errors.As(err, &be) {
+				t.Fatalf("round %d, %s: %v", round, how, err)
+			}
+			if len(got) > len(now) {
+				t.Fatalf("round %d, %s: %d bytes of a file of %d, then %d", round, how, len(got), len(old), len(now))
+			}
+			for i := range got {
+				if (i >= len(old) || got[i] != old[i]) && got[i] != now[i] {
+					t.Fatalf("round %d, %s: byte %d is %q, neither the old nor the new %q (cut at %d, %v)", round, how, i, got[i], now[i], cut, err)
+				}
+			}
+		}
+		for try := 0; try < 5; try++ {
+			off := int64(rng.IntN(len(old)))
+			p := make([]byte, min(int64(1+rng.IntN(100000)), int64(len(old))-off))
+			n, err := r.ReadAt(p, off)
+			var be *BlockError
+			if err != nil && !errors.Is(err, io.EOF) && !errors.As(err, &be) {
+				t.Fatalf("round %d, ReadAt(%d, %d): %v", round, len(p), off, err)
+			}
+			for i := 0; i < n; i++ {
+				if p[i] != old[off+int64(i)] && p[i] != now[off+int64(i)] {
+					t.Fatalf("round %d, ReadAt(%d, %d): byte %d is neither old nor new (cut at %d, %v)", round, len(p), off, off+int64(i), cut, err)
+				}
+			}
+		}
+		var out bytes.Buffer
+		_, err = r.WriteRange(&out, 0, -1)
+		check("WriteRange", out.Bytes(), err)
+		r.Close()
+	}
 }

@@ -229,25 +229,45 @@ func Open(path string, id FileID, readOnly bool) (*Index, error) {
 // OpenView maps the index at path read-only and returns a view of it (see
 // View) that owns the mapping, checked as Open checks, from the copies the
 // view keeps: for a reader of a file another process holds, whose writer
-// changes the sidecar in place. The header or last record torn by a change
-// in flight fails its checksum (ErrInvalid). Close unmaps it.
+// changes the sidecar in place. A header or last record torn by a change
+// in flight fails its checksum, and a sidecar cut short under the mapping
+// fails too (ErrInvalid). Close unmaps it.
 func OpenView(path string, id FileID) (*Index, error) {
-	x, err := Open(path, id, true)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open index: %w", err)
 	}
-	v := &Index{mem: x.mem, hdr: make([]byte, HeaderSize), owner: x}
-	err = readFaulting(v.hdr, x.mem[:HeaderSize])
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat index: %w", err)
+	}
+	if st.Size() < HeaderSize || (st.Size()-HeaderSize)%RecordSize != 0 {
+		f.Close()
+		return nil, fmt.Errorf("%w: size %d", ErrInvalid, st.Size())
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mmap index: %w", err)
+	}
+	v := &Index{mem: mem, hdr: make([]byte, HeaderSize), owner: &Index{f: f, mem: mem}}
+	err = readFaulting(v.hdr, mem[:HeaderSize])
 	if err == nil {
 		err = v.check(id)
 	}
 	if n := v.Len(); err == nil && n > 0 {
 		v.tail = make([]byte, RecordSize)
-		err = readFaulting(v.tail, x.mem[HeaderSize+(n-1)*RecordSize:][:RecordSize])
+		if err = readFaulting(v.tail, mem[HeaderSize+(n-1)*RecordSize:][:RecordSize]); err == nil {
+			_, err = decode(v.tail, n-1)
+		}
 	}
 	if err != nil {
-		x.Close()
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		v.Close()
+		if !errors.Is(err, ErrInvalid) {
+			err = fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return nil, err
 	}
 	return v, nil
 }

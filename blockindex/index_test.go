@@ -269,6 +269,12 @@ func TestOpenView(t *testing.T) {
 	if n := bytes.Count(maps, []byte(path)); n != 1 {
 		t.Fatalf("%d mappings of the sidecar after the view's Close, want 1 (the writer's)", n)
 	}
+	last := HeaderSize + (x.Len()-1)*RecordSize
+	x.mem[last] ^= 1 // a last record torn by a change in flight
+	if _, err := OpenView(path, FileID{Ino: 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("view of a torn last record: %v, want ErrInvalid", err)
+	}
+	x.mem[last] ^= 1
 	x.mem[30] ^= 1 // a header torn by a change in flight
 	if _, err := OpenView(path, FileID{Ino: 1}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("view of a torn header: %v, want ErrInvalid", err)
