@@ -149,6 +149,8 @@ func TestExportGZI(t *testing.T) {
 	}
 }
 
+// FuzzOpen: any bytes as an index file are refused or served by Open and
+// OpenView without a panic, and OpenView accepts nothing Open refuses.
 func FuzzOpen(f *testing.F) {
 	dir := f.TempDir()
 	seed := filepath.Join(dir, "seed.idx")
@@ -160,21 +162,31 @@ func FuzzOpen(f *testing.F) {
 	f.Add(b)
 	f.Add(b[:HeaderSize])
 	f.Add([]byte("GZFSIDX1"))
+	probe := func(y *Index) { // must not panic
+		for i := int64(0); i < y.Len() && i < 100; i++ {
+			y.At(i)
+		}
+		if y.LogicalSize() > 0 && y.Len() > 0 {
+			y.Find(y.LogicalSize() - 1)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "f.idx")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		y, err := Open(path, FileID{Ino: 1}, true)
-		if err != nil {
-			return
+		if err == nil {
+			defer y.Close()
+			probe(y)
 		}
-		defer y.Close()
-		for i := int64(0); i < y.Len() && i < 100; i++ {
-			y.At(i) // must not panic
+		v, verr := OpenView(path, FileID{Ino: 1}) // the same checks, on its own copies
+		if (err == nil) != (verr == nil) && !errors.Is(verr, ErrInvalid) {
+			t.Fatalf("Open: %v; OpenView: %v", err, verr)
 		}
-		if y.LogicalSize() > 0 && y.Len() > 0 {
-			y.Find(y.LogicalSize() - 1)
+		if verr == nil {
+			defer v.Close()
+			probe(v)
 		}
 	})
 }
