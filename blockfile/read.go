@@ -225,6 +225,9 @@ func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
 		return 0, io.EOF
 	}
 	n := int(min(int64(len(p)), f.size-off))
+	if n == 0 {
+		return 0, nil
+	}
 	g := f.geom()
 	k0, err := g.blockOf(off, f.idx.Find)
 	if err != nil {

@@ -398,6 +398,8 @@ func (f *File) openIndex(physical int64) string {
 			why = err.Error()
 		} else if last.LogicalEnd() != x.LogicalSize() || last.End() != f.backing {
 			why = "inconsistent last record"
+		} else if last.Size <= bgzf.MaxMemberSize && int64(last.Length) > int64(x.BlockSize()) {
+			why = "last block longer than the block size" // built before session 13 (see fitBlockSize)
 		}
 	}
 	if why != "" {
@@ -444,6 +446,7 @@ func (f *File) rebuildIndex() error {
 	var logical int64
 	var i int64
 	var firstLen uint32
+	var maxLen uint32 // the longest whole member's ISIZE (see fitBlockSize)
 	physical := f.physical()
 	damaged := 0
 	// gzfs writes the block number of each member into its MTIME (see
@@ -469,6 +472,9 @@ func (f *File) rebuildIndex() error {
 		end, werr = bgzf.Walk(f.headerSource(), physical, func(m bgzf.MemberInfo) error {
 			if i == 0 {
 				firstLen = m.ISize
+			}
+			if !m.Damaged {
+				maxLen = max(maxLen, m.ISize)
 			}
 			ev.add(m)
 			if i == 1 && int(firstLen) >= MinBlockSize {
@@ -639,6 +645,11 @@ func (f *File) rebuildIndex() error {
 		f.eof = true
 		physical = f.physical()
 	}
+	if err := fitBlockSize(x, maxLen); err != nil {
+		x.Close()
+		removeTemp(tmp)
+		return fmt.Errorf("rebuild index: %w", err)
+	}
 	// Dropping the EOF marker's record (or the block size settling at the
 	// second member) left the uniform flag cleared: set it from the records.
 	if _, err := x.CheckUniform(); err != nil {
@@ -706,6 +717,32 @@ func removeTemp(path string) {
 	if path != "" {
 		os.Remove(path)
 	}
+}
+
+// fitBlockSize raises the block size of a rebuilt index to hold its last
+// block, and then the longest member (maxLen) of another tool's BGZF: the
+// geometry lays out the last stored block, and the blocks appended after
+// it, BlockSize bytes each, so a last block longer than that (a BAM file's
+// 65,280-byte blocks after a short first one, which left the default
+// block size) read its end as a hole of zeros, and a writer's close wrote
+// those zeros. The block size stays within what one member may hold.
+func fitBlockSize(x *blockindex.Index, maxLen uint32) error {
+	n := x.Len()
+	if n == 0 {
+		return nil
+	}
+	last, err := x.At(n - 1)
+	if err != nil {
+		return err
+	}
+	if last.Size > bgzf.MaxMemberSize || int64(last.Length) <= int64(x.BlockSize()) {
+		return nil // a damaged stretch (EIO, whatever its length), or it fits
+	}
+	if last.Length > bgzf.MaxBlockData {
+		return fmt.Errorf("last block of %d bytes, more than a member holds", last.Length)
+	}
+	x.SetBlockSize(int(max(last.Length, min(maxLen, bgzf.MaxBlockData))))
+	return nil
 }
 
 // spillDue reports whether a rebuilt index in memory must get its file

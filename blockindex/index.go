@@ -383,7 +383,9 @@ func (x *Index) remap(n int64) error {
 // BlockSize returns the nominal uncompressed size of a block.
 func (x *Index) BlockSize() int { return int(x.get32(16)) }
 
-// SetBlockSize changes the block size; only valid while the index is empty.
+// SetBlockSize changes the block size. The records stay as they are: a
+// caller that changes it under records sets the uniform flag again
+// (CheckUniform).
 func (x *Index) SetBlockSize(b int) {
 	x.put32(16, uint32(b))
 	x.seal()

@@ -1,0 +1,100 @@
+package blockfile
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gzfs/gzfs/bgzf"
+	"github.com/gzfs/gzfs/blockindex"
+)
+
+// TestLastBlockLongerThanBlockSize: another tool's BGZF file whose last
+// member holds more than the block size the rebuild settled on (a BAM
+// file: a short first block, then bgzip's 65,280-byte ones; or a first
+// member of 5,000 bytes, which set the block size, and a longer last one)
+// reads whole, also after a write at its end and a reopen; an index left
+// with the old, too small block size is rebuilt. The end of the last block
+// used to read as zeros, and a writer's close wrote them.
+func TestLastBlockLongerThanBlockSize(t *testing.T) {
+	enc, err := bgzf.NewEncoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, sizes := range [][]int{{5000, 3000, 9000}, {3000, 65280, 65280, 65000}, {4096, 65536}} {
+		var data, file []byte
+		for _, n := range sizes {
+			b := textish(rng, n)
+			m, err := enc.Encode(nil, b, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, file = append(data, b...), append(file, m.Bytes...)
+		}
+		file = append(file, bgzf.EOFMember...)
+		path := filepath.Join(t.TempDir(), "other.gz")
+		if err := os.WriteFile(path, file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		store, err := FindStore(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := Options{Store: store, Cache: NewCache(1 << 20)}
+		check := func(what string, want []byte) {
+			t.Helper()
+			f, err := Open(path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got := make([]byte, f.Size())
+			if n, err := f.ReadAt(got, 0); n != len(want) || err != nil && n != len(got) {
+				t.Fatalf("%v, %s: read %d bytes of %d, %v", sizes, what, n, len(want), err)
+			}
+			if !bytes.Equal(got, want) {
+				i := 0
+				for i < min(len(got), len(want)) && got[i] == want[i] {
+					i++
+				}
+				t.Fatalf("%v, %s: %d bytes, want %d; first difference at %d", sizes, what, len(got), len(want), i)
+			}
+		}
+		check("first open", data)
+		// A write at the end, then a reopen.
+		f, err := Open(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more := textish(rng, 100000)
+		if _, err := f.Append(more); err != nil {
+			t.Fatal(err)
+		}
+		id := f.fid
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, more...)
+		check("after an append", data)
+		// An index left by an older gzfs with the block size too small for
+		// its last block is rebuilt, not used.
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := blockindex.Open(store.indexPath(id.Ino), id, false)
+		if err != nil {
+			t.Fatalf("%v: the sidecar: %v", sizes, err)
+		}
+		last, _ := x.At(x.Len() - 1)
+		x.SetBlockSize(int(last.Length) - 1)
+		x.Close()
+		check("with an old index", data)
+		if st2, _ := os.Stat(path); st2.Size() != st.Size() {
+			t.Fatalf("%v: reading with an old index changed the backing file: %d -> %d bytes", sizes, st.Size(), st2.Size())
+		}
+	}
+}
