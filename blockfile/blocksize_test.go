@@ -98,3 +98,79 @@ func TestLastBlockLongerThanBlockSize(t *testing.T) {
 		}
 	}
 }
+
+// TestCutIntoLongerBlock: a truncate into a block of another tool's BGZF
+// that is longer than the file's block size (an index whose block size
+// was taken from a shorter block) makes it the last block: the block size
+// is raised to hold it, and the file reads whole up to the cut, also after
+// a reopen.
+func TestCutIntoLongerBlock(t *testing.T) {
+	enc, err := bgzf.NewEncoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	var data, file []byte
+	for _, n := range []int{3000, 65280, 65280, 20000} {
+		b := textish(rng, n)
+		m, err := enc.Encode(nil, b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, file = append(data, b...), append(file, m.Bytes...)
+	}
+	file = append(file, bgzf.EOFMember...)
+	path := filepath.Join(t.TempDir(), "other.gz")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := FindStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Store: store, Cache: NewCache(1 << 20)}
+	f, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.fid
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// An index whose block size fits its last block (20,000 bytes) but not
+	// the blocks before it, as the .gzi path or an older gzfs leaves.
+	x, err := blockindex.Open(store.indexPath(id.Ino), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.SetBlockSize(30000)
+	x.Close()
+	cut := int64(3000 + 65280 + 64000)
+	if f, err = Open(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(cut); err != nil {
+		t.Fatal(err)
+	}
+	want := data[:cut]
+	for round := 0; round < 2; round++ {
+		got := make([]byte, f.Size())
+		if n, err := f.ReadAt(got, 0); int64(n) != cut || err != nil {
+			t.Fatalf("round %d: read %d bytes of %d: %v", round, n, cut, err)
+		}
+		if !bytes.Equal(got, want) {
+			i := 0
+			for i < len(got) && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("round %d: first difference at %d of %d", round, i, cut)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if f, err = Open(path, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+}
