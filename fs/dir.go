@@ -309,22 +309,61 @@ func (fsys *FS) createGz(dirfd int, bname, name string, access int, mode uint32)
 	if err := fsys.writeLongName(dirfd, bname, name); err != nil {
 		return -1, err
 	}
-	// O_NOATIME: the engine's own reads must not change st_atime (see openEngineFd).
-	fd, err := openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|unix.O_NOATIME|access, mode&07777)
-	if err != nil {
-		if err != unix.EEXIST {
-			fsys.dropLongName(dirfd, bname)
+	fd, err := createFilled(dirfd, bname, access, mode)
+	if err != nil && err != unix.EEXIST {
+		fsys.dropLongName(dirfd, bname)
+	}
+	return fd, err
+}
+
+// createFilled creates bname (O_EXCL) holding the BGZF EOF marker, an
+// empty gzfs file: written at once, so that the size, blocks and mtime the
+// kernel caches from the create reply stay those of the file after its
+// first close. Where the filesystem makes unnamed files (O_TMPFILE), the
+// marker is written before the file gets its name (linkat), so a daemon
+// killed in between never leaves an empty backing file: that is no gzip
+// (gzip -t fails on it), and a program that finds its file empty may leave
+// it so (SQLite, a journal it finds empty). Elsewhere (GlusterFS, NFS) the
+// file is created, then written. O_NOATIME: the engine's own reads must not
+// change st_atime (see openEngineFd).
+func createFilled(dirfd int, bname string, access int, mode uint32) (int, error) {
+	fd, err := openAt(dirfd, ".", unix.O_TMPFILE|unix.O_NOATIME|access, mode&07777)
+	if err == nil {
+		if _, err = unix.Pwrite(fd, bgzf.EOFMember, 0); err == nil {
+			// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (a root daemon);
+			// the path through /proc does not, and costs a path walk.
+			if err = unix.Linkat(fd, "", dirfd, bname, unix.AT_EMPTY_PATH); err == unix.EPERM || err == unix.ENOENT {
+				err = unix.Linkat(unix.AT_FDCWD, procPath(fd), dirfd, bname, unix.AT_SYMLINK_FOLLOW)
+			}
 		}
+		if err == nil {
+			return fd, nil
+		}
+		unix.Close(fd)
+		if !noTmpfile(err) {
+			return -1, err // EEXIST as O_EXCL gives it, ENOSPC, EDQUOT...
+		}
+	} else if !noTmpfile(err) {
 		return -1, err
 	}
-	// An empty gzfs file is the BGZF EOF marker: written now, so that the
-	// size, blocks and mtime the kernel caches from the create reply stay
-	// those of the file after its first close.
+	fd, err = openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|unix.O_NOATIME|access, mode&07777)
+	if err != nil {
+		return -1, err
+	}
 	if _, err := unix.Pwrite(fd, bgzf.EOFMember, 0); err != nil {
 		unix.Close(fd)
 		unix.Unlinkat(dirfd, bname, 0)
-		fsys.dropLongName(dirfd, bname)
 		return -1, err
 	}
 	return fd, nil
+}
+
+// noTmpfile reports whether err says that the directory's filesystem
+// cannot make an unnamed file, or that it cannot be linked through /proc.
+func noTmpfile(err error) bool {
+	switch err {
+	case unix.EOPNOTSUPP, unix.EISDIR, unix.EINVAL, unix.ENOSYS, unix.ENOENT, unix.EXDEV:
+		return true
+	}
+	return false
 }
