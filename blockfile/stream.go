@@ -280,7 +280,9 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if len(f.dirty) > 0 || len(f.pending) > 0 || off+n > f.storedLogical() {
+	if len(f.dirty) > 0 || len(f.pending) > 0 || off+n > f.storedLogical() || f.unlocked.Load() {
+		// Unflushed data; or a file another process may change (unlocked),
+		// which ReadAt reads again after a reload when a block fails.
 		return f.copyByReadAt(w, off, n)
 	}
 	k0, err := f.idx.Find(off)
@@ -320,7 +322,8 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	return written, err
 }
 
-// copyByReadAt is the WriteRange path for files with unflushed data.
+// copyByReadAt is the WriteRange path for files with unflushed data and
+// for unlocked Files.
 // Callers hold f.mu for reading.
 func (f *File) copyByReadAt(w io.Writer, off, n int64) (int64, error) {
 	f.mu.RUnlock()
