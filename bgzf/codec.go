@@ -111,6 +111,11 @@ func (e *Encoder) EncodeFlexible(dst []byte, data []byte, roundTo int) (Member, 
 		return Member{}, err
 	}
 	if !ok {
+		if HeaderSize+storedLen(len(data))+minTerminator+TrailerSize > MaxMemberSize {
+			// Another tool's block size (up to 65,536 bytes) of data
+			// deflate cannot shrink: no member holds it stored.
+			return Member{}, fmt.Errorf("bgzf: %d bytes that do not compress do not fit in one member", len(data))
+		}
 		return storedMember(dst, data, roundTo), nil // deflate gains nothing
 	}
 	return assemble(dst, body, crc32.ChecksumIEEE(data), uint32(len(data)), 0, roundTo)

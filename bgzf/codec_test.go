@@ -349,3 +349,32 @@ func TestChunkedRoundTrip(t *testing.T) {
 		t.Fatalf("a %d-byte chunked member was built", len(m.Bytes))
 	}
 }
+
+// TestIncompressibleBlockTooLarge: a block of data deflate cannot shrink
+// that no member holds stored (another tool's block size, up to 65,536
+// bytes) is an error, not a member whose 16-bit size wrapped; gzfs's
+// largest block size still encodes.
+func TestIncompressibleBlockTooLarge(t *testing.T) {
+	enc, err := NewEncoder(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{65280, 65510, 65536} {
+		data := testData(n, 3, false)
+		m, err := enc.Encode(nil, data, 0)
+		if n <= 65280 {
+			if err != nil {
+				t.Fatalf("%d bytes: %v", n, err)
+			}
+			if got, err := Decode(nil, m.Bytes); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%d bytes: decode %v", n, err)
+			}
+			continue
+		}
+		if err == nil {
+			if _, derr := Decode(nil, m.Bytes); derr != nil || len(m.Bytes) > MaxMemberSize {
+				t.Fatalf("%d bytes: a member of %d bytes that does not decode (%v)", n, len(m.Bytes), derr)
+			}
+		}
+	}
+}

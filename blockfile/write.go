@@ -439,12 +439,13 @@ func (f *File) cutStored(last, size int64) error {
 		if err != nil {
 			return err
 		}
-		if r.Size <= bgzf.MaxMemberSize && int64(r.Length) > f.blockSize {
+		if keep := min(int64(r.Length), size-r.Logical); r.Size <= bgzf.MaxMemberSize && keep > f.blockSize {
 			// Block last becomes the last stored block, which the geometry
 			// lays out BlockSize bytes long: another tool's block longer
-			// than that raises the block size (see fitBlockSize).
-			f.blockSize = int64(r.Length)
-			f.idx.SetBlockSize(int(r.Length))
+			// than that, of which more than BlockSize bytes stay, raises the
+			// block size (see fitBlockSize).
+			f.blockSize = keep
+			f.idx.SetBlockSize(int(keep))
 		}
 		if _, ok := f.dirty[last]; !ok && r.LogicalEnd() > size {
 			data, pin, err := f.blockData(last)
