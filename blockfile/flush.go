@@ -435,7 +435,7 @@ func (f *File) appendZeros(n int64) error {
 	for n > 0 {
 		c := min(n, per)
 		for i := int64(0); i < c; i++ {
-			bgzf.SetBlockNumber(buf[i*zl:], f.idx.Len()+i)
+			f.number(buf[i*zl:], f.idx.Len()+i)
 		}
 		chunk := append(buf[:c*zl], bgzf.EOFMember...) // c < per only in the last round
 		if err := f.idx.Reserve(c); err != nil {
@@ -506,7 +506,7 @@ func (f *File) appendMembers(ms []bgzf.Member, lengths []int) error {
 	buf := f.appendBuf[:0]
 	for i, m := range ms {
 		buf = append(buf, m.Bytes...)
-		bgzf.SetBlockNumber(buf[len(buf)-len(m.Bytes):], f.idx.Len()+int64(i))
+		f.number(buf[len(buf)-len(m.Bytes):], f.idx.Len()+int64(i))
 	}
 	buf = append(buf, bgzf.EOFMember...)
 	if err := f.idx.Reserve(int64(len(ms))); err != nil {
@@ -609,7 +609,7 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64
 		if tailFrom < stored {
 			break
 		}
-		bgzf.SetBlockNumber(out.Bytes, k)
+		f.number(out.Bytes, k)
 		writes = append(writes, extent{off: start, data: out.Bytes})
 		_, isize := bgzf.Trailer(out.Bytes)
 		recs = append(recs, blockindex.Record{Offset: start, Logical: r.Logical,
@@ -806,4 +806,15 @@ func memberOf(b []byte, pad uint32) bgzf.Member {
 		return bgzf.Member{Bytes: b, Prefixed: true, PrefixLen: int(pad &^ (1 << 31))}
 	}
 	return bgzf.Member{Bytes: b, TermLen: int(pad)}
+}
+
+// number writes block number k into a member gzfs writes (see
+// bgzf.SetBlockNumber), in a uniform file only: a rebuild places a
+// numbered member at k*BlockSize, which is where block k starts only when
+// every block before it holds BlockSize bytes. In another tool's BGZF of
+// uneven blocks the members stay unnumbered (MTIME 0), as its own are.
+func (f *File) number(member []byte, k int64) {
+	if f.idx.Uniform() {
+		bgzf.SetBlockNumber(member, k)
+	}
 }

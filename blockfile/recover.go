@@ -454,7 +454,6 @@ func (f *File) rebuildIndex() error {
 	// stretch (writes lost to a power loss) is sized by the number of the
 	// member after it, so that the blocks after it keep their offsets.
 	hinted := true
-	short := false      // the last member with data held other than BlockSize bytes
 	var ev tailEvidence // whose a torn tail is
 	verdict := tailCut
 	tailDamaged := int64(-1) // a damaged stretch with no data after it
@@ -480,12 +479,6 @@ func (f *File) rebuildIndex() error {
 			ev.add(m)
 			if i == 1 && int(firstLen) >= MinBlockSize {
 				x.SetBlockSize(int(firstLen))
-			}
-			if hinted && i > 0 && !m.Damaged && m.ISize > 0 && short {
-				// A block of another length before this one (another
-				// tool's BGZF that gzfs wrote to): block k no longer starts
-				// at k*BlockSize, so the numbers place nothing.
-				hinted = false
 			}
 			if m.Damaged {
 				damaged++
@@ -517,9 +510,6 @@ func (f *File) rebuildIndex() error {
 					}
 					logical = want
 				}
-			}
-			if !m.Damaged && m.ISize > 0 {
-				short = int64(m.ISize) != int64(x.BlockSize())
 			}
 			if lastDamaged.Size > 0 && !m.Damaged && m.ISize > 0 {
 				if r, err := x.At(i - 1); err == nil && r.Length == 0 {
