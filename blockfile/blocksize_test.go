@@ -19,30 +19,13 @@ import (
 // with the old, too small block size is rebuilt. The end of the last block
 // used to read as zeros, and a writer's close wrote them.
 func TestLastBlockLongerThanBlockSize(t *testing.T) {
-	enc, err := bgzf.NewEncoder(1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(13, 14))
 	for _, sizes := range [][]int{{5000, 3000, 9000}, {3000, 65280, 65280, 65000}, {4096, 65536}} {
-		var data, file []byte
+		var data []byte
 		for _, n := range sizes {
-			b := textish(rng, n)
-			m, err := enc.Encode(nil, b, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, file = append(data, b...), append(file, m.Bytes...)
+			data = append(data, textish(rng, n)...)
 		}
-		file = append(file, bgzf.EOFMember...)
-		path := filepath.Join(t.TempDir(), "other.gz")
-		if err := os.WriteFile(path, file, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		store, err := FindStore(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		path, store := otherToolsBGZF(t, data, sizes)
 		opts := Options{Store: store, Cache: NewCache(1 << 20)}
 		check := func(what string, want []byte) {
 			t.Helper()
@@ -105,29 +88,13 @@ func TestLastBlockLongerThanBlockSize(t *testing.T) {
 // is raised to hold it, and the file reads whole up to the cut, also after
 // a reopen.
 func TestCutIntoLongerBlock(t *testing.T) {
-	enc, err := bgzf.NewEncoder(1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(15, 16))
-	var data, file []byte
-	for _, n := range []int{3000, 65280, 65280, 20000} {
-		b := textish(rng, n)
-		m, err := enc.Encode(nil, b, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, file = append(data, b...), append(file, m.Bytes...)
+	sizes := []int{3000, 65280, 65280, 20000}
+	var data []byte
+	for _, n := range sizes {
+		data = append(data, textish(rng, n)...)
 	}
-	file = append(file, bgzf.EOFMember...)
-	path := filepath.Join(t.TempDir(), "other.gz")
-	if err := os.WriteFile(path, file, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	store, err := FindStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, store := otherToolsBGZF(t, data, sizes)
 	opts := Options{Store: store, Cache: NewCache(1 << 20)}
 	f, err := Open(path, opts)
 	if err != nil {
@@ -181,10 +148,6 @@ func TestCutIntoLongerBlock(t *testing.T) {
 // again from its member headers (the sidecar lost): the rebuild does not
 // take the numbers for placement, and the file reads as it was written.
 func TestRebuildAfterWritesToOtherToolsFile(t *testing.T) {
-	enc, err := bgzf.NewEncoder(1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(17, 18))
 	for _, c := range []struct {
 		sizes []int
@@ -193,24 +156,11 @@ func TestRebuildAfterWritesToOtherToolsFile(t *testing.T) {
 		{[]int{5000, 9000, 3000}, func(f *File) error { return f.Truncate(7000) }},
 		{[]int{5000, 9000}, func(f *File) error { _, err := f.WriteAt([]byte{'!'}, 6000); return err }},
 	} {
-		var data, file []byte
+		var data []byte
 		for _, n := range c.sizes {
-			b := textish(rng, n)
-			m, err := enc.Encode(nil, b, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, file = append(data, b...), append(file, m.Bytes...)
+			data = append(data, textish(rng, n)...)
 		}
-		file = append(file, bgzf.EOFMember...)
-		path := filepath.Join(t.TempDir(), "other.gz")
-		if err := os.WriteFile(path, file, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		store, err := FindStore(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		path, store := otherToolsBGZF(t, data, c.sizes)
 		opts := Options{Store: store, Cache: NewCache(1 << 20)}
 		f, err := Open(path, opts)
 		if err != nil {
@@ -246,4 +196,32 @@ func TestRebuildAfterWritesToOtherToolsFile(t *testing.T) {
 			t.Fatalf("%v: after a rebuild: %d bytes of %d (%v), equal %v", c.sizes, n, len(data), err, bytes.Equal(got[:n], data[:min(n, len(data))]))
 		}
 	}
+}
+
+// otherToolsBGZF writes data as another tool's BGZF file (MTIME 0 in every
+// member), one member per size in sizes, then the EOF marker, in a new
+// temporary directory; it returns the file's path and its sidecar store.
+func otherToolsBGZF(t *testing.T, data []byte, sizes []int) (string, *Store) {
+	t.Helper()
+	enc, err := bgzf.NewEncoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file []byte
+	for _, n := range sizes {
+		m, err := enc.Encode(nil, data[:n], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, data = append(file, m.Bytes...), data[n:]
+	}
+	path := filepath.Join(t.TempDir(), "other.gz")
+	if err := os.WriteFile(path, append(file, bgzf.EOFMember...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := FindStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, store
 }

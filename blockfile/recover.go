@@ -398,7 +398,7 @@ func (f *File) openIndex(physical int64) string {
 			why = err.Error()
 		} else if last.LogicalEnd() != x.LogicalSize() || last.End() != f.backing {
 			why = "inconsistent last record"
-		} else if last.Size <= bgzf.MaxMemberSize && int64(last.Length) > int64(x.BlockSize()) {
+		} else if outgrows(last, x.BlockSize()) {
 			why = "last block longer than the block size" // built before session 13 (see fitBlockSize)
 		}
 	}
@@ -735,14 +735,21 @@ func fitBlockSize(x *blockindex.Index, maxLen uint32) error {
 	if err != nil {
 		return err
 	}
-	if last.Size > bgzf.MaxMemberSize || int64(last.Length) <= int64(x.BlockSize()) {
-		return nil // a damaged stretch (EIO, whatever its length), or it fits
+	if !outgrows(last, x.BlockSize()) {
+		return nil
 	}
 	if last.Length > bgzf.MaxBlockData {
 		return fmt.Errorf("last block of %d bytes, more than a member holds", last.Length)
 	}
 	x.SetBlockSize(int(max(last.Length, min(maxLen, bgzf.MaxBlockData))))
 	return nil
+}
+
+// outgrows reports whether block r holds more than blockSize bytes; a
+// damaged stretch (a record larger than any member: EIO, whatever its
+// length) never does.
+func outgrows(r blockindex.Record, blockSize int) bool {
+	return r.Size <= bgzf.MaxMemberSize && int64(r.Length) > int64(blockSize)
 }
 
 // spillDue reports whether a rebuilt index in memory must get its file

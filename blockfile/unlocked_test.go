@@ -440,32 +440,16 @@ func versionedFile(t *testing.T, bs, blocks int64) (string, *Store, *File) {
 // other offsets, and blocks cached by the old ones (without checkRange:
 // wrong bytes).
 func TestIdleViewOfNonUniformFile(t *testing.T) {
-	enc, err := bgzf.NewEncoder(1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(11, 12))
 	for round := 0; round < 20; round++ {
 		old := textish(rng, 200000+rng.IntN(100000))
-		var file []byte
+		var sizes []int
 		for off := 0; off < len(old); {
 			n := min(1000+rng.IntN(8000), len(old)-off)
-			m, err := enc.Encode(nil, old[off:off+n], 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			file = append(file, m.Bytes...)
+			sizes = append(sizes, n)
 			off += n
 		}
-		file = append(file, bgzf.EOFMember...)
-		path := filepath.Join(t.TempDir(), "uneven.gz")
-		if err := os.WriteFile(path, file, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		store, err := FindStore(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		path, store := otherToolsBGZF(t, old, sizes)
 		opts := Options{BlockSize: 8192, Level: 1, Store: store}
 		w, err := Open(path, opts) // indexes it: a sidecar of uneven records
 		if err != nil {

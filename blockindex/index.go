@@ -237,19 +237,10 @@ func OpenView(path string, id FileID) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
-	st, err := f.Stat()
+	mem, err := mapFile(f, true)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("stat index: %w", err)
-	}
-	if st.Size() < HeaderSize || (st.Size()-HeaderSize)%RecordSize != 0 {
-		f.Close()
-		return nil, fmt.Errorf("%w: size %d", ErrInvalid, st.Size())
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("mmap index: %w", err)
+		return nil, err
 	}
 	v := &Index{mem: mem, hdr: make([]byte, HeaderSize), owner: &Index{f: f, mem: mem}}
 	err = readFaulting(v.hdr, mem[:HeaderSize])
@@ -273,6 +264,21 @@ func OpenView(path string, id FileID) (*Index, error) {
 }
 
 func openFile(f *os.File, id FileID, readOnly bool) (*Index, error) {
+	mem, err := mapFile(f, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	x := &Index{f: f, mem: mem}
+	if err := x.check(id); err != nil {
+		unix.Munmap(mem)
+		return nil, err
+	}
+	return x, nil
+}
+
+// mapFile maps the whole index file f, shared, once its size is that of a
+// header and whole records.
+func mapFile(f *os.File, readOnly bool) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat index: %w", err)
@@ -288,12 +294,7 @@ func openFile(f *os.File, id FileID, readOnly bool) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap index: %w", err)
 	}
-	x := &Index{f: f, mem: mem}
-	if err := x.check(id); err != nil {
-		unix.Munmap(mem)
-		return nil, err
-	}
-	return x, nil
+	return mem, nil
 }
 
 func (x *Index) check(id FileID) error {

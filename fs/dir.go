@@ -327,32 +327,37 @@ func (fsys *FS) createGz(dirfd int, bname, name string, access int, mode uint32)
 // file is created, then written. O_NOATIME: the engine's own reads must not
 // change st_atime (see openEngineFd).
 func createFilled(dirfd int, bname string, access int, mode uint32) (int, error) {
-	fd, err := openAt(dirfd, ".", unix.O_TMPFILE|unix.O_NOATIME|access, mode&07777)
-	if err == nil {
-		if _, err = unix.Pwrite(fd, bgzf.EOFMember, 0); err == nil {
-			// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (a root daemon);
-			// the path through /proc does not, and costs a path walk.
-			if err = unix.Linkat(fd, "", dirfd, bname, unix.AT_EMPTY_PATH); err == unix.EPERM || err == unix.ENOENT {
-				err = unix.Linkat(unix.AT_FDCWD, procPath(fd), dirfd, bname, unix.AT_SYMLINK_FOLLOW)
-			}
-		}
-		if err == nil {
-			return fd, nil
-		}
-		unix.Close(fd)
-		if !noTmpfile(err) {
-			return -1, err // EEXIST as O_EXCL gives it, ENOSPC, EDQUOT...
-		}
-	} else if !noTmpfile(err) {
-		return -1, err
+	if fd, err := createUnnamed(dirfd, bname, access, mode); err == nil || !noTmpfile(err) {
+		return fd, err // EEXIST as O_EXCL gives it, ENOSPC, EDQUOT...
 	}
-	fd, err = openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|unix.O_NOATIME|access, mode&07777)
+	fd, err := openAt(dirfd, bname, unix.O_CREAT|unix.O_EXCL|unix.O_NOATIME|access, mode&07777)
 	if err != nil {
 		return -1, err
 	}
 	if _, err := unix.Pwrite(fd, bgzf.EOFMember, 0); err != nil {
 		unix.Close(fd)
 		unix.Unlinkat(dirfd, bname, 0)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// createUnnamed is createFilled through O_TMPFILE: the file is made
+// unnamed, given the EOF marker, then linked as bname.
+func createUnnamed(dirfd int, bname string, access int, mode uint32) (int, error) {
+	fd, err := openAt(dirfd, ".", unix.O_TMPFILE|unix.O_NOATIME|access, mode&07777)
+	if err != nil {
+		return -1, err
+	}
+	if _, err = unix.Pwrite(fd, bgzf.EOFMember, 0); err == nil {
+		// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (a root daemon); the
+		// path through /proc does not, and costs a path walk.
+		if err = unix.Linkat(fd, "", dirfd, bname, unix.AT_EMPTY_PATH); err == unix.EPERM || err == unix.ENOENT {
+			err = unix.Linkat(unix.AT_FDCWD, procPath(fd), dirfd, bname, unix.AT_SYMLINK_FOLLOW)
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
