@@ -328,6 +328,12 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if idx != nil {
 		n, err := x.indexedAt(idx, p, off)
+		if err == io.EOF && idx.Damaged() >= 0 {
+			// The index ends where the data stopped decoding: that is
+			// damage, not the end of the file.
+			err = fmt.Errorf("%w: the data stops decoding at compressed offset %d; the %d bytes before it are readable",
+				gzindex.ErrCorrupt, idx.Damaged(), idx.Size())
+		}
 		if errors.Is(err, gzindex.ErrCorrupt) {
 			x.log.Error("corrupt gzip data", "file", x.name, "offset", off, "err", err)
 			err = fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
@@ -767,11 +773,11 @@ func (x *Foreign) streamAt(p []byte, off int64) (int, error) {
 			err = x.zr.Reset(br)
 		}
 		if err != nil {
+			// The file starts with the gzip magic (else it would not be
+			// foreign), so even io.EOF here is a header cut short.
 			x.zr = nil
-			if errors.Is(err, io.EOF) {
-				return 0, io.EOF
-			}
-			return 0, fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
+			x.log.Error("corrupt gzip data", "file", x.name, "offset", 0, "err", err)
+			return 0, fmt.Errorf("%s: %w: gzip header: %v", x.name, ErrCorrupt, err)
 		}
 		x.pos = 0
 	}

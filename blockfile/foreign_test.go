@@ -149,8 +149,33 @@ func TestForeignDamaged(t *testing.T) {
 		if _, err := x.ReadAt(p, int64(len(data))-5000); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("indexed=%v: read past the cut: %v", indexed, err)
 		}
+		if indexed {
+			// The index ends where the data stops decoding. A read that
+			// reaches that point gets the bytes before it and an error,
+			// and so does one that starts there: it is not the end of
+			// the file (a reader that stopped at Size got a short file
+			// and no error).
+			size, exact := x.Size()
+			if !exact || size <= 0 || size >= int64(len(data)) {
+				t.Fatalf("indexed size %d (exact %v) of a file cut in half of %d bytes", size, exact, len(data))
+			}
+			n, err := x.ReadAt(p, size-100)
+			if n != 100 || !bytes.Equal(p[:n], data[size-100:size]) || !errors.Is(err, ErrCorrupt) {
+				t.Errorf("read across the damage: %d bytes, %v; want 100 and ErrCorrupt", n, err)
+			}
+			if n, err := x.ReadAt(p, size); n != 0 || !errors.Is(err, ErrCorrupt) {
+				t.Errorf("read at the damage: %d bytes, %v; want ErrCorrupt", n, err)
+			}
+		}
 		x.Close()
 	}
+	// Only a gzip header: a file cut short, not an empty one.
+	os.WriteFile(path, gz[:10], 0o644)
+	x := openForeignAt(t, path)
+	if n, err := x.ReadAt(make([]byte, 10), 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("read of a lone gzip header: %d bytes, %v; want ErrCorrupt", n, err)
+	}
+	x.Close()
 }
 
 // TestSniff: the one format decision of the mount and the CLI.

@@ -199,9 +199,12 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 	}
 	// Indexed, its size is exact: reads go through the page cache and the
 	// kernel's read-ahead (which keeps several spans in flight). Until then
-	// st_size is only the ISIZE trailer, so reads bypass the cache.
+	// st_size is only the ISIZE trailer, so reads bypass the cache. So do
+	// those of a damaged file, whose st_size is what can be read: the
+	// kernel would stop at st_size, and the read there must fail (EIO)
+	// rather than look like the end of the file.
 	var fuseFlags uint32 = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
-	if e.x.Indexed() {
+	if e.x.Indexed() && e.x.Stats().Damaged < 0 {
 		fuseFlags = fuse.FOPEN_NOFLUSH
 	}
 	return &foreignHandle{fsys: n.fsys, e: e}, fuseFlags, 0

@@ -28,9 +28,11 @@ type foreignHandle struct {
 // Read inflates the range [off, off+len(dest)).
 func (h *foreignHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, err := h.e.x.ReadAt(dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil && !errors.Is(err, io.EOF) && n == 0 {
 		return nil, h.fsys.errno("read", h.e.name, err)
 	}
+	// Bytes before damage are returned as a short read; the next read,
+	// which starts at the damage, fails.
 	return fuse.ReadResultData(dest[:n]), 0
 }
 

@@ -44,6 +44,7 @@ func runCat(args []string) int {
 		return c.fail(err)
 	}
 	defer in.close()
+	growPipe(os.Stdout, catChunk)
 	if _, err := in.copyRange(os.Stdout, off, length, catChunk); err != nil {
 		return c.fail(err)
 	}

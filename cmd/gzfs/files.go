@@ -243,3 +243,18 @@ func openBGZF(cmd, path string) (*blockfile.File, func() error, error) {
 	}
 	return openFile(cmd, path, true, false)
 }
+
+// growPipe enlarges the pipe f writes to (when it is one) to hold a whole
+// output chunk, so that a reader of 'gzfs cat | prog' takes a chunk at a time
+// instead of 64 KiB with a context switch each. The kernel caps the size at
+// /proc/sys/fs/pipe-max-size for an unprivileged process; failure leaves the
+// pipe as it was, which only costs speed.
+func growPipe(f *os.File, size int) {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return
+	}
+	if have, err := unix.FcntlInt(f.Fd(), unix.F_GETPIPE_SZ, 0); err == nil && have < size {
+		unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, size)
+	}
+}

@@ -139,3 +139,40 @@ func TestPackInPlace(t *testing.T) {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
+
+// TestDamagedForeignFails: once a truncated gzip file has its checkpoint
+// index (which ends where the data stops decoding), 'gzfs cat' and 'gzfs
+// unpack' still fail instead of giving a short file with exit 0; a file of
+// only a gzip header is called truncated, not empty.
+func TestDamagedForeignFails(t *testing.T) {
+	needTools(t, "gzip")
+	if !gzindex.Supported {
+		t.Skip("pure-Go build: no checkpoint indexes (make test builds with libdeflate)")
+	}
+	dir := testDir(t)
+	data := textData(6 << 20)
+	raw := writeFile(t, dir, "app.log", data)
+	if out, err := exec.Command("gzip", "-6", raw).CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	gz := raw + ".gz"
+	whole := readFile(t, gz)
+	os.WriteFile(gz, whole[:len(whole)/2], 0o644)
+	if r := gzfs(t, nil, "index", gz); r.code == 0 {
+		t.Fatalf("index of a truncated file: exit 0")
+	}
+	r := gzfs(t, nil, "cat", gz)
+	if r.code != 1 || len(r.stdout) == 0 || len(r.stdout) >= len(data) || !bytes.Equal(r.stdout, data[:len(r.stdout)]) {
+		t.Errorf("cat of a truncated, indexed file: exit %d, %d bytes (of %d); want exit 1 after the readable prefix", r.code, len(r.stdout), len(data))
+	}
+	if n := bytes.Count(r.stderr, []byte("app.log.gz")); n != 1 || !bytes.Contains(r.stderr, []byte("corrupt")) {
+		t.Errorf("cat's error should name the file once and say corrupt: %q", r.stderr)
+	}
+	if r := gzfs(t, nil, "unpack", "-f", gz, filepath.Join(dir, "out")); r.code == 0 {
+		t.Errorf("unpack of a truncated, indexed file: exit 0")
+	}
+	os.WriteFile(gz, whole[:10], 0o644)
+	if r := gzfs(t, nil, "cat", gz); r.code != 1 || !bytes.Contains(r.stderr, []byte("truncated")) {
+		t.Errorf("cat of a lone gzip header: exit %d, %q; want 1 and 'truncated'", r.code, r.stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/gzfs/gzfs/blockfile"
@@ -97,8 +98,14 @@ func newStreamSource(name string, r io.ReadCloser, stored int64) (*source, error
 	zr, err := gzip.NewReader(bufio.NewReaderSize(counted, ioChunk))
 	if err != nil {
 		r.Close()
-		if errors.Is(err, io.EOF) {
-			err = errors.New("empty input")
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			switch {
+			case counted.n == 0:
+				return nil, fmt.Errorf("%s: not in gzip format: empty input", name)
+			case !bytes.HasPrefix([]byte{0x1f, 0x8b}, counted.head[:min(counted.n, 2)]):
+				return nil, fmt.Errorf("%s: not in gzip format", name)
+			}
+			return nil, fmt.Errorf("%s: truncated: the input ends inside the gzip header (%d bytes)", name, counted.n)
 		}
 		return nil, fmt.Errorf("%s: not in gzip format: %w", name, err)
 	}
@@ -187,7 +194,12 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 		end = s.file.Size()
 	}
 	toEnd := length < 0 || off+length > end
-	if !toEnd {
+	if toEnd {
+		// Read until the reader says EOF, not only up to its size: a
+		// damaged foreign file's index ends where the data stopped
+		// decoding, and the read there fails.
+		end = math.MaxInt64
+	} else {
 		end = off + length
 	}
 	buf := make([]byte, chunk)
@@ -206,12 +218,8 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 		if err == io.EOF {
 			break
 		}
-		var be *blockfile.BlockError
-		if errors.As(err, &be) {
-			return done, err // names the file, block and offsets already
-		}
 		if err != nil {
-			return done, fmt.Errorf("read %s: %w", s.name, err)
+			return done, err // the engine names the file (and block) already
 		}
 	}
 	if toEnd && s.torn > 0 {
@@ -223,12 +231,18 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 // countingReader advances a progress bar (which may be set after the
 // reader is made) as bytes are read.
 type countingReader struct {
-	r   io.Reader
-	bar **progress
+	r    io.Reader
+	bar  **progress
+	n    int64   // bytes read so far
+	head [2]byte // the first two of them
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if c.n < 2 {
+		copy(c.head[c.n:], p[:n])
+	}
+	c.n += int64(n)
 	(*c.bar).add(int64(n))
 	return n, err
 }

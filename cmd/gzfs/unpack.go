@@ -73,6 +73,7 @@ func unpack(src, dst string, force, quiet bool) error {
 	defer in.bar.done()
 
 	if dst == stdio {
+		growPipe(os.Stdout, unpackChunk)
 		_, err := in.copyRange(os.Stdout, 0, -1, unpackChunk)
 		return err
 	}

@@ -56,6 +56,41 @@ func readFile(p string) (int64, time.Duration, error) {
 	return n, time.Since(t0), nil
 }
 
+// readCmd runs argv and reads its standard output through a pipe with the
+// same 1 MiB reads as readFile: what a program gets from 'gzfs cat FILE | prog'.
+func readCmd(argv ...string) (int64, time.Duration, error) {
+	buf := make([]byte, ioChunk)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr limitedBuf
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	var n int64
+	for {
+		k, rerr := out.Read(buf)
+		n += int64(k)
+		if rerr != nil {
+			if rerr != io.EOF {
+				err = rerr
+			}
+			break
+		}
+	}
+	if werr := cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("%v: %v: %s", argv, werr, stderr.String())
+	}
+	if err != nil {
+		return n, 0, err
+	}
+	return n, time.Since(t0), nil
+}
+
 // writeFile creates p with data in 1 MiB writes; the time includes open and
 // close (close flushes a gzfs file to its backing file).
 func writeFile(p string, data []byte) (time.Duration, error) { return writeFileSync(p, data, false) }
