@@ -207,5 +207,5 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 	if e.x.Indexed() && e.x.Stats().Damaged < 0 {
 		fuseFlags = fuse.FOPEN_NOFLUSH
 	}
-	return &foreignHandle{fsys: n.fsys, e: e}, fuseFlags, 0
+	return &foreignHandle{fsys: n.fsys, e: e, direct: fuseFlags&fuse.FOPEN_DIRECT_IO != 0}, fuseFlags, 0
 }

@@ -23,16 +23,20 @@ import (
 type foreignHandle struct {
 	fsys *FS
 	e    *foreignEntry
+	// direct: opened with FOPEN_DIRECT_IO, so a short reply is only a
+	// short read. Through the page cache it would tell the kernel the
+	// file ends there (it shrinks i_size), so a failing read fails whole.
+	direct bool
 }
 
 // Read inflates the range [off, off+len(dest)).
 func (h *foreignHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, err := h.e.x.ReadAt(dest, off)
-	if err != nil && !errors.Is(err, io.EOF) && n == 0 {
+	if err != nil && !errors.Is(err, io.EOF) && (n == 0 || !h.direct) {
 		return nil, h.fsys.errno("read", h.e.name, err)
 	}
-	// Bytes before damage are returned as a short read; the next read,
-	// which starts at the damage, fails.
+	// With direct I/O, bytes before damage are returned as a short read;
+	// the next read, which starts at the damage, fails.
 	return fuse.ReadResultData(dest[:n]), 0
 }
 

@@ -179,6 +179,27 @@ func TestConvertOnWrite(t *testing.T) {
 	if hdr := readHead(t, m.bpath("app.log.gz"), 16); hdr[3]&4 == 0 || hdr[12] != 'B' || hdr[13] != 'C' {
 		t.Fatalf("backing file is not BGZF after the conversion: % x", hdr)
 	}
+	// Bytes after the last member that are not gzip would be dropped by
+	// the conversion: the write open fails and the file stays as it was.
+	os.WriteFile(m.bpath("tail.log"), data[:100<<10], 0o644)
+	if out, err := execCommand("gzip", "-6", m.bpath("tail.log")); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	withText, _ := os.ReadFile(m.bpath("tail.log.gz"))
+	withText = append(withText, "trailing text\n"...)
+	os.WriteFile(m.bpath("tail.log.gz"), withText, 0o644)
+	if f, err := os.OpenFile(m.path("tail.log"), os.O_WRONLY|os.O_APPEND, 0); errnoOf(err) != syscall.EIO {
+		if err == nil {
+			f.Close()
+		}
+		t.Fatalf("write open of gzip with trailing text: %v, want EIO", err)
+	}
+	if got, _ := os.ReadFile(m.bpath("tail.log.gz")); !bytes.Equal(got, withText) {
+		t.Fatalf("a refused conversion changed the file")
+	}
+	if !strings.Contains(m.logText(), "converting would drop them") {
+		t.Fatalf("the log does not say why the conversion was refused:\n%s", m.logText())
+	}
 
 	// Crashes during conversions of a bigger file.
 	big := logLines(r, 40<<20)

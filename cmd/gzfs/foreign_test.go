@@ -176,3 +176,30 @@ func TestDamagedForeignFails(t *testing.T) {
 		t.Errorf("cat of a lone gzip header: exit %d, %q; want 1 and 'truncated'", r.code, r.stderr)
 	}
 }
+
+// TestPackInPlaceKeepsWhatItCannotConvert: a gzip file whose second member
+// header is damaged, or with text after its last member, is left as it is
+// (exit 1, the error naming the file once, no temporary file left): the
+// converted file would not hold those bytes.
+func TestPackInPlaceKeepsWhatItCannotConvert(t *testing.T) {
+	needTools(t, "gzip")
+	dir := testDir(t)
+	one := mustRun(t, textData(200<<10), "gzip", "-6", "-c")
+	two := mustRun(t, textData(100 << 10)[7:], "gzip", "-6", "-c")
+	two[3] = 0xff // FLG with reserved bits: gzip -d fails on it too
+	for name, content := range map[string][]byte{
+		"damaged.gz":  append(bytes.Clone(one), two...),
+		"trailing.gz": append(bytes.Clone(one), "trailing text\n"...),
+	} {
+		gz := filepath.Join(dir, name)
+		os.WriteFile(gz, content, 0o644)
+		r := gzfs(t, nil, "pack", "--in-place", gz)
+		if r.code != 1 || bytes.Count(r.stderr, []byte(name)) != 1 || !bytes.Contains(r.stderr, []byte("corrupt")) {
+			t.Errorf("pack --in-place %s: exit %d, %q; want 1 and one error naming the file once", name, r.code, r.stderr)
+		}
+		sameBytes(t, name+" after a refused pack --in-place", readFile(t, gz), content)
+	}
+	if left := tempLeftovers(t, dir); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}

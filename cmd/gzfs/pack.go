@@ -361,14 +361,14 @@ func convertInPlace(path string, o packOptions) error {
 	}
 	bar := newProgress("convert", st.Size(), o.quiet)
 	counted := &countingReader{r: src, bar: &bar}
-	_, err = blockfile.ConvertGzip(counted, tmp, out.tmp, blockfile.Options{
+	_, err = blockfile.ConvertGzip(counted, tmp, path, blockfile.Options{
 		Level: o.level, BlockSize: int(o.blockSize), Workers: o.threads, Store: out.store,
 		Logger: engineLogger("pack", false),
 	})
 	bar.done()
 	if err != nil {
 		out.abort()
-		return fmt.Errorf("convert %s: %w", path, err)
+		return err // names path (the engine's name for the temporary file)
 	}
 	if err := out.commit(st.Mode().Perm(), true); err != nil {
 		out.abort()
