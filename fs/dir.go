@@ -52,7 +52,26 @@ func (fsys *FS) chownNew(ctx context.Context, dirfd int, bname string) error {
 	if st, err := statFd(dirfd); err == nil && st.Mode&unix.S_ISGID != 0 {
 		gid = -1
 	}
-	return unix.Fchownat(dirfd, bname, int(caller.Uid), gid, unix.AT_SYMLINK_NOFOLLOW)
+	st, err := statAt(dirfd, bname)
+	if err != nil {
+		return err
+	}
+	if err := unix.Fchownat(dirfd, bname, int(caller.Uid), gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	// The chown cleared the set-ID bits the caller asked for; give them
+	// back, as a create by the caller itself keeps them. A set-group-ID
+	// bit stays cleared when the group is the directory's and not the
+	// caller's (the kernel strips it for a non-member; supplementary
+	// groups are not known here).
+	keep := st.Mode & (unix.S_ISUID | unix.S_ISGID)
+	if gid == -1 && st.Gid != caller.Gid {
+		keep &^= unix.S_ISGID
+	}
+	if keep == 0 || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil
+	}
+	return unix.Fchmodat(dirfd, bname, st.Mode&0o777|keep|st.Mode&unix.S_ISVTX, 0)
 }
 
 // Create creates a gzfs file (backing name+".gz") and opens it; an
@@ -183,6 +202,12 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 // makeEntry checks the name, runs mk in the backing directory, and makes the
 // node of what it created.
 func (n *node) makeEntry(ctx context.Context, name string, out *fuse.EntryOut, k kind, mk func(dirfd int) (string, error)) (*fusefs.Inode, syscall.Errno) {
+	return n.makeEntryOwned(ctx, name, out, k, true, mk)
+}
+
+// makeEntryOwned is makeEntry; owned: the entry is new and gets the
+// caller as owner (a hard link is an existing inode and keeps its own).
+func (n *node) makeEntryOwned(ctx context.Context, name string, out *fuse.EntryOut, k kind, owned bool, mk func(dirfd int) (string, error)) (*fusefs.Inode, syscall.Errno) {
 	dirfd, done, err := n.fsys.openDir(&n.Inode)
 	if err != nil {
 		return nil, toErrno(err)
@@ -195,8 +220,10 @@ func (n *node) makeEntry(ctx context.Context, name string, out *fuse.EntryOut, k
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	if err := n.fsys.chownNew(ctx, dirfd, bname); err != nil {
-		n.fsys.log.Warn("chown of new entry", "name", bname, "err", err)
+	if owned {
+		if err := n.fsys.chownNew(ctx, dirfd, bname); err != nil {
+			n.fsys.log.Warn("chown of new entry", "name", bname, "err", err)
+		}
 	}
 	st, err := statAt(dirfd, bname)
 	if err != nil {
@@ -216,7 +243,7 @@ func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name strin
 		return nil, toErrno(err)
 	}
 	defer tdone()
-	return n.makeEntry(ctx, name, out, t.kind, func(dirfd int) (string, error) {
+	return n.makeEntryOwned(ctx, name, out, t.kind, false, func(dirfd int) (string, error) {
 		bname := n.fsys.bname(name, t.kind)
 		if err := n.fsys.writeLongName(dirfd, bname, name); err != nil {
 			return bname, err

@@ -58,6 +58,33 @@ func TestPermissions(t *testing.T) {
 	if err != nil || st.Sys().(*syscall.Stat_t).Uid != 65534 {
 		t.Errorf("new file's backing owner: %v %v", st, err)
 	}
+	// A hard link is not a new file: it keeps its owner (it used to be
+	// given to whoever made the link).
+	mustWrite(t, m.path("shared/roots"), []byte("root's"))
+	os.Chmod(m.path("shared/roots"), 0o666)
+	if out, err := asNobody("ln " + m.path("shared/roots") + " " + m.path("shared/link")); err != nil {
+		t.Fatalf("link by another user: %s %v", out, err)
+	}
+	for _, name := range []string{"shared/roots", "shared/link"} {
+		if st, err := os.Stat(m.path(name)); err != nil {
+			t.Error(err)
+		} else if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 0 || sys.Gid != 0 {
+			t.Errorf("%s after another user linked it: owner %d:%d; want 0:0", name, sys.Uid, sys.Gid)
+		}
+	}
+	// Set-ID bits asked for by another user stay, as on a local disk (the
+	// daemon's chown to the caller cleared them); mkdir drops S_ISGID there
+	// too.
+	if out, err := asNobody("cd " + m.path("shared") + " && python3 -c 'import os; os.close(os.open(\"suid\", os.O_CREAT|os.O_WRONLY, 0o4755)); os.mknod(\"sgid\", 0o102750); os.mkdir(\"dir\", 0o2755)'"); err != nil {
+		t.Fatalf("create with set-ID bits by another user: %s %v", out, err)
+	}
+	for name, want := range map[string]os.FileMode{"shared/suid": 0o755 | os.ModeSetuid, "shared/sgid": 0o750 | os.ModeSetgid, "shared/dir": 0o755 | os.ModeDir} {
+		if st, err := os.Stat(m.path(name)); err != nil {
+			t.Error(err)
+		} else if st.Mode() != want {
+			t.Errorf("%s created by another user: mode %v; want %v", name, st.Mode(), want)
+		}
+	}
 	// The daemon's own user (root here) creating: owner and group as the
 	// kernel gives them, also in a set-group-ID directory (no chown made).
 	for _, err := range []error{os.Mkdir(m.path("sgid"), 0o775), os.Chown(m.path("sgid"), 0, 65534), os.Chmod(m.path("sgid"), 0o775|os.ModeSetgid)} {
