@@ -46,6 +46,7 @@ type FS struct {
 	backing  string
 	rootFd   int
 	rootDev  uint64
+	rootIno  uint64
 	opts     Options
 	log      *slog.Logger
 	store    *blockfile.Store
@@ -90,6 +91,7 @@ func New(backing string, opts Options) (*FS, error) {
 		backing: abs,
 		rootFd:  fd,
 		rootDev: st.Dev,
+		rootIno: st.Ino,
 		opts:    opts,
 		log:     opts.Logger,
 		cache:   blockfile.NewCache(opts.CacheBytes),
@@ -121,6 +123,14 @@ func New(backing string, opts Options) (*FS, error) {
 	fsys.sizes.init(1 << 16)
 	fsys.dirs.init()
 	return fsys, nil
+}
+
+// RootStableAttr is the identity of the root directory, for
+// fusefs.Options.RootStableAttr: its st_ino is the backing directory's, as
+// readdir of its parent reports (without it the root stats as inode 0).
+func (fsys *FS) RootStableAttr() *fusefs.StableAttr {
+	a := fusefs.StableAttr{Mode: unix.S_IFDIR, Ino: fsys.inoOf(fsys.rootDev, fsys.rootIno)}
+	return &a
 }
 
 // Root returns the root node to mount.

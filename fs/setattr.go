@@ -2,8 +2,10 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"syscall"
 
+	"github.com/gzfs/gzfs/blockfile"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -124,7 +126,12 @@ func (n *node) truncate(of *openFile, fd, dirfd int, bname string, size int64) s
 	case kindGz:
 		if of == nil {
 			var err error
-			if of, _, err = n.acquire(); err != nil {
+			if of, _, err = n.acquire(); errors.Is(err, blockfile.ErrNotBGZF) {
+				// Another tool's gzip is read-only, as a write open of
+				// it says (truncate(2) by path does not convert it).
+				n.fsys.log.Warn("truncate of a gzip file that is not BGZF: read-only", "file", n.backingPath(), "reason", err)
+				return syscall.EROFS
+			} else if err != nil {
 				return n.fsys.errno("truncate", n.backingPath(), err)
 			}
 			defer n.fsys.files.release(of)

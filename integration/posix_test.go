@@ -602,11 +602,26 @@ var posixCases = []posixCase{
 		}
 		_, err := os.OpenFile(m.path(d+"/raw"), os.O_WRONLY, 0)
 		expectErrno(t, err, syscall.EROFS)
+		expectErrno(t, os.Truncate(m.path(d+"/raw"), 0), syscall.EROFS) // was EIO
 		// Named .gz but not gzip at all: shown as it is, read-only.
 		junk := pattern(5000, 8)
 		os.WriteFile(m.bpath(d+"/junk.gz"), junk, 0o644)
 		if got := mustRead(t, m.path(d+"/junk")); !bytes.Equal(got, junk) {
 			t.Errorf("non-gzip .gz file reads %d bytes, want its %d bytes", len(got), len(junk))
+		}
+		expectErrno(t, os.Truncate(m.path(d+"/junk"), 0), syscall.EROFS)
+	}},
+	{"root_inode", func(t *testing.T, m *mountProc, d string) {
+		// The root's st_ino is the backing directory's, as the root's own
+		// readdir entry "." and a subdirectory's ".." say (it was 0).
+		var root, back, dotdot unix.Stat_t
+		for p, st := range map[string]*unix.Stat_t{m.dir: &root, m.backing: &back, m.path(d) + "/..": &dotdot} {
+			if err := unix.Stat(p, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if root.Ino == 0 || root.Ino != back.Ino || dotdot.Ino != root.Ino {
+			t.Errorf("root inode %d, backing directory %d, %s/.. %d", root.Ino, back.Ino, d, dotdot.Ino)
 		}
 	}},
 	{"mmap", func(t *testing.T, m *mountProc, d string) {

@@ -615,6 +615,7 @@ func serve(cfg *mountConfig) int {
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
 		NullPermissions: true,
+		RootStableAttr:  fsys.RootStableAttr(),
 		Logger:          log.New(logw, "go-fuse: ", 0),
 	}
 	if cfg.fs.ReadOnly {
