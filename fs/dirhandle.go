@@ -161,11 +161,18 @@ func (h *dirHandle) load() error {
 		return err
 	}
 	fsys := h.n.fsys
-	names := make(map[string]struct{}, len(raw))
+	types := make(map[string]uint8, len(raw))
 	for _, r := range raw {
-		names[r.name] = struct{}{}
+		types[r.name] = r.typ
 	}
-	exists := func(s string) bool { _, ok := names[s]; return ok }
+	typeOf := func(s string) (uint32, bool) {
+		t, ok := types[s]
+		if ok && t == unix.DT_UNKNOWN {
+			st, err := statAt(h.fd, s)
+			return st.Mode & unix.S_IFMT, err == nil
+		}
+		return dtMode(t), ok
+	}
 	dev := fsys.rootDev
 	if st, err := statFd(h.fd); err == nil {
 		dev = st.Dev
@@ -186,10 +193,10 @@ func (h *dirHandle) load() error {
 			}
 			mode = st.Mode & unix.S_IFMT
 		}
-		name, k, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, exists,
+		name, k, hidden := entryName(r.name, mode == unix.S_IFREG, mode == unix.S_IFDIR, typeOf,
 			func(base string) (string, bool) { return fsys.readLongName(h.fd, base) })
 		if hidden {
-			if plain, gz := gzMountName(r.name); gz && mode == unix.S_IFREG && exists(plain) {
+			if plain, gz := gzMountName(r.name); gz && mode == unix.S_IFREG && showsAsItself(plain, typeOf) {
 				fsys.logClash(h.n.dirName(), plain)
 			}
 			continue

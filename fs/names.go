@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // gzSuffix is the extension of the backing files that hold gzfs files.
@@ -113,13 +115,13 @@ func gzMountName(backing string) (string, bool) {
 }
 
 // entryName decides how the backing entry name (regular file or not) shows
-// in the mount. exists reports whether a backing entry of a given name is in
-// the same directory; longName reads the full name of a long backing name
-// ("gzfs.longname.HASH"), false when its name file is missing or wrong (the
-// entry then shows under its backing name). It returns the mount name, the
-// kind, and whether the entry is hidden (reserved name, or a clash that the
-// plain entry wins).
-func entryName(name string, regular bool, isDir bool, exists func(string) bool, longName func(base string) (string, bool)) (mount string, k kind, hidden bool) {
+// in the mount. typeOf gives the file type (S_IFMT bits) of a backing entry
+// of the same directory, false when there is none; longName reads the full
+// name of a long backing name ("gzfs.longname.HASH"), false when its name
+// file is missing or wrong (the entry then shows under its backing name).
+// It returns the mount name, the kind, and whether the entry is hidden
+// (reserved name, or a clash that the entry shown under its own name wins).
+func entryName(name string, regular bool, isDir bool, typeOf func(string) (uint32, bool), longName func(base string) (string, bool)) (mount string, k kind, hidden bool) {
 	if isReserved(name) {
 		return "", 0, true
 	}
@@ -138,8 +140,22 @@ func entryName(name string, regular bool, isDir bool, exists func(string) bool, 
 			m = full
 		}
 	}
-	if isReserved(m) || exists(m) {
+	if isReserved(m) || showsAsItself(m, typeOf) {
 		return "", 0, true
 	}
 	return m, kindGz, false
+}
+
+// showsAsItself reports whether a backing entry named name is in the
+// directory and shows in the mount under that same name: anything but a
+// regular file ending in ".gz" (which shows without the suffix). Only such
+// an entry clashes with the gzfs file whose backing name is name+".gz": a
+// user's "x.gz" (backing "x.gz.gz") and "x" (backing "x.gz") do not.
+func showsAsItself(name string, typeOf func(string) (uint32, bool)) bool {
+	mode, ok := typeOf(name)
+	if !ok {
+		return false
+	}
+	_, gz := gzMountName(name)
+	return !(gz && mode == unix.S_IFREG)
 }

@@ -3,13 +3,17 @@ package fs
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestEntryName(t *testing.T) {
 	long := strings.Repeat("n", 254)
 	lb := longBase(long)
-	present := map[string]bool{"x": true, "x.gz": true, "y.gz": true, "d.gz": true, lb + ".gz": true, lb + ".name": true}
-	exists := func(n string) bool { return present[n] }
+	reg, dir := uint32(unix.S_IFREG), uint32(unix.S_IFDIR)
+	present := map[string]uint32{"x": reg, "x.gz": reg, "y.gz": reg, "d.gz": dir, lb + ".gz": reg, lb + ".name": reg,
+		"u.gz": reg, "u.gz.gz": reg, "s.gz": unix.S_IFLNK, "s.gz.gz": reg}
+	typeOf := func(n string) (uint32, bool) { m, ok := present[n]; return m, ok }
 	names := map[string]string{lb: long}
 	longName := func(base string) (string, bool) { n, ok := names[base]; return n, ok }
 	orphan := longBase("gone")
@@ -29,13 +33,18 @@ func TestEntryName(t *testing.T) {
 		{".gzfs", false, true, "", 0, true},
 		{".gzfs.gz", true, false, "", 0, true},
 		{"a.gz.gz", true, false, "a.gz", kindGz, false},
+		// A user's "u" and "u.gz" are backing "u.gz" and "u.gz.gz": no clash.
+		{"u.gz", true, false, "u", kindGz, false},
+		{"u.gz.gz", true, false, "u.gz", kindGz, false},
+		// A symlink "s.gz" shows as itself: it wins over the file "s.gz".
+		{"s.gz.gz", true, false, "", 0, true},
 		{lb + ".gz", true, false, long, kindGz, false},
 		{lb + ".name", true, false, "", 0, true},
 		{orphan + ".gz", true, false, orphan, kindGz, false}, // name file lost: shown by its backing name
 		{orphan + ".name", true, false, "", 0, true},
 	}
 	for _, tt := range tests {
-		got, k, hidden := entryName(tt.name, tt.regular, tt.isDir, exists, longName)
+		got, k, hidden := entryName(tt.name, tt.regular, tt.isDir, typeOf, longName)
 		if hidden != tt.hidden || (!hidden && (got != tt.want || k != tt.wantKind)) {
 			t.Errorf("entryName(%q) = %q, %v, %v; want %q, %v, %v", tt.name, got, k, hidden, tt.want, tt.wantKind, tt.hidden)
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -587,6 +588,24 @@ var posixCases = []posixCase{
 			t.Errorf("x listed %d times", n)
 		}
 		checkBacking(t, m, d+"/x", []byte("compressed"))
+		// A user's "y" and "y.gz" (gzip -k does this) are backing "y.gz"
+		// and "y.gz.gz": both are listed (readdir hid "y.gz", so rm -r,
+		// tar and cp -r missed it) and a directory of them can be removed.
+		sub := d + "/k"
+		os.Mkdir(m.path(sub), 0o755)
+		mustWrite(t, m.path(sub+"/y"), []byte("y"))
+		mustWrite(t, m.path(sub+"/y.gz"), []byte("a user's y.gz"))
+		var listed []string
+		ents, _ = os.ReadDir(m.path(sub))
+		for _, e := range ents {
+			listed = append(listed, e.Name())
+		}
+		if strings.Join(listed, ",") != "y,y.gz" {
+			t.Errorf("listed %q, want y and y.gz", listed)
+		}
+		if err := os.RemoveAll(m.path(sub)); err != nil {
+			t.Errorf("remove a directory holding y and y.gz: %v", err)
+		}
 	}},
 	{"foreign_gzip", func(t *testing.T, m *mountProc, d string) {
 		data := pattern(300_000, 6)
