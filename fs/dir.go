@@ -235,7 +235,7 @@ func (n *node) makeEntryOwned(ctx context.Context, name string, out *fuse.EntryO
 // Link makes a hardlink: one backing inode, so one node and one engine.
 func (n *node) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	t, ok := target.(*node)
-	if !ok || t.fsys != n.fsys {
+	if !ok || t.fsys != n.fsys || plainCannotTake(t.kind, name) {
 		return nil, syscall.EXDEV
 	}
 	tdirfd, tbname, tdone, err := t.where()

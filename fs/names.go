@@ -146,6 +146,16 @@ func entryName(name string, regular bool, isDir bool, typeOf func(string) (uint3
 	return m, kindGz, false
 }
 
+// plainCannotTake reports whether an entry of kind k may not take the mount
+// name name: a plain file (another tool's, kept as it is) named "x.gz" in
+// the backing directory would read as the gzfs file "x". Rename and link
+// refuse with EXDEV, so that mv falls back to copying (through Create, a
+// gzfs file).
+func plainCannotTake(k kind, name string) bool {
+	_, gz := gzMountName(name)
+	return k == kindPlain && gz
+}
+
 // showsAsItself reports whether a backing entry named name is in the
 // directory and shows in the mount under that same name: anything but a
 // regular file ending in ".gz" (which shows without the suffix). Only such

@@ -51,6 +51,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fusefs.InodeEm
 		return toErrno(derr)
 	}
 	exists := derr == nil
+	if plainCannotTake(sk, newName) || exists && flags&unix.RENAME_EXCHANGE != 0 && plainCannotTake(dk, name) {
+		return syscall.EXDEV
+	}
 	target := n.fsys.bname(newName, sk)
 
 	if flags&unix.RENAME_EXCHANGE != 0 {

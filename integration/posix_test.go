@@ -287,6 +287,16 @@ var posixCases = []posixCase{
 		if got := mustRead(t, m.path(d+"/plain")); string(got) != "p2" {
 			t.Errorf("exchanged plain file through the mount: %q", got)
 		}
+		// A plain file cannot take a name ending in .gz in place (its
+		// backing name would read as a gzfs file, its content changed):
+		// EXDEV, and mv copies it instead.
+		expectErrno(t, os.Rename(m.path(d+"/plain"), m.path(d+"/plain.gz")), syscall.EXDEV)
+		expectErrno(t, os.Link(m.path(d+"/plain"), m.path(d+"/plain.gz")), syscall.EXDEV)
+		expectErrno(t, unix.Renameat2(unix.AT_FDCWD, m.path(d+"/plain"), unix.AT_FDCWD, m.path(d+"/plain.gz"), unix.RENAME_NOREPLACE), syscall.EXDEV)
+		if out, err := execCommand("mv", m.path(d+"/plain"), m.path(d+"/plain.gz")); err != nil {
+			t.Fatalf("mv of a plain file to a .gz name: %v %s", err, out)
+		}
+		expectContent(t, m, d+"/plain.gz", []byte("p2"))
 	}},
 	{"sidecars_forgotten", func(t *testing.T, m *mountProc, d string) {
 		count := func() int {
