@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestFastTail: appends that rewrite the partial last block compress it
@@ -177,6 +178,52 @@ func TestFastTailChunksLargestBlockRandom(t *testing.T) {
 		if tail := len(model) % 65280; len(model) > 65280 && tail > 2*tailChunk && len(f.chunks.raw) != tail/tailChunk*tailChunk {
 			t.Fatalf("%d-byte random tail: chunks cover %d bytes", tail, len(f.chunks.raw))
 		}
+	}
+	gzipOK(t, path, model)
+}
+
+// TestSettleKeepsTimes: the recompression of a fast tail at Close changes
+// how the last block is stored, not the file: the backing file keeps its
+// access and modification times (they are the mount's; they jumped to the
+// time of the close, seconds after the last write).
+func TestSettleKeepsTimes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.gz")
+	opts := Options{Level: 9, Cache: NewCache(1 << 20)}
+	f, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var model []byte
+	for i := 0; i < 50; i++ {
+		l := []byte(fmt.Sprintf("line %d of a log appended to and flushed line by line\n", i))
+		if _, err := f.Append(l); err != nil {
+			t.Fatal(err)
+		}
+		model = append(model, l...)
+		if err := f.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.fastTail < 0 {
+		t.Fatal("no fast tail to settle")
+	}
+	before, _ := os.ReadFile(path)
+	then := time.Date(2001, 1, 2, 3, 4, 5, 6, time.UTC)
+	if err := os.Chtimes(path, then, then); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(path); bytes.Equal(after, before) {
+		t.Fatal("Close did not recompress the tail")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.ModTime().Equal(then) {
+		t.Errorf("mtime after the settle %v, want %v", st.ModTime(), then)
 	}
 	gzipOK(t, path, model)
 }

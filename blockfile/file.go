@@ -351,10 +351,20 @@ func (f *File) Close() error {
 			// level. Not for an unlocked File (mayWrite): the file may have
 			// changed behind it (another process or machine); an idle File
 			// never writes (Resume or Lock it first).
+			//
+			// The settle changes no byte of the file, only how its last
+			// block is compressed: it keeps the backing file's times, which
+			// are the mount's (make and rsync would otherwise see a file
+			// changed seconds after its last write).
+			var before unix.Stat_t
+			statErr := unix.Fstat(int(f.fd.Fd()), &before)
 			if err = f.settleTail(); err == nil {
 				err = f.flushLocked()
 			}
 			f.settling = false
+			if err == nil && statErr == nil {
+				err = keepTimes(f.fd, &before)
+			}
 		}
 		if err == nil {
 			f.idx.SetDirty(false)
@@ -648,4 +658,14 @@ func lockWait(fd, how int, wait time.Duration) error {
 		time.Sleep(min(pause, time.Until(deadline)))
 		pause = min(2*pause, 50*time.Millisecond)
 	}
+}
+
+// keepTimes sets the access and modification times of the backing file
+// back to those of st (utimensat with AT_EMPTY_PATH: futimens).
+func keepTimes(fd backingFile, st *unix.Stat_t) error {
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(int(fd.Fd()), "", ts, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("%s: keep the times after recompressing the last block: %w", fd.Name(), err)
+	}
+	return nil
 }
