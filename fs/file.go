@@ -18,7 +18,7 @@ type gzHandle struct {
 	fsys   *FS
 	of     *openFile
 	write  bool // opened for writing
-	append bool // O_APPEND: every write goes to the end (File.Append)
+	append bool // O_APPEND at the open: every write goes to the end (File.Append); each write says whether it still holds (appendNow)
 }
 
 // Read reads from the engine; short reads happen only at the end of file.
@@ -74,7 +74,7 @@ func (h *gzHandle) Write(ctx context.Context, data []byte, off int64) (uint32, s
 	var n int
 	var err error
 	t := changeTime()
-	if h.append {
+	if h.fsys.appendNow(ctx, h.append) {
 		_, err = h.of.eng.Append(data)
 		if err == nil {
 			n = len(data)

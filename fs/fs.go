@@ -43,24 +43,27 @@ type Options struct {
 // FS is one mounted backing tree: the root directory descriptor, the engine
 // resources shared by all files, and the table of open files.
 type FS struct {
-	backing  string
-	rootFd   int
-	rootDev  uint64
-	rootIno  uint64
-	opts     Options
-	log      *slog.Logger
-	store    *blockfile.Store
-	cache    *blockfile.Cache
-	files    openTable
-	foreign  foreignTable
-	sizes    sizeCache
-	dirs     dirFds
-	clashes  sync.Map // backing path -> struct{}: clashes already logged
-	isRoot   bool     // the daemon runs as root: new entries get the caller's owner
-	euid     int      // the daemon's effective user ID
-	egid     int      // and group ID
-	nameMax  int      // NAME_MAX of the backing filesystem: the longest mount name
-	tmpStore string   // a temporary store directory to remove at Close
+	backing string
+	rootFd  int
+	rootDev uint64
+	rootIno uint64
+	opts    Options
+	log     *slog.Logger
+	store   *blockfile.Store
+	cache   *blockfile.Cache
+	files   openTable
+	foreign foreignTable
+	sizes   sizeCache
+	dirs    dirFds
+	clashes sync.Map // backing path -> struct{}: clashes already logged
+	// The open file's flags of each write request in flight, by the
+	// request's cancel channel (writeflags.go).
+	writeFlags sync.Map
+	isRoot     bool   // the daemon runs as root: new entries get the caller's owner
+	euid       int    // the daemon's effective user ID
+	egid       int    // and group ID
+	nameMax    int    // NAME_MAX of the backing filesystem: the longest mount name
+	tmpStore   string // a temporary store directory to remove at Close
 }
 
 // New opens the backing directory and the shared engine resources.

@@ -18,13 +18,16 @@ import (
 // KillPrivCapability is the FUSE capability the mount asks the kernel for.
 const KillPrivCapability = fuse.CAP_HANDLE_KILLPRIV_V2
 
-// WithKillPriv wraps the mount's raw file system: before a write the
-// kernel flags FUSE_WRITE_KILL_SUIDGID (a caller without CAP_FSETID), and
-// before an fallocate by a caller other than root, the file loses its set-ID
-// bits, as the kernel itself did before; so does a file that CREATE or OPEN
-// truncates for such a caller (FUSE_OPEN_KILL_SUIDGID). Truncates by SETATTR
-// carry FATTR_KILL_SUIDGID to Setattr itself.
-func (fsys *FS) WithKillPriv(raw fuse.RawFileSystem) fuse.RawFileSystem {
+// WrapRaw wraps the mount's raw file system for what the node API does not
+// carry. Set-ID bits: before a write the kernel flags
+// FUSE_WRITE_KILL_SUIDGID (a caller without CAP_FSETID), and before an
+// fallocate by a caller other than root, the file loses its set-ID bits,
+// as the kernel itself did before; so does a file that CREATE or OPEN
+// truncates for such a caller (FUSE_OPEN_KILL_SUIDGID). Truncates by
+// SETATTR carry FATTR_KILL_SUIDGID to Setattr itself. File flags: each
+// write carries the open file's flags as they are now (fcntl F_SETFL may
+// have set or cleared O_APPEND since the open); see noteWriteFlags.
+func (fsys *FS) WrapRaw(raw fuse.RawFileSystem) fuse.RawFileSystem {
 	return killPrivFS{RawFileSystem: raw, fsys: fsys}
 }
 
@@ -39,6 +42,7 @@ func (k killPrivFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]by
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader, in.Fh, "write")
 	}
+	defer k.fsys.noteWriteFlags(cancel, in.Flags)()
 	return k.RawFileSystem.Writev(cancel, in, data)
 }
 
@@ -46,6 +50,7 @@ func (k killPrivFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte)
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader, in.Fh, "write")
 	}
+	defer k.fsys.noteWriteFlags(cancel, in.Flags)()
 	return k.RawFileSystem.Write(cancel, in, data)
 }
 

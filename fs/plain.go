@@ -10,7 +10,8 @@ import (
 
 // plainHandle is an open backing file shown as it is (no ".gz"): reads and
 // writes go to it unchanged. An O_APPEND handle keeps O_APPEND on the
-// backing descriptor, where pwrite(2) appends atomically.
+// backing descriptor, where pwrite(2) appends atomically (matchAppend
+// follows fcntl F_SETFL).
 type plainHandle struct {
 	fsys *FS
 	fd   int
@@ -28,11 +29,30 @@ func (h *plainHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 
 // Write writes to the backing file.
 func (h *plainHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if err := h.matchAppend(ctx); err != nil {
+		return 0, toErrno(err)
+	}
 	n, err := unix.Pwrite(h.fd, data, off)
 	if err != nil {
 		return uint32(max(n, 0)), toErrno(err)
 	}
 	return uint32(n), 0
+}
+
+// matchAppend gives the backing descriptor the O_APPEND of the open file
+// as the kernel sent it with this write (fcntl F_SETFL may have changed it
+// since the open).
+func (h *plainHandle) matchAppend(ctx context.Context) error {
+	fl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	has := fl&unix.O_APPEND != 0
+	if h.fsys.appendNow(ctx, has) == has {
+		return nil
+	}
+	_, err = unix.FcntlInt(uintptr(h.fd), unix.F_SETFL, fl^unix.O_APPEND)
+	return err
 }
 
 // Flush reports errors of delayed writes of the backing file system at close.

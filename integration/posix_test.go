@@ -128,6 +128,25 @@ var posixCases = []posixCase{
 		unix.Pwrite(int(f.Fd()), []byte("three\n"), 0) // O_APPEND: the offset is ignored
 		f.Close()
 		expectContent(t, m, d+"/f", []byte("one\ntwo\nthree\n"))
+		// fcntl F_SETFL clears and sets O_APPEND on an open file, for a
+		// gzfs file and for a plain one (it was fixed at the open).
+		os.WriteFile(m.bpath(d+"/p"), []byte("0123456789"), 0o644)
+		mustWrite(t, m.path(d+"/g"), []byte("0123456789"))
+		for _, name := range []string{"g", "p"} {
+			fd, err := unix.Open(m.path(d+"/"+name), unix.O_WRONLY|unix.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+			unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_APPEND)
+			unix.Write(fd, []byte("AB")) // at offset 0
+			unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
+			unix.Write(fd, []byte("YZ")) // at the end again
+			unix.Close(fd)
+			if got := mustRead(t, m.path(d+"/"+name)); string(got) != "AB23456789YZ" {
+				t.Errorf("%s after writes with O_APPEND cleared, then set: %q, want AB23456789YZ", name, got)
+			}
+		}
 	}},
 	{"rdonly_wronly_rdwr", func(t *testing.T, m *mountProc, d string) {
 		mustWrite(t, m.path(d+"/f"), []byte("hello"))

@@ -665,9 +665,9 @@ func serve(cfg *mountConfig) int {
 }
 
 // mountFS mounts fsys on mnt and starts serving it (fusefs.Mount, with the
-// raw file system wrapped to clear set-ID bits on writes).
+// raw file system wrapped by fsys.WrapRaw).
 func mountFS(mnt string, fsys *mountfs.FS, opts *fusefs.Options) (*fuse.Server, error) {
-	raw := fsys.WithKillPriv(fusefs.NewNodeFS(fsys.Root(), opts))
+	raw := fsys.WrapRaw(fusefs.NewNodeFS(fsys.Root(), opts))
 	server, err := fuse.NewServer(raw, mnt, &opts.MountOptions)
 	if err != nil {
 		return nil, err
