@@ -114,7 +114,7 @@ func New(backing string, opts Options) (*FS, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("sidecar store: %w", err)
+		return nil, err // OpenStore names the store
 	}
 	fsys.store = store
 	idle := opts.IdleTimeout

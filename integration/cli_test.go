@@ -77,10 +77,31 @@ func TestMountErrors(t *testing.T) {
 	<-m.exited
 	m.cmd = nil
 	expectMountError(t, "", "fusermount3 -u", "mount", m.backing, m.dir)
+	// A mount point inside the dead mount: the hint names the dead mount.
+	if code, _, stderr := runGzfs(t, "mount", m.backing, filepath.Join(m.dir, "sub")); code == 0 || !strings.Contains(stderr, "fusermount3 -u "+m.dir+"\n") {
+		t.Errorf("mount inside a dead mount: exit %d, %q; want the hint to name %s", code, stderr, m.dir)
+	}
 	if out, err := exec.Command("fusermount3", "-u", "-z", m.dir).CombinedOutput(); err != nil {
 		t.Fatalf("cleaning the dead mount: %v %s", err, out)
 	}
 	m.start()
+
+	// A backing directory the daemon's user cannot read: refused at once
+	// (the daemon opens it O_PATH, which needs no permission, and every ls
+	// failed).
+	if os.Geteuid() == 0 {
+		os.Chmod(root, 0o755)
+		os.Chmod(filepath.Dir(root), 0o755)
+		closed := filepath.Join(root, "closed")
+		os.Mkdir(closed, 0o700)
+		out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", gzfsBin, "mount", closed, mnt).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "not readable") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+			t.Errorf("a backing directory the user cannot read: %v %q", err, out)
+		}
+		if mounted(mnt) {
+			exec.Command("fusermount3", "-u", mnt).Run()
+		}
+	}
 
 	// /dev/fuse unusable (/dev/null bound over it in a private mount
 	// namespace).

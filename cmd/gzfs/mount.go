@@ -324,6 +324,20 @@ func parseInterval(s string) (time.Duration, error) {
 }
 
 // checkMount refuses bad input before anything is mounted.
+// deadMountError says that mnt is at or under a mount whose daemon is gone,
+// and names that mount (a parent of mnt, when mnt is inside it) to clean.
+func deadMountError(mnt string) error {
+	at, err := mountPointOf(mnt)
+	if err != nil || at == "" || at == "/" {
+		at = mnt
+	}
+	where := "there"
+	if at != mnt {
+		where = "at " + at
+	}
+	return fmt.Errorf("mount point %s: a dead mount is left %s (Transport endpoint is not connected; the daemon was killed); clean it with: fusermount3 -u %s", mnt, where, at)
+}
+
 func checkMount(cfg *mountConfig) error {
 	var err error
 	if cfg.backing, err = filepath.Abs(cfg.backing); err != nil {
@@ -335,7 +349,7 @@ func checkMount(cfg *mountConfig) error {
 	// statfs always reaches a FUSE daemon (stat may be answered from cache).
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(cfg.mnt, &sfs); err == unix.ENOTCONN {
-		return fmt.Errorf("mount point %s: a dead mount is left there (Transport endpoint is not connected; the daemon was killed); clean it with: fusermount3 -u %s", cfg.mnt, cfg.mnt)
+		return deadMountError(cfg.mnt)
 	}
 	st, err := os.Stat(cfg.backing)
 	switch {
@@ -344,10 +358,19 @@ func checkMount(cfg *mountConfig) error {
 	case !st.IsDir():
 		return fmt.Errorf("backing directory %s: not a directory", cfg.backing)
 	}
+	// The daemon opens the backing directory O_PATH, which needs no
+	// permission: without this check it would mount and fail every ls.
+	need, what := uint32(unix.R_OK|unix.X_OK|unix.W_OK), "readable, searchable and writable"
+	if cfg.fs.ReadOnly {
+		need, what = unix.R_OK|unix.X_OK, "readable and searchable"
+	}
+	if err := unix.Access(cfg.backing, need); err != nil {
+		return fmt.Errorf("backing directory %s: not %s by this user: %w", cfg.backing, what, err)
+	}
 	st, err = os.Stat(cfg.mnt)
 	switch {
 	case errors.Is(err, syscall.ENOTCONN):
-		return fmt.Errorf("mount point %s: a dead mount is left there (Transport endpoint is not connected; the daemon was killed); clean it with: fusermount3 -u %s", cfg.mnt, cfg.mnt)
+		return deadMountError(cfg.mnt)
 	case err != nil:
 		return fmt.Errorf("mount point %s: %w", cfg.mnt, unwrapPath(err))
 	case !st.IsDir():
@@ -395,20 +418,32 @@ func unwrapPath(err error) error {
 
 // isMountPoint reports whether dir is a mount point in /proc/self/mountinfo.
 func isMountPoint(dir string) (bool, error) {
+	at, err := mountPointOf(dir)
+	return at == dir, err
+}
+
+// mountPointOf returns the mount point that holds path: path itself or
+// the nearest of its parents in /proc/self/mountinfo.
+func mountPointOf(path string) (string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	defer f.Close()
+	best := ""
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == dir {
-			return true, nil
+		if len(fields) <= 4 {
+			continue
+		}
+		at := unescapeMountinfo(fields[4])
+		if len(at) > len(best) && (at == path || at == "/" || strings.HasPrefix(path, at+"/")) {
+			best = at
 		}
 	}
-	return false, sc.Err()
+	return best, sc.Err()
 }
 
 // unescapeMountinfo undoes the octal escapes (\040 for a space) of mountinfo.
