@@ -60,6 +60,7 @@ func TestMountErrors(t *testing.T) {
 	expectMountError(t, filepath.Join(root, "nomnt"), "no such file", "mount", b, filepath.Join(root, "nomnt"))
 	expectMountError(t, mnt, "unknown mount option", "mount", "-o", "bogus=1", b, mnt)
 	expectMountError(t, mnt, "level", "mount", "-o", "level=12", b, mnt)
+	expectMountError(t, mnt, "cache", "mount", "-o", "cache=17592186044416", b, mnt) // MiB << 20 wrapped to 0
 	expectMountError(t, mnt, "inside the backing", "mount", b, b)
 
 	os.WriteFile(filepath.Join(mnt, "x"), nil, 0o644)

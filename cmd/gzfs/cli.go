@@ -69,7 +69,7 @@ func (c *command) parse(args []string) (operands []string, code int, ok bool) {
 			return nil, exitOK, false
 		}
 		if err != nil {
-			return nil, c.usageError(err), false
+			return nil, c.usageError(flagError(err, args)), false
 		}
 		rest := c.flags.Args()
 		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
@@ -91,11 +91,36 @@ func (c *command) printHelp(w io.Writer) {
 	}
 }
 
-// usageError prints err and the usage line on stderr and returns exit code 2.
+// usageError prints err with the usage line, on one line of stderr, and
+// returns exit code 2.
 func (c *command) usageError(err error) int {
-	fmt.Fprintf(c.stderr, "gzfs %s: %v\nusage: gzfs %s (see 'gzfs %s --help')\n",
-		c.name, err, c.usage, c.name)
+	fmt.Fprintf(c.stderr, "gzfs %s: %v (usage: gzfs %s; see 'gzfs %s --help')\n",
+		c.name, oneLine(err.Error()), c.usage, c.name)
 	return exitUsage
+}
+
+// flagError rewords the flag package's errors with the flag as the user
+// typed it ("--bogus", not "-bogus").
+func flagError(err error, args []string) error {
+	msg := err.Error()
+	for _, p := range []struct{ prefix, say string }{
+		{"flag provided but not defined: ", "unknown flag %s"},
+		{"flag needs an argument: ", "flag %s needs a value"},
+	} {
+		name, ok := strings.CutPrefix(msg, p.prefix)
+		if !ok {
+			continue
+		}
+		typed := name
+		for _, a := range args {
+			if b, _, _ := strings.Cut(a, "="); b == name || b == "-"+name {
+				typed = b
+				break
+			}
+		}
+		return fmt.Errorf(p.say, typed)
+	}
+	return err
 }
 
 // fail prints err as one line on stderr and returns the matching exit code.

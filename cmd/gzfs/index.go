@@ -62,6 +62,8 @@ func runIndex(args []string) int {
 		return c.fail(usageErrorf("too many operands"))
 	case span < 0 || span > 0 && span < gzindex.WindowSize:
 		return c.fail(usageErrorf("--span must be at least %d", gzindex.WindowSize))
+	case gzi && gzidx:
+		return c.fail(usageErrorf("--gzi (BGZF) and --gzidx (plain gzip) exclude each other"))
 	}
 	bgzfFile, err := sniffBGZF(ops[0])
 	if err != nil {

@@ -255,8 +255,8 @@ func (cfg *mountConfig) parseOptions(list string) error {
 		case key == "cache" && hasVal:
 			var mib int64
 			mib, err = strconv.ParseInt(val, 10, 64)
-			if err == nil && mib < 1 {
-				err = errors.New("must be at least 1 (MiB)")
+			if err == nil && (mib < 1 || mib > 1<<30) {
+				err = errors.New("must be from 1 to 1073741824 (MiB)")
 			}
 			cfg.fs.CacheBytes = mib << 20
 		case key == "flush" && hasVal:
