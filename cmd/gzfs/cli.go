@@ -142,6 +142,16 @@ func (c *command) warn(format string, args ...any) {
 	fmt.Fprintf(c.stderr, "gzfs %s: %s\n", c.name, oneLine(fmt.Sprintf(format, args...)))
 }
 
+// warnFile prints err about path on one line, naming path once: errors of
+// the engine and of the os package name it already.
+func (c *command) warnFile(path string, err error) {
+	if msg := err.Error(); strings.Contains(msg, path) {
+		c.warn("%s", msg)
+	} else {
+		c.warn("%s: %s", path, msg)
+	}
+}
+
 // oneLine folds a multi-line message (errors.Join) into one line.
 func oneLine(s string) string {
 	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")

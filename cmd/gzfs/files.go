@@ -196,11 +196,7 @@ func sniffFile(path string) (blockfile.Format, error) {
 		return blockfile.FormatOther, err
 	}
 	defer raw.Close()
-	f, err := blockfile.SniffFile(raw)
-	if err != nil {
-		return f, fmt.Errorf("read %s: %w", path, err)
-	}
-	return f, nil
+	return blockfile.SniffFile(raw) // an error names the read and the path
 }
 
 // errNotGzip: a file that should be plain gzip is not gzip at all.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/gzfs/gzfs/blockfile"
 )
@@ -49,11 +48,7 @@ func runFsck(args []string) int {
 	for _, path := range ops {
 		err := fsckOne(path, repair, quiet)
 		if err != nil && !errors.Is(err, errDamaged) {
-			if msg := err.Error(); strings.HasPrefix(msg, path+": ") {
-				c.warn("%s", msg) // already names the file
-			} else {
-				c.warn("%s: %s", path, msg)
-			}
+			c.warnFile(path, err)
 		}
 		if err != nil {
 			status = exitFail

@@ -126,12 +126,6 @@ func (s *source) progressTotal() int64 {
 	return s.file.Size()
 }
 
-// reader is what copyRange reads at random: the engine or an indexed
-// foreign file.
-type reader interface {
-	ReadAt(p []byte, off int64) (int, error)
-}
-
 // maxMember is the largest possible BGZF member (BSIZE is 16 bits).
 const maxMember = 1 << 16
 
@@ -165,8 +159,10 @@ type readCloser struct {
 }
 
 // copyRange writes the length bytes at offset off of s to w (length < 0: to
-// the end). Through the engine only the touched blocks are inflated, chunk
-// bytes at a time; a stream is decompressed and skipped up to off.
+// the end). Through the engine only the touched blocks are read, streamed
+// (File.WriteRange); a foreign file with a checkpoint index is read chunk
+// bytes at a time from the checkpoint before off; a stream is decompressed
+// and skipped up to off.
 func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, error) {
 	if s.file == nil && s.foreign == nil {
 		if _, err := io.CopyN(io.Discard, s.stream, off); err != nil {
@@ -185,28 +181,32 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 		}
 		return n, nil
 	}
-	var r reader = s.file
-	var end int64
-	if s.foreign != nil {
-		r = s.foreign
-		end, _ = s.foreign.Size()
-	} else {
-		end = s.file.Size()
+	if s.file != nil {
+		// BGZF: the engine's streaming pipeline (large reads, blocks
+		// inflated in parallel and written in order, no cache).
+		done, err := s.file.WriteRange(progressWriter{w, s.bar}, off, length)
+		if err != nil {
+			return done, err // names the file (and block), or the write
+		}
+		if length < 0 || off+length > s.file.Size() {
+			if s.torn > 0 {
+				return done, s.tornError()
+			}
+		}
+		return done, nil
 	}
-	toEnd := length < 0 || off+length > end
-	if toEnd {
-		// Read until the reader says EOF, not only up to its size: a
-		// damaged foreign file's index ends where the data stopped
-		// decoding, and the read there fails.
-		end = math.MaxInt64
-	} else {
+	// A foreign file with a checkpoint index. To the end, read until it
+	// says EOF, not only up to its size: a damaged file's index ends where
+	// the data stopped decoding, and the read there fails.
+	end := int64(math.MaxInt64)
+	if length >= 0 {
 		end = off + length
 	}
 	buf := make([]byte, chunk)
 	var done int64
 	for off < end {
 		want := int(min(int64(len(buf)), end-off))
-		n, err := r.ReadAt(buf[:want], off)
+		n, err := s.foreign.ReadAt(buf[:want], off)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return done, fmt.Errorf("write: %w", werr)
@@ -219,13 +219,26 @@ func (s *source) copyRange(w io.Writer, off, length int64, chunk int) (int64, er
 			break
 		}
 		if err != nil {
-			return done, err // the engine names the file (and block) already
+			return done, err // the engine names the file already
 		}
 	}
-	if toEnd && s.torn > 0 {
-		return done, s.tornError()
-	}
 	return done, nil
+}
+
+// progressWriter advances a progress bar by the bytes written; a write
+// error says it is one.
+type progressWriter struct {
+	w   io.Writer
+	bar *progress
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.bar.add(int64(n))
+	if err != nil {
+		err = fmt.Errorf("write: %w", err)
+	}
+	return n, err
 }
 
 // countingReader advances a progress bar (which may be set after the

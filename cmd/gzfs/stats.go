@@ -36,7 +36,7 @@ func runStats(args []string) int {
 			fmt.Println()
 		}
 		if err := statsOne(os.Stdout, path); err != nil {
-			c.warn("%s: %v", path, err)
+			c.warnFile(path, err)
 			status = exitFail
 		}
 	}

@@ -84,7 +84,10 @@ func unpack(src, dst string, force, quiet bool) error {
 	defer release()
 	if err := writeFileFrom(tmp, in); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("%s -> %s: %w", src, dst, err)
+		if !strings.Contains(err.Error(), src) { // a read error names src already
+			err = fmt.Errorf("%s: %w", dst, err)
+		}
+		return err
 	}
 	if err := commitRename(tmp, dst, outputPerm(src), force); err != nil {
 		os.Remove(tmp)
