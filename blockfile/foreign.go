@@ -302,7 +302,7 @@ func (x *Foreign) dropReaders() {
 
 // ReadAt reads uncompressed bytes at off: through the index when there is
 // one, else by streaming. Past damaged data it fails with an error wrapping
-// ErrCorrupt that names the offset.
+// ErrCorrupt that names the file and the offset (the caller logs it).
 func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 	if err := x.checkUnchanged(); err != nil {
 		return 0, err
@@ -320,7 +320,6 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 		n, err := live.ReadAt(x.f, p, off)
 		if !errors.Is(err, gzindex.ErrNotLive) {
 			if err != nil && err != io.EOF {
-				x.log.Error("corrupt gzip data", "file", x.name, "offset", off, "err", err)
 				err = fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
 			}
 			return n, err
@@ -335,7 +334,6 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 				gzindex.ErrCorrupt, idx.Damaged(), idx.Size())
 		}
 		if errors.Is(err, gzindex.ErrCorrupt) {
-			x.log.Error("corrupt gzip data", "file", x.name, "offset", off, "err", err)
 			err = fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
 		}
 		return n, err
@@ -776,7 +774,6 @@ func (x *Foreign) streamAt(p []byte, off int64) (int, error) {
 			// The file starts with the gzip magic (else it would not be
 			// foreign), so even io.EOF here is a header cut short.
 			x.zr = nil
-			x.log.Error("corrupt gzip data", "file", x.name, "offset", 0, "err", err)
 			return 0, fmt.Errorf("%s: %w: gzip header: %v", x.name, ErrCorrupt, err)
 		}
 		x.pos = 0
@@ -806,7 +803,6 @@ func (x *Foreign) streamErr(err error, at int64) error {
 	if err == io.EOF || errors.Is(err, gzip.ErrHeader) && at > 0 {
 		return io.EOF // the end, or bytes after the last member that gzip ignores too
 	}
-	x.log.Error("corrupt gzip data", "file", x.name, "offset", at, "err", err)
 	return fmt.Errorf("%s: %w at uncompressed offset %d: %v", x.name, ErrCorrupt, at, err)
 }
 

@@ -108,7 +108,9 @@ func (f *File) resetStreams() {
 
 // ReadAt reads len(p) bytes at logical offset off. Like os.File.ReadAt it
 // returns io.EOF when fewer bytes are available. A damaged block gives an
-// error wrapping ErrCorrupt (a *BlockError) and nothing of that block; but
+// error wrapping ErrCorrupt (a *BlockError, which the caller logs: the
+// engine does not, so that one bad read makes one log line) and nothing
+// of that block; but
 // first, once per state of the backing file, the index is loaded again
 // and the read tried again, since an index that looks clean can still be
 // stale (power loss before the kernel wrote the data back, or another
@@ -182,9 +184,6 @@ func (f *File) read(p []byte, off int64, v *Vec) (int, error) {
 		}
 		n, err = f.readAt(p, off, v)
 	}
-	if unlocked && errors.As(err, &be) {
-		f.logBlockError(be)
-	}
 	return n, err
 }
 
@@ -193,20 +192,6 @@ func (f *File) read(p []byte, off int64, v *Vec) (int, error) {
 // fsyncs included, takes up to tens of milliseconds).
 var readPauses = []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
 	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
-
-// logBlockError reports a block that reads as EIO.
-func (f *File) logBlockError(be *BlockError) {
-	f.log.Error("corrupt block", "file", f.name, "block", be.Block, "offset", be.BackingOffset, "err", be.Err)
-}
-
-// noteBlockError logs err if it is a damaged block of a locked File; an
-// unlocked File reads the block again first (ReadAt logs it if it stays
-// damaged).
-func (f *File) noteBlockError(err error) {
-	if be, ok := err.(*BlockError); ok && !f.unlocked.Load() {
-		f.logBlockError(be)
-	}
-}
 
 // readAt reads into p, or, when v is not nil, into v (see ReadVec).
 func (f *File) readAt(p []byte, off int64, v *Vec) (int, error) {
@@ -466,7 +451,6 @@ func (f *File) inflate(k int64) (*block, error) {
 func (f *File) inflateNow(k int64) (*block, error) {
 	r, err := f.memberRecord(k)
 	if err != nil {
-		f.noteBlockError(err)
 		return nil, err
 	}
 	member := getMemberBuf()[:r.Size]
@@ -475,7 +459,6 @@ func (f *File) inflateNow(k int64) (*block, error) {
 	data, err := f.readBlock(member, k, r, buf)
 	if err != nil {
 		putBlockBuf(buf)
-		f.noteBlockError(err)
 		return nil, err
 	}
 	b := newBlock(data, r.Logical)

@@ -204,8 +204,6 @@ func (f *File) fetch(k0, k1 int64, ahead *readStream, gen int64) error {
 			if err == nil {
 				b = newBlock(data, start)
 				f.cache.put(cacheKey{f.id, k}, b)
-			} else {
-				f.noteBlockError(err)
 			}
 			f.landed(k, fl, b, err)
 			b.release() // this fetch's own reference
@@ -296,9 +294,6 @@ func (f *File) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	var written int64
 	err = f.stream(k0, k1, nil, getBlockBuf, func(s *streamed) error {
 		if s.err != nil {
-			if be, ok := s.err.(*BlockError); ok {
-				f.logBlockError(be)
-			}
 			return s.err
 		}
 		d := s.data

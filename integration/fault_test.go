@@ -104,4 +104,11 @@ func TestCorruptBlock(t *testing.T) {
 	if !strings.Contains(log, "corrupt") || !strings.Contains(log, "block=2") || !strings.Contains(log, "f.gz") {
 		t.Errorf("no log line naming the file and block:\n%s", log)
 	}
+	// One line per failed request, naming the operation (the engine and
+	// the mount each logged one).
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "corrupt") && (!strings.Contains(l, "op=read") || !strings.Contains(l, "block=2")) {
+			t.Errorf("a corrupt-block log line without the operation or the block: %s", l)
+		}
+	}
 }
