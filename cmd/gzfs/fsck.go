@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
+	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockfile"
 )
 
@@ -106,10 +109,38 @@ func fsckOne(path string, repair, quiet bool) error {
 		fmt.Printf("%s: %d of %d blocks damaged%s\n", path, bad, st.Blocks, tail)
 		return errDamaged
 	}
-	if !quiet {
-		fmt.Printf("%s: ok (%d blocks, %d bytes, index %s)\n", path, st.Blocks, st.Size, st.IndexState)
+	note := ""
+	if !endsWithEOFMarker(path, st.StoredSize) {
+		// gzfs always ends a file with the marker (bgzip -d warns too):
+		// the file may have been cut at a block boundary.
+		note = "; no BGZF end-of-file marker: cut short at a block boundary?"
+	}
+	if !quiet || note != "" {
+		fmt.Printf("%s: ok (%d blocks, %d bytes, index %s%s)\n", path, st.Blocks, st.Size, st.IndexState, note)
 	}
 	return nil
+}
+
+// endsWithEOFMarker reports whether the stored bytes of path (the first
+// stored of them) end with the BGZF EOF marker; an empty file counts as
+// ending with it.
+func endsWithEOFMarker(path string, stored int64) bool {
+	if stored == 0 {
+		return true
+	}
+	if stored < int64(len(bgzf.EOFMember)) {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return true // the check above read it; nothing more to say
+	}
+	defer f.Close()
+	tail := make([]byte, len(bgzf.EOFMember))
+	if _, err := f.ReadAt(tail, stored-int64(len(tail))); err != nil {
+		return true
+	}
+	return bytes.Equal(tail, bgzf.EOFMember)
 }
 
 // repairIndex opens path read-write, which replays a pending journal and

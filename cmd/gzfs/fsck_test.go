@@ -287,3 +287,22 @@ func TestFsckRepairKeepsCutFirstMember(t *testing.T) {
 		t.Fatalf("copies of the cut member: %d, want 1 holding the %d bytes", len(kept), len(cut))
 	}
 }
+
+// TestFsckNotesMissingEOFMarker: a gzfs file cut exactly at a block
+// boundary is valid gzip, and every block checks; fsck says that the EOF
+// marker gzfs always writes is missing (exit 0, as bgzip only warns).
+func TestFsckNotesMissingEOFMarker(t *testing.T) {
+	dir := testDir(t)
+	src := writeFile(t, dir, "in", textData(300<<10))
+	gz := filepath.Join(dir, "in.gz")
+	mustGzfs(t, nil, "pack", "-q", src, gz)
+	if r := gzfs(t, nil, "fsck", "-q", gz); r.code != 0 || len(r.stdout) != 0 {
+		t.Fatalf("fsck -q of a whole file: exit %d, %q", r.code, r.stdout)
+	}
+	whole := readFile(t, gz)
+	os.WriteFile(gz, whole[:len(whole)-28], 0o644)
+	r := gzfs(t, nil, "fsck", "-q", gz)
+	if r.code != 0 || !bytes.Contains(r.stdout, []byte("no BGZF end-of-file marker")) {
+		t.Errorf("fsck -q of a file without its EOF marker: exit %d, %q; want 0 and a note", r.code, r.stdout)
+	}
+}
