@@ -371,3 +371,4 @@ echo done`
 		t.Errorf("backing file of the user's new file: %v", err)
 	}
 }
+
