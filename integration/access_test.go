@@ -371,4 +371,3 @@ echo done`
 		t.Errorf("backing file of the user's new file: %v", err)
 	}
 }
-
