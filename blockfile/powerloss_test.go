@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -104,28 +105,44 @@ func (r *recorder) image(rng *rand.Rand, path string) []byte {
 		}
 		copy(img[off:], p)
 	}
+	// Size changes reach the disk in order (a file system's metadata
+	// journal): once one is lost, so are the later ones. A cut that was
+	// lost freed no blocks, so nothing written after it into the blocks it
+	// would have freed (from the first whole 4 KiB block past its size)
+	// can be there either: those writes went to blocks allocated later.
+	lostFrom := int64(math.MaxInt64)
+	sizeLost := false
+	var size int64 // the file's size as the program saw it
 	for i, op := range ops {
 		durable := i <= lastSync
 		switch op.kind {
 		case 'w':
+			size = max(size, op.off+int64(len(op.data)))
 			if durable {
 				write(op.off, op.data)
 				continue
 			}
 			for p := int64(0); p < int64(len(op.data)); {
 				end := min((op.off+p)/4096*4096+4096-op.off, int64(len(op.data)))
-				if keep() {
+				if op.off+p < lostFrom && keep() {
 					write(op.off+p, op.data[p:end])
 				}
 				p = end
 			}
 		case 't':
-			if durable || keep() {
-				if op.off <= int64(len(img)) {
-					img = img[:op.off]
-				} else {
-					img = append(img, make([]byte, op.off-int64(len(img)))...)
+			cut := op.off < size
+			size = op.off
+			if !durable && (sizeLost || !keep()) {
+				sizeLost = true
+				if cut {
+					lostFrom = min(lostFrom, (op.off+4095)/4096*4096)
 				}
+				continue
+			}
+			if op.off <= int64(len(img)) {
+				img = img[:op.off]
+			} else {
+				img = append(img, make([]byte, op.off-int64(len(img)))...)
 			}
 		}
 	}

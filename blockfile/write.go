@@ -467,16 +467,34 @@ func (f *File) cutStored(last, size int64) error {
 	if _, ok := f.dirty[last]; ok {
 		return f.flushLocked() // rewrites the cut block and sets the file size, journaled
 	}
-	// Cut after the last kept member: the marker goes first (what follows it
-	// is cut at the next open if this is interrupted), then the size.
-	if _, err := f.fd.WriteAt(bgzf.EOFMember, f.backing); err != nil {
-		return fmt.Errorf("%s: truncate: %w", f.name, err)
+	if f.backing == 0 {
+		// Cut to nothing (O_TRUNC): the size first, then the marker, which
+		// then lands in a newly allocated block; no crash can leave the
+		// old size with the marker over the first member. In between the
+		// file is empty, which gzfs reads as an empty file and the next
+		// write completes; no journal, so no fsync for every overwrite.
+		if err := f.fd.Truncate(0); err != nil {
+			return fmt.Errorf("%s: truncate: %w", f.name, err)
+		}
+		f.eof = false
+		if _, err := f.fd.WriteAt(bgzf.EOFMember, 0); err != nil {
+			return fmt.Errorf("%s: truncate: %w", f.name, err)
+		}
+		f.eof = true
+		return f.saveState()
+	}
+	// Cut after the last kept member: the marker lands on the start of the
+	// next member, so it goes through the journal with the new size, as
+	// any in-place rewrite (a crash between the two left a file that was
+	// neither the old nor the new one, and not gzip).
+	if err := f.commitBatch(f.backing+int64(len(bgzf.EOFMember)), []extent{{off: f.backing, data: bgzf.EOFMember}}); err != nil {
+		return fmt.Errorf("truncate: %w", err)
 	}
 	f.eof = true
-	if err := f.fd.Truncate(f.physical()); err != nil {
-		return fmt.Errorf("%s: truncate: %w", f.name, err)
+	if err := f.saveState(); err != nil {
+		return err
 	}
-	return f.saveState()
+	return f.retire()
 }
 
 // Buffers of blocks and members are recycled: a sequential writer would
