@@ -595,7 +595,7 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64
 			i++
 		case shift > 0 && moved > moveWindow && i == len(ks):
 			tailFrom = k
-			writes = append(writes, extent{off: r.Offset + shift, src: r.Offset, n: f.backing - r.Offset})
+			writes = appendMove(writes, r.Offset+shift, r.Offset, f.backing-r.Offset)
 		case shift > 0:
 			moved += int64(r.Size)
 			if out, err = f.moveMember(k, r, shift); err != nil {
@@ -652,6 +652,21 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64
 		return err
 	}
 	return f.retire()
+}
+
+// maxExtent bounds one journal entry: its length field is 32 bits, and a
+// tail moved in a file of up to 16 TiB may be longer than 4 GiB (one
+// longer entry corrupted the journal: the file could not be opened).
+var maxExtent int64 = 1 << 30 // a variable for tests
+
+// appendMove appends the move of n backing bytes from src to dst as
+// extents of at most maxExtent bytes (the journal holds a copy of each
+// source, so their order does not matter).
+func appendMove(writes []extent, dst, src, n int64) []extent {
+	for p := int64(0); p < n; p += maxExtent {
+		writes = append(writes, extent{off: dst + p, src: src + p, n: min(maxExtent, n-p)})
+	}
+	return writes
 }
 
 // moveMember reads stored block k to move it by shift bytes, shrinking its

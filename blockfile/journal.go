@@ -8,6 +8,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 
 	"github.com/gzfs/gzfs/blockindex"
@@ -122,6 +123,9 @@ func (j *journal) commit(id blockindex.FileID, finalSize int64, writes []extent,
 	}
 	total := int64(journalHeader + 4)
 	for _, w := range writes {
+		if w.length() > math.MaxUint32 {
+			return fmt.Errorf("write journal: an entry of %d bytes does not fit its 32-bit length", w.length())
+		}
 		total += 12 + w.length()
 	}
 	// Buffers sized to the batch: most batches are one block.

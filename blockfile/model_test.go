@@ -201,8 +201,19 @@ func TestModelRandomOps(t *testing.T) {
 
 // TestGrowthMovesTail overwrites the first block of a big file with
 // incompressible data: the members after it give up their padding, and past
-// the move window the rest of the file moves as one run through the journal.
+// the move window the rest of the file moves as one run through the journal,
+// in journal entries of at most maxExtent bytes (small here: many of them).
 func TestGrowthMovesTail(t *testing.T) {
+	for _, extent := range []int64{maxExtent, 48 << 10} {
+		t.Run(fmt.Sprint(extent), func(t *testing.T) {
+			defer func(e int64) { maxExtent = e }(maxExtent)
+			maxExtent = extent
+			growthMovesTail(t)
+		})
+	}
+}
+
+func growthMovesTail(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	defer func(w int64) { moveWindow = w }(moveWindow)
 	moveWindow = 64 << 10
