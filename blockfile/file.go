@@ -574,10 +574,12 @@ func (f *File) lockLocked() error {
 }
 
 // settleJournal makes the emptying of a journal durable when a batch
-// fsynced into it may still be on disk (see journal.lingering), before the
-// File lets go of the backing file. Callers hold f.mu for writing.
+// fsynced into it may still be on disk (see journal.lingering), or, on a
+// file system that does not order metadata globally, when any batch was
+// emptied without an fsync (see journal.orderedFS), before the File lets
+// go of the backing file. Callers hold f.mu for writing.
 func (f *File) settleJournal() error {
-	if f.jnl == nil || !f.jnl.lingering {
+	if f.jnl == nil || !f.jnl.lingering && (f.jnl.orderedFS || !f.jnl.unsynced) {
 		return nil
 	}
 	if err := f.jnl.sync(); err != nil {

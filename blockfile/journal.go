@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -92,6 +93,14 @@ type journal struct {
 	// loss would be replayed over that (cutting the file to its final size).
 	lingering bool
 	empty     bool // known to be empty: commit need not truncate it
+	// orderedFS: the journal's file system commits metadata in one global
+	// order (ext4, XFS), so the fsync another program makes of the backing
+	// file also makes the journal's earlier emptying durable. Elsewhere
+	// (btrfs logs each fsynced inode on its own; a network file system),
+	// an emptying not fsynced could be lost while that program's data is
+	// not, and the batch come back over it: the File fsyncs the journal
+	// before it lets go of the lock (File.settleJournal).
+	orderedFS bool
 }
 
 func openJournal(path string) (*journal, error) {
@@ -99,7 +108,14 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &journal{path: path, f: wrapFile(f), durable: true}, nil
+	return &journal{path: path, f: wrapFile(f), durable: true, orderedFS: orderedFS(f)}, nil
+}
+
+// orderedFS reports whether f is on a file system that commits metadata
+// in one global order (see journal.orderedFS); a variable for tests.
+var orderedFS = func(f *os.File) bool {
+	var sfs unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &sfs) == nil && (sfs.Type == unix.EXT4_SUPER_MAGIC || sfs.Type == unix.XFS_SUPER_MAGIC)
 }
 
 // crcWriter feeds everything written through it to a CRC.
