@@ -64,6 +64,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	}
 	p, err := f.clipWrite(p, off)
 	if err == nil {
+		err = f.bgErr // blocks taken before could not be written out
+	}
+	if err == nil {
 		err = f.writeLocked(p, off)
 	}
 	if err != nil {
@@ -91,7 +94,10 @@ func (f *File) backPressure() error {
 		return nil
 	}
 	defer f.account()
-	return f.drain(0)
+	if err := f.drain(0); err != nil {
+		f.deferErr(err) // the write that waited here took effect
+	}
+	return nil
 }
 
 // clipWrite applies MaxFileSize to a write of p at off, as local
@@ -120,7 +126,11 @@ func (f *File) Append(p []byte) (int64, error) {
 		f.mu.Unlock()
 		return off, fmt.Errorf("%s: append at %d: the maximum file size is %d bytes: %w", f.name, off, MaxFileSize, syscall.EFBIG)
 	}
-	if err := f.writeLocked(p, off); err != nil {
+	err := f.bgErr // blocks taken before could not be written out
+	if err == nil {
+		err = f.writeLocked(p, off)
+	}
+	if err != nil {
 		f.mu.Unlock()
 		return off, err
 	}
@@ -177,17 +187,32 @@ func (f *File) writeLocked(p []byte, off int64) error {
 		f.dirty[k] = buf
 	}
 	f.size = max(f.size, end)
+	// The bytes are taken: they are in memory and will be written. An
+	// error writing blocks out from here on is not this write's (it took
+	// effect; a caller told otherwise would write it again): it is
+	// reported by the next write, Flush, Sync or Close, as the kernel
+	// reports a failed writeback.
 	if err := f.queueFullBlocks(); err != nil {
-		return err
+		f.deferErr(err)
 	}
 	f.account()
-	if len(f.dirty) > maxDirtyBlocks || heldBlocks.Load() > maxHeldBlocks && len(f.dirty) > 1 {
+	if f.bgErr == nil && (len(f.dirty) > maxDirtyBlocks || heldBlocks.Load() > maxHeldBlocks && len(f.dirty) > 1) {
 		if err := f.flushLocked(); err != nil {
-			return err
+			f.deferErr(err)
 		}
 	}
 	f.armTimer()
 	return nil
+}
+
+// deferErr keeps the first error of writing out blocks that writes had
+// already taken, for the next write, Flush, Sync or Close to report.
+// Callers hold f.mu for writing.
+func (f *File) deferErr(err error) {
+	if f.bgErr == nil {
+		f.bgErr = err
+		f.log.Warn("writing blocks out failed; the next write, flush or close reports it", "file", f.name, "err", err)
+	}
 }
 
 // account updates the process-wide count of blocks held in memory with this
