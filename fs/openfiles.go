@@ -26,7 +26,7 @@ type openFile struct {
 
 	refs    int           // guarded by openTable.mu
 	closing bool          // guarded by openTable.mu
-	parking chan struct{} // guarded by openTable.mu: non-nil while going idle, closed when done
+	parking chan struct{} // guarded by openTable.mu: non-nil while going idle or being resumed, closed when done
 	idle    *time.Timer   // guarded by openTable.mu: set while idle (no handle; closed when it fires)
 	ready   chan struct{} // closed once eng (or err) is set
 	done    chan struct{} // closed once closed and out of the table
@@ -201,9 +201,24 @@ func (t *openTable) acquire(key fileKey, name string, open opener) (of *openFile
 			e.idle = nil
 			t.idleNow--
 			e.refs = 1
+			// Others wait (acquire) or pass it by (get, snapshot) until
+			// Resume says whether this engine can be used: one that fails
+			// is closed, and a reference taken meanwhile would hold a
+			// closed engine and descriptor.
+			resuming := make(chan struct{})
+			e.parking = resuming
 			t.mu.Unlock()
-			if e.eng.Resume() {
+			ok := e.eng.Resume()
+			t.mu.Lock()
+			e.parking = nil
+			close(resuming)
+			unmounting := e.closing // closeAll took it meanwhile and closes it
+			t.mu.Unlock()
+			switch {
+			case ok:
 				return e, true, nil // unchanged since its last release
+			case unmounting:
+				return nil, false, os.ErrClosed
 			}
 			t.closeNow(e) // changed behind our back: open it anew
 			continue

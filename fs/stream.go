@@ -75,25 +75,33 @@ func (t *foreignTable) init(fsys *FS) {
 // (which it then owns; otherwise fd is closed). A new entry without an
 // index starts its build.
 func (t *foreignTable) acquire(key fileKey, name string, fd int) (*foreignEntry, error) {
+	// The reference to an entry in the table is taken in the same critical
+	// section that finds it: one found and referenced later could have
+	// been released and closed in between.
 	t.mu.Lock()
 	e := t.m[key]
-	t.mu.Unlock()
 	if e != nil {
+		e.refs++
 		syscall.Close(fd)
 	} else {
+		t.mu.Unlock()
 		x, err := blockfile.OpenForeign(os.NewFile(uintptr(fd), name), name, t.fsys.store, t.fsys.log)
 		if err != nil {
 			return nil, err
 		}
 		e = &foreignEntry{key: key, name: name, x: x}
+		t.mu.Lock()
+		if old := t.m[key]; old != nil { // opened meanwhile by another handle
+			old.refs++
+			t.mu.Unlock()
+			e.x.Close()
+			t.mu.Lock()
+			e = old
+		} else {
+			t.m[key] = e
+			e.refs++
+		}
 	}
-	t.mu.Lock()
-	if old := t.m[key]; old != nil && old != e { // opened meanwhile by another handle
-		e.x.Close()
-		e = old
-	}
-	t.m[key] = e
-	e.refs++
 	// A new entry without an index, or one whose file changed while open.
 	build := e.x.NeedsIndex()
 	if build {

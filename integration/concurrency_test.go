@@ -261,3 +261,45 @@ func TestPageCache(t *testing.T) {
 		t.Errorf("read after a write differs at %d", firstDiff(got, data))
 	}
 }
+
+// TestOpensRaceReopen: several opens at once of a file whose idle engine
+// cannot be resumed (the backing file changed behind the mount), and of a
+// plain gzip file (the foreign table). Each open used to be able to take a
+// reference to an engine that another open was closing: reads failed with
+// EBADF ("file already closed").
+func TestOpensRaceReopen(t *testing.T) {
+	m := newMount(t)
+	data := bytes.Repeat([]byte("a line of a log that several readers open at once\n"), 4000)
+	mustWrite(t, m.path("f"), data)
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write(data)
+	zw.Close()
+	os.WriteFile(m.bpath("g.gz"), zb.Bytes(), 0o644)
+	mustRead(t, m.path("g")) // its checkpoint index is built in the background
+	var mu sync.Mutex
+	var fails []string
+	read := func(name string, want []byte) {
+		got, err := os.ReadFile(m.path(name))
+		if err != nil || !bytes.Equal(got, want) {
+			mu.Lock()
+			fails = append(fails, fmt.Sprintf("%s: %d bytes, %v", name, len(got), err))
+			mu.Unlock()
+		}
+	}
+	for round := 0; round < 300; round++ {
+		time.Sleep(5 * time.Millisecond) // the last close parks the engine
+		now := time.Now()
+		os.Chtimes(m.bpath("f.gz"), now, now) // so it cannot be resumed
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(2)
+			go func() { defer wg.Done(); read("f", data) }()
+			go func() { defer wg.Done(); read("g", data) }()
+		}
+		wg.Wait()
+	}
+	if len(fails) > 0 {
+		t.Fatalf("%d reads failed, e.g. %v\nlog:\n%s", len(fails), fails[:min(3, len(fails))], m.logText())
+	}
+}
