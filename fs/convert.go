@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -16,7 +17,15 @@ import (
 // fsynced. A crash at any point leaves the original or the complete
 // converted file, never neither; a leftover temporary file in the store is
 // harmless. Readers that have the original open keep reading it.
+//
+// Conversions run one at a time, and each converts only the file the node
+// stands for: a second write open that waited for the first finds the name
+// holding the converted file and gets ESTALE (the kernel looks the name up
+// again and opens that). Two conversions of one file used to both rename
+// over the name, and the write made through the first was lost.
 func (n *node) convert() error {
+	n.fsys.convertMu.Lock()
+	defer n.fsys.convertMu.Unlock()
 	dirfd, bname, done, err := n.where()
 	if err != nil {
 		return err
@@ -28,12 +37,15 @@ func (n *node) convert() error {
 	}
 	src := os.NewFile(uintptr(srcFd), bname)
 	defer src.Close()
-	if !isGzipFd(srcFd) {
-		return fmt.Errorf("not gzip: %w", unix.EROFS) // named .gz, but not gzip: shown as it is, read-only
-	}
 	st, err := statFd(srcFd)
 	if err != nil {
 		return err
+	}
+	if n.fsys.keyOf(&st) != n.key() {
+		return syscall.ESTALE // converted (or replaced) since the lookup
+	}
+	if !isGzipFd(srcFd) {
+		return fmt.Errorf("not gzip: %w", unix.EROFS) // named .gz, but not gzip: shown as it is, read-only
 	}
 	tmp, err := os.CreateTemp(n.fsys.store.Dir(), "convert-*.gz.tmp")
 	if err != nil {
@@ -71,6 +83,9 @@ func (n *node) convert() error {
 	ts := [2]unix.Timespec{st.Atim, st.Mtim}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, tmpName, ts[:], 0); err != nil {
 		return err
+	}
+	if now, err := statAt(dirfd, bname); err != nil || now.Ino != st.Ino || now.Dev != st.Dev {
+		return syscall.ESTALE // the name was given to another file meanwhile: keep it
 	}
 	if err := unix.Renameat(unix.AT_FDCWD, tmpName, dirfd, bname); err != nil {
 		return fmt.Errorf("rename the converted file into place: %w", err)

@@ -59,11 +59,12 @@ type FS struct {
 	// The open file's flags of each write request in flight, by the
 	// request's cancel channel (writeflags.go).
 	writeFlags sync.Map
-	isRoot     bool   // the daemon runs as root: new entries get the caller's owner
-	euid       int    // the daemon's effective user ID
-	egid       int    // and group ID
-	nameMax    int    // NAME_MAX of the backing filesystem: the longest mount name
-	tmpStore   string // a temporary store directory to remove at Close
+	convertMu  sync.Mutex // one convert=on-write conversion at a time
+	isRoot     bool       // the daemon runs as root: new entries get the caller's owner
+	euid       int        // the daemon's effective user ID
+	egid       int        // and group ID
+	nameMax    int        // NAME_MAX of the backing filesystem: the longest mount name
+	tmpStore   string     // a temporary store directory to remove at Close
 }
 
 // New opens the backing directory and the shared engine resources.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -178,6 +179,38 @@ func TestConvertOnWrite(t *testing.T) {
 	}
 	if hdr := readHead(t, m.bpath("app.log.gz"), 16); hdr[3]&4 == 0 || hdr[12] != 'B' || hdr[13] != 'C' {
 		t.Fatalf("backing file is not BGZF after the conversion: % x", hdr)
+	}
+	// Two writers open a plain gzip file at once: one conversion, and both
+	// appends are in the file (the second conversion renamed over the
+	// first, losing what was written through it).
+	twice := logLines(r, 32<<20)
+	os.WriteFile(m.bpath("two.log"), twice, 0o644)
+	if out, err := execCommand("gzip", "-1", m.bpath("two.log")); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	var wg sync.WaitGroup
+	for i, line := range []string{"AAA\n", "BBB\n"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 50 * time.Millisecond) // while the first converts
+			f, err := os.OpenFile(m.path("two.log"), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Errorf("write open during a conversion: %v", err)
+				return
+			}
+			if _, err := f.Write([]byte(line)); err != nil {
+				t.Error(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got := mustRead(t, m.path("two.log"))
+	if !bytes.HasPrefix(got, twice) || len(got) != len(twice)+8 || !bytes.Contains(got[len(twice):], []byte("AAA\n")) || !bytes.Contains(got[len(twice):], []byte("BBB\n")) {
+		t.Fatalf("two appends during a conversion: %d bytes (want %d), ending %q", len(got), len(twice)+8, got[max(0, len(got)-12):])
 	}
 	// Bytes after the last member that are not gzip would be dropped by
 	// the conversion: the write open fails and the file stays as it was.
