@@ -113,6 +113,11 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	key := n.fsys.keyOf(&st)
 	used := false
 	of, shared, err := n.fsys.files.acquire(key, n.backingPath()+"/"+bname, func() (int, bool, error) {
+		if used {
+			// A retry (the first try ran out of descriptors and closed
+			// fd): open the file again rather than hand on a closed number.
+			return openEngineFd(dirfd, bname, n.fsys.opts.ReadOnly)
+		}
 		used = true
 		return fd, false, nil
 	})

@@ -58,6 +58,9 @@ func (h *plainHandle) matchAppend(ctx context.Context) error {
 // Flush reports errors of delayed writes of the backing file system at close.
 func (h *plainHandle) Flush(ctx context.Context) syscall.Errno {
 	fd, err := unix.Dup(h.fd)
+	for reliefFor(err) {
+		fd, err = unix.Dup(h.fd)
+	}
 	if err != nil {
 		return toErrno(err)
 	}

@@ -137,4 +137,45 @@ func TestFDLimit(t *testing.T) {
 	}
 	mustWrite(t, m.path("after"), []byte("x"))
 	expectContent(t, m, "after", []byte("x"))
+
+	// At the limit with an idle engine to give back: closing a plain file
+	// works (its flush dup'ed the descriptor without relief: EMFILE from
+	// close), and so does a create (its retry handed on the descriptor the
+	// failed try had closed: EBADF, and the new name stayed behind).
+	for i := 0; i < 50; i++ {
+		os.WriteFile(m.bpath("p"+strconv.Itoa(i)), []byte("plain"), 0o644)
+	}
+	for i := 0; ; i++ {
+		f, err := os.Open(m.path("f" + strconv.Itoa(i)))
+		if err != nil {
+			break
+		}
+		open = append(open, f)
+	}
+	var plains []*os.File
+	for i := 0; i < 50; i++ {
+		f, err := os.Open(m.path("p" + strconv.Itoa(i)))
+		if err != nil {
+			break
+		}
+		plains = append(plains, f)
+	}
+	open[len(open)-1].Close() // a gzfs file: its engine goes idle, holding descriptors
+	open = open[:len(open)-1]
+	if len(plains) > 0 {
+		if err := plains[len(plains)-1].Close(); err != nil {
+			t.Errorf("close of a plain file at the descriptor limit: %v", err)
+		}
+		plains = plains[:len(plains)-1]
+	}
+	f, err := os.OpenFile(m.path("new-at-limit"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Errorf("create at the descriptor limit with an idle engine to close: %v", err)
+	} else {
+		f.Close()
+	}
+	for _, f := range plains {
+		f.Close()
+	}
+	closeAll()
 }
