@@ -322,6 +322,9 @@ func (fsys *FS) lastLinkGone(st *stat) {
 		return
 	}
 	fsys.files.evict(key)
+	if fsys.foreign.forgetAtLastRelease(key) {
+		return // open: its checkpoint index may still be written
+	}
 	fsys.forgetIno(st.Ino)
 }
 

@@ -50,8 +50,13 @@ func (h *foreignHandle) Release(ctx context.Context) syscall.Errno {
 type foreignEntry struct {
 	key  fileKey
 	name string
+	ino  uint64 // of the backing file, which names its checkpoint index
 	x    *blockfile.Foreign
 	refs int // handles plus a running index build; guarded by foreignTable.mu
+	// forget: the file's last name is gone; the last release removes its
+	// checkpoint index (a build still running writes it). Guarded by
+	// foreignTable.mu.
+	forget bool
 }
 
 // foreignTable shares one Foreign per backing inode between its handles
@@ -85,11 +90,16 @@ func (t *foreignTable) acquire(key fileKey, name string, fd int) (*foreignEntry,
 		syscall.Close(fd)
 	} else {
 		t.mu.Unlock()
+		st, err := statFd(fd)
+		if err != nil {
+			syscall.Close(fd)
+			return nil, err
+		}
 		x, err := blockfile.OpenForeign(os.NewFile(uintptr(fd), name), name, t.fsys.store, t.fsys.log)
 		if err != nil {
 			return nil, err
 		}
-		e = &foreignEntry{key: key, name: name, x: x}
+		e = &foreignEntry{key: key, name: name, ino: st.Ino, x: x}
 		t.mu.Lock()
 		if old := t.m[key]; old != nil { // opened meanwhile by another handle
 			old.refs++
@@ -150,12 +160,29 @@ func (t *foreignTable) release(e *foreignEntry) {
 	if last && t.m[e.key] == e {
 		delete(t.m, e.key)
 	}
+	forget := last && e.forget
 	t.mu.Unlock()
 	if last {
 		if err := e.x.Close(); err != nil {
 			t.fsys.log.Warn("closing a gzip file", "file", e.name, "err", err)
 		}
 	}
+	if forget {
+		t.fsys.forgetIno(e.ino)
+	}
+}
+
+// forgetAtLastRelease marks the open entry of key, if any, to have its
+// checkpoint index removed at its last release, and reports whether there
+// was one.
+func (t *foreignTable) forgetAtLastRelease(key fileKey) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.m[key]; e != nil {
+		e.forget = true
+		return true
+	}
+	return false
 }
 
 // closeAll stops the builds and closes every entry (after the unmount).

@@ -380,3 +380,35 @@ func cat(parts ...[]byte) []byte {
 	}
 	return b
 }
+
+// TestUnlinkOpenForeignForgetsIndex: a plain gzip file removed while it is
+// open and its checkpoint index is being built leaves no index behind once
+// closed (the build wrote it after the sidecars were forgotten).
+func TestUnlinkOpenForeignForgetsIndex(t *testing.T) {
+	m := newMount(t)
+	r := rand.New(rand.NewPCG(31, 32))
+	os.WriteFile(m.bpath("h"), logLines(r, 24<<20), 0o644)
+	if out, err := execCommand("gzip", "-6", m.bpath("h")); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	f, err := os.Open(m.path("h")) // starts the build
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.path("h")); err != nil {
+		t.Fatal(err)
+	}
+	f.Read(make([]byte, 4096))
+	f.Close()
+	// The build goes on to its end, then its last reference goes.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(m.logText(), "checkpoint index built") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := 0; i < 20 && hasCheckpointIndex(m.bpath(".gzfs")); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if hasCheckpointIndex(m.bpath(".gzfs")) {
+		t.Fatalf("a checkpoint index of the removed file is left:\n%s", m.logText())
+	}
+}
