@@ -316,12 +316,12 @@ func (fsys *FS) lastLinkGone(st *stat) {
 	key := fsys.keyOf(st)
 	fsys.sizes.drop(key)
 	fsys.files.dropStamp(key)
-	if of := fsys.files.get(key); of != nil {
-		of.forget.Store(true)
-		fsys.files.release(of)
+	if fsys.files.markForget(key) {
+		// Open, going idle, idle or being resumed: its sidecars go when
+		// it closes, which an idle one does now.
+		fsys.files.evict(key)
 		return
 	}
-	fsys.files.evict(key)
 	if fsys.foreign.forgetAtLastRelease(key) {
 		return // open: its checkpoint index may still be written
 	}

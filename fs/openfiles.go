@@ -325,7 +325,7 @@ func (t *openTable) park(e *openFile) error {
 		t.mu.Unlock()
 		return err
 	}
-	if err != nil || notIdle {
+	if err != nil || notIdle || e.forget.Load() { // forget: its last name went while it parked
 		t.idleNow--
 		e.closing = true
 		t.mu.Unlock()
@@ -382,6 +382,19 @@ func (t *openTable) shedIdle() int {
 
 // evict closes the idle instance of key at once, if there is one (its last
 // link is gone).
+// markForget marks the entry of key, whatever its state (open, going idle,
+// idle, being resumed, closing), to forget its sidecars when it closes, and
+// reports whether there was one.
+func (t *openTable) markForget(key fileKey) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.m[key]
+	if e != nil {
+		e.forget.Store(true)
+	}
+	return e != nil
+}
+
 func (t *openTable) evict(key fileKey) {
 	t.mu.Lock()
 	e := t.m[key]
