@@ -443,10 +443,12 @@ func (t *openTable) closeEntry(e *openFile) error {
 	} else if !e.stale.Load() && inSync {
 		t.recordClose(e, size)
 	}
-	unix.Close(e.fd)
 	if e.forget.Load() {
+		// While e.fd still pins the inode: once it is closed the number
+		// may be reused at once, and the sidecars be a new file's.
 		t.fsys.forgetIno(e.backingIno)
 	}
+	unix.Close(e.fd)
 	return err
 }
 
