@@ -93,7 +93,9 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, op := range crashOps(seed, crashOpsPerRound)[start:] {
+	ops := crashOps(seed, crashOpsPerRound)
+	fmt.Fprintf(progress, "ready\n") // recovered, ops made: the parent's kill timer starts now
+	for i, op := range ops[start:] {
 		i += start
 		fmt.Fprintf(progress, "start %d\n", i)
 		switch op.kind {
@@ -165,25 +167,28 @@ func TestCrashRecovery(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
 			cmd.Env = append(os.Environ(), "GZFS_CRASH_FILE="+path,
 				fmt.Sprintf("GZFS_CRASH_SEED=%d", seed), fmt.Sprintf("GZFS_CRASH_START=%d", start))
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			// Kill at a random point of the workload, not of process start-up
-			// (slow under -race): wait for the child's first op.
-			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-				if _, err := os.Stat(path + ".progress"); err == nil {
+			// Kill at a random point of the workload, not of process
+			// start-up or of its recovery (slow under -race): wait until
+			// the child has opened the file.
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if b, _ := os.ReadFile(path + ".progress"); bytes.Contains(b, []byte("ready\n")) {
 					break
 				}
 			}
 			time.Sleep(wait)
 			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
+			werr := cmd.Wait()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("round %d: the child ended before the kill (%v):\n%s", round, werr, out.Bytes())
+			}
 
 			synced, started := readProgress(t, path, ops)
 			t.Logf("round %d: killed after op %d started, %d synced", round, started, synced)
-			if started < 0 {
-				continue
-			}
 			// States the file may be in: after the last returned sync, or
 			// after any op started since (unsynced changes may or may not be there).
 			var states [][]byte
@@ -224,7 +229,7 @@ func TestCrashRecovery(t *testing.T) {
 			// Continue the next run of the child from what survived: every
 			// op up to the last started one may be there, so start after it.
 			model = got
-			start = started + 1
+			start = max(start, started+1)
 			os.Remove(path + ".progress")
 			if start >= len(ops) {
 				break
@@ -237,23 +242,23 @@ func TestCrashRecovery(t *testing.T) {
 // states since the last sync, so that nothing synced was lost.
 func checkCrashState(t *testing.T, round int, got []byte, states [][]byte) {
 	t.Helper()
-	minLen := len(states[0])
+	minLen, maxLen := len(states[0]), 0
 	for _, s := range states {
-		minLen = min(minLen, len(s))
+		minLen, maxLen = min(minLen, len(s)), max(maxLen, len(s))
 	}
-	if len(got) < minLen {
-		t.Fatalf("round %d: %d bytes after crash, synced state had at least %d", round, len(got), minLen)
+	if len(got) < minLen || len(got) > maxLen {
+		t.Fatalf("round %d: %d bytes after crash; the states since the last sync had %d to %d", round, len(got), minLen, maxLen)
 	}
 	for p := range got {
 		ok := false
 		for _, s := range states {
-			if p >= len(s) || s[p] == got[p] {
+			if p < len(s) && s[p] == got[p] {
 				ok = true
 				break
 			}
 		}
 		if !ok {
-			t.Fatalf("round %d: byte %d is %d, in no state since the last sync (synced: %d; %d states)", round, p, got[p], states[0][p], len(states))
+			t.Fatalf("round %d: byte %d is %d, in no state since the last sync (%d states)", round, p, got[p], len(states))
 		}
 	}
 }
