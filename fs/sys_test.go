@@ -12,7 +12,11 @@ import (
 )
 
 func TestOpenBeneath(t *testing.T) {
-	root := t.TempDir()
+	// The escapes below lead to a directory that exists ("x" beside the
+	// root), so that only the refusal can make them fail.
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	os.MkdirAll(filepath.Join(base, "x"), 0o755)
 	os.MkdirAll(filepath.Join(root, "a", "b"), 0o755)
 	os.Symlink("/etc", filepath.Join(root, "link"))
 	os.Symlink("a", filepath.Join(root, "rel"))
