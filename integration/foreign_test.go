@@ -60,6 +60,7 @@ func TestForeignGzipRandomAccess(t *testing.T) {
 	if st, err := os.Stat(m.path("access.log")); err != nil || st.Size() != int64(len(data)) {
 		t.Fatalf("stat after indexing: %v %v, want %d bytes", st, err, len(data))
 	}
+	builds := strings.Count(m.logText(), "checkpoint index built")
 	m.remount()
 	f2, err := os.Open(m.path("access.log"))
 	if err != nil {
@@ -67,7 +68,7 @@ func TestForeignGzipRandomAccess(t *testing.T) {
 	}
 	randomReads(t, f2, data, r, 50)
 	f2.Close()
-	if bytes.Contains([]byte(m.logText()), []byte("does not match")) {
+	if bytes.Contains([]byte(m.logText()), []byte("does not match")) || strings.Count(m.logText(), "checkpoint index built") != builds {
 		t.Fatalf("the index was not reused after a remount:\n%s", m.logText())
 	}
 	// Truncated: reads before the cut work, past it EIO.
@@ -353,8 +354,8 @@ func TestMixedAndTrailing(t *testing.T) {
 			if _, err := os.OpenFile(m.path(c.name), os.O_WRONLY|os.O_APPEND, 0); errnoOf(err) != syscall.EROFS {
 				t.Errorf("write open of a gzip file that is not BGZF: %v, want EROFS", err)
 			}
-			if !strings.Contains(m.logText(), "write open of a gzip file that is not BGZF") {
-				t.Errorf("the log does not say why a write open failed:\n%s", m.logText())
+			if !strings.Contains(m.logText(), "write open of a gzip file that is not BGZF") || !strings.Contains(m.logText(), c.name+".gz") {
+				t.Errorf("the log does not say why a write open of %s failed:\n%s", c.name, m.logText())
 			}
 		})
 	}
@@ -402,7 +403,10 @@ func TestUnlinkOpenForeignForgetsIndex(t *testing.T) {
 	f.Close()
 	// The build goes on to its end, then its last reference goes.
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(m.logText(), "checkpoint index built") && time.Now().Before(deadline) {
+	for !strings.Contains(m.logText(), "checkpoint index built") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the build of the removed file's index did not end in 30 s:\n%s", m.logText())
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	for i := 0; i < 20 && hasCheckpointIndex(m.bpath(".gzfs")); i++ {

@@ -162,12 +162,13 @@ func TestFDLimit(t *testing.T) {
 	}
 	open[len(open)-1].Close() // a gzfs file: its engine goes idle, holding descriptors
 	open = open[:len(open)-1]
-	if len(plains) > 0 {
-		if err := plains[len(plains)-1].Close(); err != nil {
-			t.Errorf("close of a plain file at the descriptor limit: %v", err)
-		}
-		plains = plains[:len(plains)-1]
+	if len(plains) == 0 {
+		t.Fatal("no plain file could be opened at the limit; the close below would check nothing")
 	}
+	if err := plains[len(plains)-1].Close(); err != nil {
+		t.Errorf("close of a plain file at the descriptor limit: %v", err)
+	}
+	plains = plains[:len(plains)-1]
 	f, err := os.OpenFile(m.path("new-at-limit"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Errorf("create at the descriptor limit with an idle engine to close: %v", err)
