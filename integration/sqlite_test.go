@@ -168,9 +168,12 @@ func TestSQLiteCrash(t *testing.T) {
 					}
 				}
 			}()
-			// Let some transactions commit, then kill mid-stream.
+			// Let some transactions commit (at least 10, however slow the
+			// machine), then kill mid-stream at a moment that varies.
 			last := 0
-			deadline := time.After(time.Duration(300+200*round) * time.Millisecond)
+			linger := time.Duration(100+150*round) * time.Millisecond
+			var deadline <-chan time.Time
+			timeout := time.After(2 * time.Minute)
 		wait:
 			for {
 				select {
@@ -179,8 +182,13 @@ func TestSQLiteCrash(t *testing.T) {
 						t.Fatalf("sqlite3 stopped before the kill: %s", stderr.String())
 					}
 					last = n
+					if last >= 10 && deadline == nil {
+						deadline = time.After(linger)
+					}
 				case <-deadline:
 					break wait
+				case <-timeout:
+					t.Fatalf("only %d transactions committed in 2 minutes", last)
 				}
 			}
 			m.kill()
