@@ -158,8 +158,10 @@ func testReaderFollowsWriter(t *testing.T, idle bool) {
 
 	rng := rand.New(rand.NewPCG(3, 3))
 	size := int64(blocks)
-	deadline := time.Now().Add(3 * time.Second)
-	for v := uint64(1); time.Now().Before(deadline); v++ {
+	// At least 3 s, and on until the readers made 100 reads (a slow
+	// machine under -race), at most a minute.
+	deadline, limit := time.Now().Add(3*time.Second), time.Now().Add(time.Minute)
+	for v := uint64(1); time.Now().Before(deadline) || reads.Load() < 100 && time.Now().Before(limit); v++ {
 		version.Store(v)
 		for i := 0; i < 8; i++ {
 			k := rng.Int64N(size)
@@ -189,8 +191,11 @@ func testReaderFollowsWriter(t *testing.T, idle bool) {
 		t.Errorf("%d of %d reads failed: the reader should mostly get through", eio.Load(), reads.Load())
 	}
 
-	// The reader follows the writer's appends (within refreshEvery).
-	time.Sleep(refreshEvery + 50*time.Millisecond)
+	// The reader follows the writer's appends (within refreshEvery; polled
+	// with room for a slow machine).
+	for end := time.Now().Add(refreshEvery + 5*time.Second); r.Size() != size*bs && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := r.Size(); got != size*bs {
 		t.Fatalf("reader size after the writer's appends: %d, want %d", got, size*bs)
 	}
