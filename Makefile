@@ -27,9 +27,12 @@ endif
 # Packages with concurrency run under the race detector; the rest run plainly.
 RACE_DIRS := blockfile blockindex fs gzindex
 RACE_RE   := blockfile|blockindex|fs|gzindex
-# Per-invocation limits: together well under 15 minutes on 2 cores.
-RACE_TIMEOUT ?= 6m
-TEST_TIMEOUT ?= 10m
+# Per-invocation limits, guards against a hang (with the fuzz run and the
+# quick benchmark of .ci/run, at most 5 minutes there, about 20 minutes if
+# every step hung); a normal make test takes about 8 minutes on 2 cores.
+RACE_TIMEOUT   ?= 5m
+PUREGO_TIMEOUT ?= 3m
+TEST_TIMEOUT   ?= 7m
 # The file exerciser's long mode (make fsx-long).
 FSX_LONG_OPS   ?= 500000
 FSX_LONG_SEEDS ?= 1,2,3,4,5,6,7,8
@@ -140,12 +143,12 @@ vet:
 # Packages with concurrency, under the race detector.
 test-race:
 	@dirs=""; for d in $(RACE_DIRS); do [ -d "$$d" ] && dirs="$$dirs ./$$d/..."; done; \
-	if [ -n "$$dirs" ]; then set -x; $(GO) test -race -timeout $(RACE_TIMEOUT) $$dirs; fi
+	if [ -n "$$dirs" ]; then set -x; $(GO) test -race -count=1 -timeout $(RACE_TIMEOUT) $$dirs; fi
 
 # The pure-Go codec (a build without the libdeflate tag) reads and writes the
 # same format: run the codec and engine tests without the tag too.
 test-purego:
-	$(GO) test -tags= -short -timeout $(TEST_TIMEOUT) ./bgzf ./blockfile
+	$(GO) test -tags= -short -count=1 -timeout $(PUREGO_TIMEOUT) ./bgzf ./blockfile
 
 # Everything else (codec, CLI end-to-end tests, integration).
 test-rest:
