@@ -1,15 +1,18 @@
 package blockfile
 
 import (
-	"github.com/gzfs/gzfs/blockindex"
-
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gzfs/gzfs/bgzf"
+	"github.com/gzfs/gzfs/blockindex"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -75,9 +78,17 @@ func FuzzOpenBacking(f *testing.F) {
 func FuzzJournal(f *testing.F) {
 	dir := f.TempDir()
 	var seed bytes.Buffer
-	j, _ := openJournal(filepath.Join(dir, "seed.jnl"))
-	j.commit(blockindex.FileID{Ino: 7, Birth: 9}, 100, []extent{{off: 3, data: []byte("hello")}, {off: 50, data: []byte("world")}}, nil)
-	b, _ := os.ReadFile(filepath.Join(dir, "seed.jnl"))
+	j, err := openJournal(filepath.Join(dir, "seed.jnl"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := j.commit(blockindex.FileID{Ino: 7, Birth: 9}, 100, []extent{{off: 3, data: []byte("hello")}, {off: 50, data: []byte("world")}}, nil); err != nil {
+		f.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "seed.jnl"))
+	if err != nil || len(b) == 0 {
+		f.Fatalf("seed journal: %d bytes, %v", len(b), err)
+	}
 	seed.Write(b)
 	j.close()
 	f.Add(seed.Bytes())
@@ -107,5 +118,67 @@ func FuzzJournal(f *testing.F) {
 		}
 		defer fd.Close()
 		j.apply(fd, b) // errors are fine; panics are not
+	})
+}
+
+// FuzzGZI feeds arbitrary bytes as the htslib .gzi beside a BGZF file of
+// uneven blocks that has no seek index yet: the open must never panic,
+// and every read either fails or gives the file's bytes (a .gzi that does
+// not fit is ignored and the member headers walked instead).
+func FuzzGZI(f *testing.F) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	sizes := []int{5000, 3000, 9000, 4000}
+	var data []byte
+	for _, n := range sizes {
+		data = append(data, textish(rng, n)...)
+	}
+	enc, err := bgzf.NewEncoder(1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var backing []byte
+	var gzi []byte
+	var c, u uint64
+	for i, n := range sizes {
+		m, err := enc.Encode(nil, data[int(u):int(u)+n], 0)
+		if err != nil {
+			f.Fatal(err)
+		}
+		backing = append(backing, m.Bytes...)
+		c, u = c+uint64(len(m.Bytes)), u+uint64(n)
+		if i < len(sizes)-1 {
+			gzi = binary.LittleEndian.AppendUint64(gzi, c)
+			gzi = binary.LittleEndian.AppendUint64(gzi, u)
+		}
+	}
+	backing = append(backing, bgzf.EOFMember...)
+	good := binary.LittleEndian.AppendUint64(nil, uint64(len(sizes)-1))
+	good = append(good, gzi...)
+	f.Add(good)
+	f.Add(good[:20])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, g []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "f.gz")
+		os.WriteFile(path, backing, 0o644)
+		os.WriteFile(path+".gzi", g, 0o644)
+		file, err := Open(path, Options{ReadOnly: true, Logger: quiet})
+		if err != nil {
+			return
+		}
+		defer file.Close()
+		if file.Size() != int64(len(data)) {
+			t.Fatalf("size %d, the file holds %d", file.Size(), len(data))
+		}
+		buf := make([]byte, 1500)
+		for off := int64(0); off < file.Size(); off += 1499 {
+			n, err := file.ReadAt(buf, off)
+			if err != nil && err != io.EOF {
+				continue
+			}
+			if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+				t.Fatalf("ReadAt(%d): wrong bytes", off)
+			}
+		}
 	})
 }

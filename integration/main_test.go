@@ -130,8 +130,8 @@ func newMount(t testing.TB, opts ...string) *mountProc {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(m.cleanup) // first: a start that fails leaves nothing mounted
 	m.start()
-	t.Cleanup(m.cleanup)
 	return m
 }
 
@@ -149,8 +149,8 @@ func newTmpfsMount(t testing.TB, size string, opts ...string) *mountProc {
 	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
 	m := &mountProc{t: t, bin: gzfsBin, backing: small, dir: filepath.Join(root, "mnt"), log: filepath.Join(root, "log"), opts: opts}
 	os.Mkdir(m.dir, 0o755)
-	m.start()
 	t.Cleanup(m.cleanup)
+	m.start()
 	return m
 }
 
@@ -195,6 +195,10 @@ func (m *mountProc) start() {
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			m.cmd.Process.Kill() // the cleanup unmounts what it left
+			<-m.exited
+			m.cmd = nil
+			exec.Command("fusermount3", "-u", "-z", m.dir).Run()
 			m.t.Fatalf("mount did not come up\nlog:\n%s", m.logText())
 		}
 	}
@@ -268,18 +272,18 @@ func (m *mountProc) remount() {
 }
 
 func (m *mountProc) cleanup() {
-	if m.cmd == nil {
-		return
+	if m.cmd != nil {
+		if err := exec.Command("fusermount3", "-u", m.dir).Run(); err != nil {
+			exec.Command("fusermount3", "-u", "-z", m.dir).Run()
+		}
+		select {
+		case <-m.exited:
+		case <-time.After(10 * time.Second):
+			m.cmd.Process.Kill()
+			<-m.exited
+		}
 	}
-	if err := exec.Command("fusermount3", "-u", m.dir).Run(); err != nil {
-		exec.Command("fusermount3", "-u", "-z", m.dir).Run()
-	}
-	select {
-	case <-m.exited:
-	case <-time.After(10 * time.Second):
-		m.cmd.Process.Kill()
-		<-m.exited
-	}
+	// Also after a test unmounted or killed the daemon itself.
 	for _, bad := range []string{"panic", "fatal error", "DATA RACE"} {
 		if strings.Contains(m.logText(), bad) {
 			m.t.Errorf("gzfs log shows %q:\n%s", bad, m.logText())
