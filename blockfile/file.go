@@ -50,6 +50,7 @@ type File struct {
 	appendBuf   []byte           // reused to gather members for one append write
 	closed      bool
 	bgErr       error             // error of a timer flush, reported by the next Flush/Sync/Close
+	skipGZI     bool              // a rebuild walks the headers: the .gzi beside the file misplaced a block
 	broken      error             // a journaled batch was not applied: every later call fails
 	synced      int64             // backing bytes below this offset may be durable (fsynced): rewrites there fsync
 	idleStamp   fileStamp         // the backing file at Idle; zero while not idle

@@ -20,7 +20,7 @@ import (
 // the logical size, the first block's length and true, or false (x
 // emptied) when there is no usable .gzi: the caller walks the headers.
 func (f *File) recordsFromGZI(x *blockindex.Index, physical int64, spill func() error) (int64, int64, uint32, bool) {
-	if f.name == "" || physical < int64(len(bgzf.EOFMember)) {
+	if f.name == "" || physical < int64(len(bgzf.EOFMember)) || f.skipGZI {
 		return 0, 0, 0, false
 	}
 	g, err := os.Open(f.name + ".gzi")

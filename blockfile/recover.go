@@ -809,6 +809,7 @@ func (f *File) reloadIndex(be *BlockError) bool {
 	}
 	old := f.idx
 	f.measureBacking(st.Size())
+	f.skipGZI = true // the .gzi beside it may be what misplaced the block: walk
 	if err := f.rebuildIndex(); err != nil {
 		f.idx = old
 		f.log.Error("rebuilding the index after a damaged block failed", "file", f.name, "err", err)
