@@ -28,6 +28,14 @@ func (f *File) recordsFromGZI(x *blockindex.Index, physical int64, spill func() 
 		return 0, 0, 0, false
 	}
 	defer g.Close()
+	// bgzip -i writes the .gzi after the data: a .gzi older than the file
+	// is of an earlier version of it (appended to or rewritten since).
+	if gst, err := g.Stat(); err != nil {
+		return 0, 0, 0, false
+	} else if st, err := f.fd.Stat(); err != nil || gst.ModTime().Before(st.ModTime()) {
+		f.log.Info("ignoring the .gzi file beside it: older than the file", "file", f.name)
+		return 0, 0, 0, false
+	}
 	n, logical, first, err := f.readGZI(bufio.NewReaderSize(g, 64<<10), x, physical, spill)
 	if err != nil {
 		f.log.Warn("ignoring the .gzi file beside it (the headers are walked instead)", "file", f.name, "reason", err)
