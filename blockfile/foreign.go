@@ -1,7 +1,6 @@
 package blockfile
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/gzfs/gzfs/gzindex"
 )
@@ -47,8 +44,8 @@ type Foreign struct {
 	seqAt   int64             // the end of the furthest read asked for in it (0: none)
 
 	streamMu sync.Mutex
-	zr       *gzip.Reader
-	pos      int64 // uncompressed offset of zr
+	zr       io.Reader // NewGzipStream of the file, nil until a read without an index
+	pos      int64     // uncompressed offset of zr
 }
 
 // OpenForeign opens the foreign gzip file f (the Foreign owns it from now
@@ -219,10 +216,12 @@ func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
 	x.running, x.stop = true, false
 	x.live = &gzindex.Live{}
 	live := x.live
+	id := x.id // the file as it was when the build started
 	x.build.Add(1)
 	x.mu.Unlock()
 	defer x.build.Done()
-	idx, err := gzindex.Build(x.f, x.id, x.store.checkpointPath(x.id.Ino), gzindex.BuildOptions{
+	ckp := x.store.checkpointPath(id.Ino)
+	idx, err := gzindex.Build(x.f, id, ckp, gzindex.BuildOptions{
 		Span: span, Progress: progress, Live: live,
 		Stop: func() bool { x.mu.RLock(); defer x.mu.RUnlock(); return x.stop },
 	})
@@ -230,6 +229,14 @@ func (x *Foreign) BuildIndex(span int64, progress func(in, out int64)) error {
 	defer x.mu.Unlock()
 	x.running = false
 	x.live = nil
+	if err == nil && x.id != id {
+		// The file changed while the build read it (a build polls its Stop
+		// only now and then, and a small file is built before it looks):
+		// this index is of the old bytes.
+		idx.Close()
+		os.Remove(ckp)
+		err = gzindex.ErrStopped
+	}
 	if err != nil {
 		if !errors.Is(err, gzindex.ErrStopped) {
 			x.state = "build failed (" + err.Error() + ")"
@@ -725,6 +732,7 @@ func (x *Foreign) checkUnchanged() error {
 	x.mu.Lock()
 	if x.running {
 		x.stop = true // the build reads a file that changed under it
+		x.live = nil  // and its checkpoints so far are of the old bytes
 	}
 	old := x.idx
 	x.idx = nil
@@ -763,20 +771,17 @@ func (x *Foreign) streamAt(p []byte, off int64) (int, error) {
 	x.streamMu.Lock()
 	defer x.streamMu.Unlock()
 	if x.zr == nil || off < x.pos {
-		br := bufio.NewReaderSize(io.NewSectionReader(x.f, 0, x.id.Size), 256<<10)
-		var err error
-		if x.zr == nil {
-			x.zr, err = gzip.NewReader(br)
-		} else {
-			err = x.zr.Reset(br)
-		}
+		x.mu.RLock()
+		size := x.id.Size
+		x.mu.RUnlock()
+		zr, err := NewGzipStream(io.NewSectionReader(x.f, 0, size))
 		if err != nil {
 			// The file starts with the gzip magic (else it would not be
 			// foreign), so even io.EOF here is a header cut short.
 			x.zr = nil
 			return 0, fmt.Errorf("%s: %w: gzip header: %v", x.name, ErrCorrupt, err)
 		}
-		x.pos = 0
+		x.zr, x.pos = zr, 0
 	}
 	if off > x.pos {
 		n, err := io.CopyN(io.Discard, x.zr, off-x.pos)
@@ -800,8 +805,8 @@ func (x *Foreign) streamAt(p []byte, off int64) (int, error) {
 // streamErr maps an error of the stream: its end is io.EOF, anything else
 // (a truncated or damaged stream) is corrupt data.
 func (x *Foreign) streamErr(err error, at int64) error {
-	if err == io.EOF || errors.Is(err, gzip.ErrHeader) && at > 0 {
-		return io.EOF // the end, or bytes after the last member that gzip ignores too
+	if err == io.EOF {
+		return io.EOF
 	}
 	return fmt.Errorf("%s: %w at uncompressed offset %d: %v", x.name, ErrCorrupt, at, err)
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -363,5 +364,101 @@ func TestForeignIdleSpansGiveSlotsBack(t *testing.T) {
 	time.Sleep(spanIdle + 100*time.Millisecond)
 	if n := stream(files[3]); n == 0 {
 		t.Error("a new stream got no span: idle spans of stopped streams kept every slot")
+	}
+}
+
+// TestForeignAfterLastMember: what follows a member is read by one rule,
+// streamed and through the index alike, and as gzip reads it: bytes that do
+// not start with the gzip magic end the data (a zero, text); a damaged
+// header after the magic is corruption. The stream used to fail on a few
+// trailing bytes the index accepted, and to end the file silently at a
+// damaged header.
+func TestForeignAfterLastMember(t *testing.T) {
+	a, b := bytes.Repeat([]byte("x"), 300000), bytes.Repeat([]byte("y"), 100000)
+	ga, gb := gzipOf(t, a), gzipOf(t, b)
+	badMethod := bytes.Clone(gb)
+	badMethod[2] = 7
+	for _, c := range []struct {
+		name    string
+		file    []byte
+		corrupt bool
+	}{
+		{"a zero", append(bytes.Clone(ga), 0), false},
+		{"text", append(bytes.Clone(ga), "garbage!!"...), false},
+		{"a bad method", append(bytes.Clone(ga), badMethod...), true},
+		{"magic then junk", append(bytes.Clone(ga), "\x1f\x8bjunkjunkjunk"...), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f.gz")
+			os.WriteFile(path, c.file, 0o644)
+			for _, indexed := range []bool{false, true} {
+				x := openForeignAt(t, path)
+				if indexed {
+					if !gzindex.Supported {
+						x.Close()
+						continue
+					}
+					x.BuildIndex(64<<10, nil)
+				}
+				var got []byte
+				p := make([]byte, 50000)
+				var err error
+				for off := int64(0); ; {
+					var n int
+					n, err = x.ReadAt(p, off)
+					got = append(got, p[:n]...)
+					off += int64(n)
+					if err != nil {
+						break
+					}
+				}
+				x.Close()
+				if !bytes.Equal(got, a) {
+					t.Errorf("indexed %v: read %d bytes, want the first member's %d", indexed, len(got), len(a))
+				}
+				if c.corrupt != errors.Is(err, ErrCorrupt) || !c.corrupt && err != io.EOF {
+					t.Errorf("indexed %v: ended with %v; corrupt: %v", indexed, err, c.corrupt)
+				}
+			}
+		})
+	}
+}
+
+// TestForeignChangedDuringBuild: a gzip file appended to while its index is
+// being built (the change noticed by a read) reads whole afterwards: the
+// index the build finished for the old bytes is not installed for the new
+// ones (the appended member read as missing until the last close).
+func TestForeignChangedDuringBuild(t *testing.T) {
+	if !gzindex.Supported {
+		t.Skip("pure-Go build: no checkpoint indexes (make test builds with libdeflate)")
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	old := textish(r, 6<<20)
+	gzOld := gzipOf(t, old)
+	for attempt := 0; attempt < 10; attempt++ {
+		path := filepath.Join(t.TempDir(), "f.gz")
+		os.WriteFile(path, gzOld, 0o644)
+		x := openForeignAt(t, path)
+		started := make(chan struct{})
+		var once sync.Once
+		done := make(chan error, 1)
+		go func() {
+			done <- x.BuildIndex(256<<10, func(in, out int64) { once.Do(func() { close(started) }) })
+		}()
+		<-started
+		time.Sleep(time.Duration(attempt%5) * time.Millisecond)
+		more := textish(r, 1<<20)
+		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		f.Write(gzipOf(t, more)) // gzip -c more >> f.gz
+		f.Close()
+		want := append(bytes.Clone(old), more...)
+		x.ReadAt(make([]byte, 10), 0) // notices the change
+		<-done
+		p := make([]byte, len(want)+10)
+		n, err := x.ReadAt(p, 0)
+		x.Close()
+		if n != len(want) || !bytes.Equal(p[:n], want) || err != io.EOF {
+			t.Fatalf("attempt %d: read %d bytes, %v; want %d and EOF", attempt, n, err, len(want))
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 
 	"github.com/gzfs/gzfs/blockfile"
-	"github.com/klauspost/compress/gzip"
 )
 
 // source is a compressed input opened for reading: with random access
@@ -95,7 +94,7 @@ func openSource(cmd, path string) (*source, error) {
 func newStreamSource(name string, r io.ReadCloser, stored int64) (*source, error) {
 	s := &source{name: name, stored: stored, closer: r.Close}
 	counted := &countingReader{r: r, bar: &s.bar}
-	zr, err := gzip.NewReader(bufio.NewReaderSize(counted, ioChunk))
+	zr, err := blockfile.NewGzipStream(bufio.NewReaderSize(counted, ioChunk))
 	if err != nil {
 		r.Close()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
