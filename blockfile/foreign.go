@@ -321,6 +321,9 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 	if closed {
 		return 0, os.ErrClosed
 	}
+	if len(p) == 0 {
+		return 0, nil // nothing to read (at the damage of a damaged file too)
+	}
 	if idx == nil && live != nil && !x.streamAt0(off) {
 		// The index is being built: start at the last checkpoint found so
 		// far before off, rather than at the start of the file.

@@ -315,14 +315,37 @@ var ErrNotLive = errors.New("gzindex: no index being built")
 
 // ReadAt reads like Index.ReadAt through the checkpoints found so far; the
 // end of the data is the end of the gzip stream.
+//
+// Only the placing (a record and its window, read from the build's files,
+// which the build keeps open while l.mu is held) is done under the lock;
+// the inflate reads the gzip file alone, so a long read far ahead does not
+// hold up the build (waiting to record a checkpoint) and every read queued
+// behind it.
 func (l *Live) ReadAt(r io.ReaderAt, p []byte, off int64) (int, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock() // the build keeps its files open meanwhile
 	if l.x == nil || l.x.h.count == 0 {
+		l.mu.RUnlock()
 		return 0, ErrNotLive
 	}
 	x := *l.x
-	return x.ReadAt(r, p, off)
+	if off < 0 || off >= x.h.logical || len(p) == 0 {
+		l.mu.RUnlock()
+		return x.ReadAt(r, p, off) // the argument checks and the end: no file
+	}
+	rd, err := x.place(r, off)
+	l.mu.RUnlock()
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	if err := rd.skipTo(off); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(rd, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // Covers returns the output offset of the last checkpoint found so far (-1

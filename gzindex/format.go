@@ -204,8 +204,11 @@ func parse(mem []byte) (*Index, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (i > 0 && (p.Out < prev.Out || p.In < prev.In)) || p.Out > h.logical ||
-			p.winOff < HeaderSize || p.winOff+int64(p.winLen) > h.recOff {
+		// (winOff is checked against recOff before it is added to: a huge
+		// one passed the sum, which wrapped, and a read of its window
+		// panicked.)
+		if (i > 0 && (p.Out < prev.Out || p.In < prev.In)) || p.Out < 0 || p.In < 0 || p.Out > h.logical ||
+			p.In > h.id.Size || p.winOff < HeaderSize || p.winOff > h.recOff || int64(p.winLen) > h.recOff-p.winOff {
 			return nil, fmt.Errorf("%w: record %d out of order or range", ErrDamaged, i)
 		}
 		prev = p

@@ -55,6 +55,20 @@ type Reader struct {
 
 // NewReader returns a Reader at uncompressed offset off.
 func (x *Index) NewReader(r io.ReaderAt, off int64) (*Reader, error) {
+	rd, err := x.place(r, off)
+	if err != nil {
+		return nil, err
+	}
+	if err := rd.skipTo(off); err != nil {
+		rd.Close()
+		return nil, err
+	}
+	return rd, nil
+}
+
+// place returns a Reader at the checkpoint at or before off: the part of
+// NewReader that reads the index (a record and its window).
+func (x *Index) place(r io.ReaderAt, off int64) (*Reader, error) {
 	if off < 0 || off > x.h.logical {
 		return nil, fmt.Errorf("gzindex: offset %d out of range 0..%d", off, x.h.logical)
 	}
@@ -91,14 +105,16 @@ func (x *Index) NewReader(r io.ReaderAt, off int64) (*Reader, error) {
 		return nil, err
 	}
 	rd.in = make([]byte, readChunk)
-	if skip := off - pt.Out; skip > 0 {
-		rd.off = pt.Out
-		if err := rd.Skip(skip); err != nil {
-			rd.Close()
-			return nil, err
-		}
-	}
+	rd.off = pt.Out
 	return rd, nil
+}
+
+// skipTo inflates up to off (from the checkpoint place put rd at).
+func (rd *Reader) skipTo(off int64) error {
+	if skip := off - rd.off; skip > 0 {
+		return rd.Skip(skip)
+	}
+	return nil
 }
 
 // inflated counts the bytes all Readers of the process inflated (Skip
