@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"os"
+	"time"
 
 	"github.com/gzfs/gzfs/bgzf"
 	"github.com/gzfs/gzfs/blockindex"
@@ -28,11 +29,13 @@ func (f *File) recordsFromGZI(x *blockindex.Index, physical int64, spill func() 
 		return 0, 0, 0, false
 	}
 	defer g.Close()
-	// bgzip -i writes the .gzi after the data: a .gzi older than the file
-	// is of an earlier version of it (appended to or rewritten since).
+	// bgzip -i writes the .gzi just before it closes the file (whose last
+	// block and EOF marker then land a moment later): a .gzi older than the
+	// file by more than that moment is of an earlier version of it
+	// (appended to or rewritten since).
 	if gst, err := g.Stat(); err != nil {
 		return 0, 0, 0, false
-	} else if st, err := f.fd.Stat(); err != nil || gst.ModTime().Before(st.ModTime()) {
+	} else if st, err := f.fd.Stat(); err != nil || gst.ModTime().Before(st.ModTime().Add(-gziSlack)) {
 		f.log.Info("ignoring the .gzi file beside it: older than the file", "file", f.name)
 		return 0, 0, 0, false
 	}
@@ -44,6 +47,10 @@ func (f *File) recordsFromGZI(x *blockindex.Index, physical int64, spill func() 
 	}
 	return n, logical, first, true
 }
+
+// gziSlack is how much older than its file a .gzi may be and still count
+// as written with it.
+const gziSlack = 5 * time.Second
 
 // errGZI describes why a .gzi does not fit the file.
 type errGZI string

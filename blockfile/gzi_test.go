@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGZIBeside: a BGZF file made by bgzip -i gets its index from the
@@ -68,6 +69,17 @@ func TestGZIBeside(t *testing.T) {
 	store, _ := FindStore(path)
 	os.RemoveAll(store.Dir())
 	check(data2)
+
+	// A .gzi much older than its file (appended to or rewritten since) is
+	// not read at all.
+	logs.Reset()
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path+".gzi", old, old)
+	os.RemoveAll(store.Dir())
+	check(data2)
+	if !strings.Contains(logs.String(), "older than the file") {
+		t.Errorf("an old .gzi was read:\n%s", logs.String())
+	}
 
 	// A gzip member appended after bgzip -i (gzip -c more >> FILE.gz): the
 	// .gzi does not know it; the file is gzip, not BGZF, and stays as it is.
