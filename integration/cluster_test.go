@@ -145,10 +145,16 @@ func TestClusterOneWriter(t *testing.T) {
 		t.Fatalf("second writer on another client: %v, want EAGAIN", err)
 	}
 	fa.Close()
-	time.Sleep(2500 * time.Millisecond) // A's engine stays idle 2 s, unlocked
-	fb, err := os.OpenFile(b.path("f"), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatalf("B after A closed: %v", err)
+	// A lets go of the lock a moment after its close returns (its engine
+	// goes idle, unlocked): B's write open succeeds then.
+	var fb *os.File
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if fb, err = os.OpenFile(b.path("f"), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+			t.Fatalf("B after A closed: %v", err)
+		}
 	}
 	fb.Write([]byte("B writes\n"))
 	fb.Close()
