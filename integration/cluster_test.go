@@ -287,8 +287,10 @@ func TestClusterReaderWhileWriting(t *testing.T) {
 	}()
 	rng := rand.New(rand.NewPCG(3, 4))
 	size := int64(blocks)
-	deadline := time.Now().Add(6 * time.Second)
-	for v := uint64(1); time.Now().Before(deadline); v++ {
+	// At least 6 s, and on until B made 20 reads (a slow machine), at
+	// most a minute.
+	deadline, limit := time.Now().Add(6*time.Second), time.Now().Add(time.Minute)
+	for v := uint64(1); time.Now().Before(deadline) || reads.Load() < 20 && time.Now().Before(limit); v++ {
 		version.Store(v)
 		for i := 0; i < 4; i++ {
 			k := rng.Uint64N(blocks)
