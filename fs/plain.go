@@ -61,6 +61,12 @@ func (h *plainHandle) Flush(ctx context.Context) syscall.Errno {
 	for reliefFor(err) {
 		fd, err = unix.Dup(h.fd)
 	}
+	if outOfFDs(err) {
+		// No descriptor to close for the check: the daemon's shortage is
+		// not the program's write error (the handle's release closes the
+		// backing descriptor itself).
+		return 0
+	}
 	if err != nil {
 		return toErrno(err)
 	}
