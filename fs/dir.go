@@ -156,7 +156,7 @@ func (n *node) createExisting(ctx context.Context, k kind, dirfd int, bname stri
 		if err != nil {
 			return nil, nil, 0, toErrno(err)
 		}
-		return child, &plainHandle{fsys: n.fsys, fd: fd, name: bname}, 0, 0
+		return child, newPlainHandle(n.fsys, fd, bname, flags), 0, 0
 	}
 	key := n.fsys.keyOf(st)
 	of, shared, err := n.fsys.files.acquire(key, n.backingPath()+"/"+bname, func() (int, bool, error) {

@@ -88,7 +88,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		if err != nil {
 			return nil, 0, toErrno(err)
 		}
-		return &plainHandle{fsys: n.fsys, fd: fd, name: bname}, 0, 0
+		return newPlainHandle(n.fsys, fd, bname, flags), 0, 0
 	case kindDir:
 		return nil, 0, syscall.EISDIR
 	}
@@ -191,7 +191,7 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 	if !isGzipFd(fd) {
 		// Named .gz but not gzip: its bytes as they are, read-only.
 		n.fsys.log.Warn("a .gz file that is not gzip is shown as it is, read-only", "file", name)
-		return &plainHandle{fsys: n.fsys, fd: fd, name: name}, fuse.FOPEN_NOFLUSH, 0
+		return newPlainHandle(n.fsys, fd, name, unix.O_RDONLY), fuse.FOPEN_NOFLUSH, 0
 	}
 	e, err := n.fsys.foreign.acquire(n.key(), name, fd)
 	if err != nil {

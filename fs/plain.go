@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -13,9 +14,17 @@ import (
 // backing descriptor, where pwrite(2) appends atomically (matchAppend
 // follows fcntl F_SETFL).
 type plainHandle struct {
-	fsys *FS
-	fd   int
-	name string
+	fsys      *FS
+	fd        int
+	name      string
+	appending atomic.Bool // O_APPEND is set on fd
+}
+
+// newPlainHandle makes the handle of fd, opened with the open flags flags.
+func newPlainHandle(fsys *FS, fd int, name string, flags uint32) *plainHandle {
+	h := &plainHandle{fsys: fsys, fd: fd, name: name}
+	h.appending.Store(flags&unix.O_APPEND != 0)
+	return h
 }
 
 // Read reads from the backing file.
@@ -43,16 +52,20 @@ func (h *plainHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 // as the kernel sent it with this write (fcntl F_SETFL may have changed it
 // since the open).
 func (h *plainHandle) matchAppend(ctx context.Context) error {
+	has := h.appending.Load()
+	want := h.fsys.appendNow(ctx, has)
+	if want == has {
+		return nil // the usual case: no system call
+	}
 	fl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
 	if err != nil {
 		return err
 	}
-	has := fl&unix.O_APPEND != 0
-	if h.fsys.appendNow(ctx, has) == has {
-		return nil
+	if _, err := unix.FcntlInt(uintptr(h.fd), unix.F_SETFL, fl^unix.O_APPEND); err != nil {
+		return err
 	}
-	_, err = unix.FcntlInt(uintptr(h.fd), unix.F_SETFL, fl^unix.O_APPEND)
-	return err
+	h.appending.Store(want)
+	return nil
 }
 
 // Flush reports errors of delayed writes of the backing file system at close.
