@@ -1,12 +1,9 @@
 package blockfile
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/klauspost/compress/gzip"
 )
 
 // ConvertGzip writes the uncompressed bytes of the gzip stream src (any
@@ -34,54 +31,53 @@ func ConvertGzip(src io.Reader, dst *os.File, name string, opts Options) (int64,
 	return n, err
 }
 
-// convertInto copies the members of src one at a time (the gzip reader
-// consumes exactly one member from a bufio.Reader), so that what follows
-// each member can be looked at before it is accepted or refused.
+// convertInto copies the members of src (gzipStream's rule for what
+// follows a member) and then checks what follows the last one: a
+// conversion keeps nothing of it, so only zeros may be dropped.
 func convertInto(f *File, src io.Reader) (int64, error) {
-	br := bufio.NewReaderSize(src, 1<<20)
-	zr, err := gzip.NewReader(br)
+	g, err := newGzipStream(src)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w: not gzip: %v", f.name, ErrCorrupt, err)
 	}
 	buf := make([]byte, 8<<20)
 	var off int64
-	for member := 1; ; member++ {
-		zr.Multistream(false)
-		for done := false; !done; {
-			n, rerr := io.ReadFull(zr, buf)
-			if n > 0 {
-				if _, err := f.WriteAt(buf[:n], off); err != nil {
-					return off, err
-				}
-				off += int64(n)
+	for {
+		n, rerr := fill(g, buf)
+		if n > 0 {
+			if _, err := f.WriteAt(buf[:n], off); err != nil {
+				return off, err
 			}
-			switch {
-			case rerr == nil:
-			case rerr == io.EOF, rerr == io.ErrUnexpectedEOF && n < len(buf) && zrDone(zr):
-				done = true
-			default:
-				return off, fmt.Errorf("%s: %w: member %d, at uncompressed offset %d: %v", f.name, ErrCorrupt, member, off, rerr)
-			}
+			off += int64(n)
 		}
-		head, _ := br.Peek(2)
-		switch {
-		case len(head) == 0:
-			return off, nil
-		case len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b:
-			if err := zr.Reset(br); err != nil {
-				return off, fmt.Errorf("%s: %w: the header of member %d (after uncompressed offset %d) is damaged: %v", f.name, ErrCorrupt, member+1, off, err)
-			}
-		default:
-			zeros, err := onlyZeros(br)
-			if err != nil {
-				return off, fmt.Errorf("%s: read after member %d: %w", f.name, member, err)
-			}
-			if !zeros {
-				return off, fmt.Errorf("%s: %w: bytes after member %d (uncompressed offset %d) are not gzip; converting would drop them", f.name, ErrCorrupt, member, off)
-			}
-			return off, nil
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return off, fmt.Errorf("%s: %w: at uncompressed offset %d: %v", f.name, ErrCorrupt, off, rerr)
 		}
 	}
+	zeros, err := onlyZeros(g.br)
+	if err != nil {
+		return off, fmt.Errorf("%s: read after the last member: %w", f.name, err)
+	}
+	if !zeros {
+		return off, fmt.Errorf("%s: %w: bytes after the last member (uncompressed offset %d) are not gzip; converting would drop them", f.name, ErrCorrupt, off)
+	}
+	return off, nil
+}
+
+// fill reads r until buf is full or r fails, and returns r's error as it
+// is (io.EOF at the end).
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // onlyZeros reads r to its end (or its first non-zero byte) and reports
@@ -102,13 +98,4 @@ func onlyZeros(r io.Reader) (bool, error) {
 			return false, err
 		}
 	}
-}
-
-// zrDone reports whether the gzip reader is at its clean end (ReadFull
-// reports a short last read as io.ErrUnexpectedEOF, as it does a truncated
-// stream: a further Read tells them apart).
-func zrDone(zr *gzip.Reader) bool {
-	var one [1]byte
-	n, err := zr.Read(one[:])
-	return n == 0 && err == io.EOF
 }

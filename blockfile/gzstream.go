@@ -24,6 +24,14 @@ type gzipStream struct {
 // header that is missing or damaged is returned as it is (io.EOF for no
 // input at all).
 func NewGzipStream(r io.Reader) (io.Reader, error) {
+	g, err := newGzipStream(r)
+	if err != nil {
+		return nil, err // not a nil *gzipStream in an interface
+	}
+	return g, nil
+}
+
+func newGzipStream(r io.Reader) (*gzipStream, error) {
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReaderSize(r, 256<<10)
