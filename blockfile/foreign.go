@@ -337,12 +337,6 @@ func (x *Foreign) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if idx != nil {
 		n, err := x.indexedAt(idx, p, off)
-		if err == io.EOF && idx.Damaged() >= 0 {
-			// The index ends where the data stopped decoding: that is
-			// damage, not the end of the file.
-			err = fmt.Errorf("%w: the data stops decoding at compressed offset %d; the %d bytes before it are readable",
-				gzindex.ErrCorrupt, idx.Damaged(), idx.Size())
-		}
 		if errors.Is(err, gzindex.ErrCorrupt) {
 			err = fmt.Errorf("%s: %w: %v", x.name, ErrCorrupt, err)
 		}
@@ -445,7 +439,10 @@ func (x *Foreign) indexedAt(idx *gzindex.Index, p []byte, off int64) (int, error
 		return n, nil
 	}
 	if off+int64(n) >= idx.Size() {
-		return n, io.EOF
+		// The index's own end: io.EOF, or for a damaged file the damage
+		// it ends at (the read there fails, as one starting there does).
+		_, err := idx.ReadAt(x.f, nil, idx.Size())
+		return n, err
 	}
 	m, err := x.fromCursor(idx, p[n:], off+int64(n))
 	return n + m, err
