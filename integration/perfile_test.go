@@ -141,8 +141,11 @@ func TestFDLimit(t *testing.T) {
 	// At the limit with an idle engine to give back: closing a plain file
 	// works (its flush dup'ed the descriptor without relief: EMFILE from
 	// close), and so does a create (its retry handed on the descriptor the
-	// failed try had closed: EBADF, and the new name stayed behind).
-	for i := 0; i < 50; i++ {
+	// failed try had closed: EBADF, and the new name stayed behind). Each
+	// step first fills the daemon's table: gzfs files, then plain files
+	// (the first plain open that fails gives back the idle engine the
+	// closed gzfs file left, so at least one plain file opens).
+	for i := 0; i < 200; i++ {
 		os.WriteFile(m.bpath("p"+strconv.Itoa(i)), []byte("plain"), 0o644)
 	}
 	for i := 0; ; i++ {
@@ -153,22 +156,37 @@ func TestFDLimit(t *testing.T) {
 		open = append(open, f)
 	}
 	var plains []*os.File
-	for i := 0; i < 50; i++ {
-		f, err := os.Open(m.path("p" + strconv.Itoa(i)))
-		if err != nil {
-			break
+	nextPlain := 0
+	fillWithPlain := func() int {
+		n := 0
+		for ; nextPlain < 200; nextPlain++ {
+			f, err := os.Open(m.path("p" + strconv.Itoa(nextPlain)))
+			if err != nil {
+				break
+			}
+			plains = append(plains, f)
+			n++
 		}
-		plains = append(plains, f)
+		return n
 	}
-	open[len(open)-1].Close() // a gzfs file: its engine goes idle, holding descriptors
-	open = open[:len(open)-1]
-	if len(plains) == 0 {
-		t.Fatal("no plain file could be opened at the limit; the close below would check nothing")
+	idleOne := func() { // a gzfs file: its engine goes idle, holding descriptors
+		if len(open) == 0 {
+			t.Fatal("no gzfs file left open to make idle")
+		}
+		open[len(open)-1].Close()
+		open = open[:len(open)-1]
 	}
+	idleOne()
+	if fillWithPlain() == 0 {
+		t.Fatal("no plain file could be opened after an engine went idle at the limit")
+	}
+	idleOne()
 	if err := plains[len(plains)-1].Close(); err != nil {
 		t.Errorf("close of a plain file at the descriptor limit: %v", err)
 	}
 	plains = plains[:len(plains)-1]
+	fillWithPlain()
+	idleOne()
 	f, err := os.OpenFile(m.path("new-at-limit"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Errorf("create at the descriptor limit with an idle engine to close: %v", err)
