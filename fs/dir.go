@@ -108,6 +108,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	st, err := statFd(fd)
 	if err != nil {
 		unix.Close(fd)
+		n.fsys.undoCreate(dirfd, bname, nil)
 		return nil, nil, 0, toErrno(err)
 	}
 	key := n.fsys.keyOf(&st)
@@ -125,6 +126,9 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		unix.Close(fd)
 	}
 	if err != nil {
+		// A create that fails (EMFILE: no descriptor for the engine even
+		// after giving back idle ones) leaves no name behind.
+		n.fsys.undoCreate(dirfd, bname, &st)
 		return nil, nil, 0, n.fsys.errno("create", bname, err)
 	}
 	out.Attr.FromStat(statT(&st))
@@ -349,6 +353,20 @@ func (fsys *FS) createGz(dirfd int, bname, name string, access int, mode uint32)
 		fsys.dropLongName(dirfd, bname)
 	}
 	return fd, err
+}
+
+// undoCreate removes the name createGz made, after the create failed
+// before the kernel heard of it: only while the name is still the file
+// made (st; nil: not known, taken as made) and holds nothing but the EOF
+// marker, so that a file another process put there meanwhile stays.
+func (fsys *FS) undoCreate(dirfd int, bname string, made *stat) {
+	now, err := statAt(dirfd, bname)
+	if err != nil || now.Size != int64(len(bgzf.EOFMember)) || made != nil && (now.Ino != made.Ino || now.Dev != made.Dev) {
+		return
+	}
+	if err := unix.Unlinkat(dirfd, bname, 0); err == nil {
+		fsys.dropLongName(dirfd, bname)
+	}
 }
 
 // createFilled creates bname (O_EXCL) holding the BGZF EOF marker, an

@@ -16,7 +16,7 @@ import (
 
 func newTestFS(t *testing.T) *FS {
 	t.Helper()
-	fsys, err := New(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FlushInterval: -1, IdleTimeout: 100 * time.Millisecond})
+	fsys, err := New(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FlushInterval: -1, IdleTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +90,23 @@ func TestOpenTableShares(t *testing.T) {
 	if d == a || opens.Load() != 2 || d.eng.Size() != 0 {
 		t.Errorf("a file changed while idle was not opened anew: opens %d, size %d", opens.Load(), d.eng.Size())
 	}
+	// Idle past its time: closed. (The hour above keeps the steps before
+	// from depending on how fast this goroutine runs.)
+	fsys.files.mu.Lock()
+	fsys.files.idleFor = 50 * time.Millisecond
+	fsys.files.mu.Unlock()
 	fsys.files.release(d)
-	// Idle past its time: closed.
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fsys.files.mu.Lock()
+		_, there := fsys.files.m[key]
+		fsys.files.mu.Unlock()
+		if !there {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an idle instance was not closed 10 s after its 50 ms timeout")
+		}
+	}
 	e, _, err := fsys.files.acquire(key, path, open)
 	if err != nil {
 		t.Fatal(err)

@@ -196,7 +196,7 @@ func TestTailFollow(t *testing.T) {
 	}
 	// Read the backing file in this process: a fork would close the
 	// inherited descriptors of the mount, which flushes the file.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, err := gunzipFile(m.bpath("live.log.gz"))
 		if err == nil && bytes.Equal(out, seen) {

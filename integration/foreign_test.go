@@ -409,7 +409,7 @@ func TestUnlinkOpenForeignForgetsIndex(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for i := 0; i < 20 && hasCheckpointIndex(m.bpath(".gzfs")); i++ {
+	for i := 0; i < 100 && hasCheckpointIndex(m.bpath(".gzfs")); i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if hasCheckpointIndex(m.bpath(".gzfs")) {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -176,22 +177,67 @@ func TestFDLimit(t *testing.T) {
 		open[len(open)-1].Close()
 		open = open[:len(open)-1]
 	}
+	// The kernel sends a read-only file's RELEASE after close(2) returned:
+	// until the daemon has handled it, there is no idle engine to give back.
+	untilReleased := func(try func() bool) bool {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if try() {
+				return true
+			}
+		}
+		return false
+	}
 	idleOne()
-	if fillWithPlain() == 0 {
-		t.Fatal("no plain file could be opened after an engine went idle at the limit")
+	if !untilReleased(func() bool { return fillWithPlain() > 0 }) {
+		t.Fatal("no plain file could be opened in 10 s after an engine went idle at the limit")
 	}
 	idleOne()
 	if err := plains[len(plains)-1].Close(); err != nil {
 		t.Errorf("close of a plain file at the descriptor limit: %v", err)
 	}
 	plains = plains[:len(plains)-1]
+	// One descriptor free, no idle engine: a create that gets its file
+	// made but no descriptor for the engine fails and takes the name back.
+	fillWithPlain()
+	plains[len(plains)-1].Close()
+	plains = plains[:len(plains)-1]
+	failed := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		name := "one-free" + strconv.Itoa(failed)
+		f, err := os.OpenFile(m.path(name), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+		if err == nil {
+			f.Close()
+			break
+		}
+		if e := errnoOf(err); e != unix.EMFILE && e != unix.ENFILE {
+			t.Fatalf("create with one descriptor free: %v, want EMFILE or ENFILE", err)
+		}
+		if _, err := os.Lstat(m.bpath(name + ".gz")); err == nil {
+			t.Fatalf("a create that failed at the limit left %s behind", name)
+		}
+		failed++
+	}
 	fillWithPlain()
 	idleOne()
-	f, err := os.OpenFile(m.path("new-at-limit"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Errorf("create at the descriptor limit with an idle engine to close: %v", err)
-	} else {
-		f.Close()
+	tries := 0
+	var createErr error
+	created := untilReleased(func() bool {
+		tries++
+		f, err := os.OpenFile(m.path("new-at-limit"+strconv.Itoa(tries)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+		if createErr = err; err == nil {
+			f.Close()
+		}
+		e := errnoOf(err)
+		return e != unix.EMFILE && e != unix.ENFILE
+	})
+	if !created || createErr != nil {
+		t.Errorf("create at the descriptor limit with an idle engine to close (%d tries): %v", tries, createErr)
+	}
+	// A failed try leaves no name behind.
+	for i := 1; i < tries; i++ {
+		if _, err := os.Lstat(m.bpath("new-at-limit" + strconv.Itoa(i) + ".gz")); err == nil {
+			t.Errorf("a create that failed at the limit left new-at-limit%d behind", i)
+		}
 	}
 	for _, f := range plains {
 		f.Close()

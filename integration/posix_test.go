@@ -330,7 +330,7 @@ var posixCases = []posixCase{
 		for i := 0; i < 10; i++ {
 			os.Remove(m.path(fmt.Sprintf("%s/f%d", d, i)))
 		}
-		deadline := time.Now().Add(3 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for count() > before-10 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond) // the last RELEASE is asynchronous
 		}
