@@ -303,13 +303,19 @@ func TestReader(t *testing.T) {
 	}
 }
 
-// slowReader delays every read, so that a build takes a while.
+// slowReader delays every read, so that a build takes a while, and reads
+// past holdAt only once hold is closed (nil: never waits).
 type slowReader struct {
-	r io.ReaderAt
+	r      io.ReaderAt
+	holdAt int64
+	hold   chan struct{}
 }
 
 func (s slowReader) ReadAt(p []byte, off int64) (int, error) {
 	time.Sleep(2 * time.Millisecond)
+	if s.hold != nil && off >= s.holdAt {
+		<-s.hold
+	}
 	return s.r.ReadAt(p, off)
 }
 
@@ -329,8 +335,11 @@ func TestLive(t *testing.T) {
 		t.Fatalf("before the build: %v", err)
 	}
 	done := make(chan error, 1)
+	// The build waits half-way until this goroutine made a few reads (a
+	// loaded machine could otherwise let the build end first).
+	hold := make(chan struct{})
 	go func() {
-		x, err := Build(slowReader{f}, id, filepath.Join(dir, "f.ckp"), BuildOptions{Span: 64 << 10, Live: &live, readSize: 8 << 10})
+		x, err := Build(slowReader{f, int64(len(gz) / 2), hold}, id, filepath.Join(dir, "f.ckp"), BuildOptions{Span: 64 << 10, Live: &live, readSize: 8 << 10})
 		if err == nil {
 			x.Close()
 		}
@@ -364,7 +373,9 @@ func TestLive(t *testing.T) {
 		if n != len(want) || !bytes.Equal(p[:n], want) || (n < len(p) && err != io.EOF) {
 			t.Fatalf("live read at %d (covers %d): %d bytes, %v", off, covers, n, err)
 		}
-		reads++
+		if reads++; reads == 20 {
+			close(hold)
+		}
 	}
 }
 
