@@ -57,6 +57,8 @@ type File struct {
 	seen        fileStamp         // unlocked: the backing file state the index describes
 	private     bool              // unlocked: the index was loaded since the lock was let go (the file changed since Idle, or another process held it at the open)
 	shared      *blockindex.Index // unlocked after Idle: the sidecar's mapping, back in use once locked again
+	onShared    uint8             // sharedIndex's answer: 0 not asked yet, 1 local, 2 shared
+	indexSyncs  int               // fsyncs of the index made for other machines (publishIndex, markDirtyInPlace), for tests
 	noSidecar   bool              // during a rebuild at open: the index file is known to be missing
 	walkDamaged bool              // the last index rebuild met damaged or torn members
 	reloaded    fileStamp         // the backing file when a block error last rebuilt the index
@@ -370,7 +372,7 @@ func (f *File) Close() error {
 		if err == nil {
 			f.idx.SetDirty(false)
 		}
-		err = errors.Join(err, f.settleJournal())
+		err = errors.Join(err, f.settleJournal(), f.publishIndex())
 	}
 	f.closed = true
 	f.chunks.drop()
@@ -419,6 +421,9 @@ func (f *File) Idle() error {
 		if err := f.settleJournal(); err != nil {
 			return err
 		}
+		if err := f.publishIndex(); err != nil {
+			return err
+		}
 	}
 	st, err := f.fd.Stat()
 	if err != nil {
@@ -455,7 +460,7 @@ func (f *File) Resume() bool {
 		return false
 	}
 	st, err := f.fd.Stat()
-	if err != nil || stampOf(st) != f.idleStamp {
+	if err != nil || stampOf(st) != f.idleStamp || !f.sidecarsUnchanged() {
 		unix.Flock(int(f.fd.Fd()), unix.LOCK_UN)
 		return false
 	}
@@ -535,7 +540,7 @@ func (f *File) lockLocked() error {
 		return fmt.Errorf("%s: file is in use by another gzfs process: %w", f.name, err)
 	}
 	st, err := f.fd.Stat()
-	if err == nil && stampOf(st) == f.idleStamp && !f.private {
+	if err == nil && stampOf(st) == f.idleStamp && !f.private && f.sidecarsUnchanged() {
 		f.unshare()
 		f.idleStamp = fileStamp{}
 		f.unlocked.Store(false)

@@ -712,7 +712,9 @@ func (f *File) journal() (*journal, error) {
 
 // commitBatch writes a batch of in-place writes through the journal.
 func (f *File) commitBatch(finalSize int64, writes []extent) error {
-	f.idx.SetDirty(true)
+	if err := f.markDirtyInPlace(); err != nil {
+		return err
+	}
 	if _, err := f.journal(); err != nil {
 		return err
 	}

@@ -107,6 +107,7 @@ type Index struct {
 	hdr, tail []byte
 	owner     *Index
 	touches   atomic.Uint64 // record reads and writes, for trim
+	unsynced  bool          // changed since the last Sync
 }
 
 // Create makes a new empty index at path (replacing any file there) for the
@@ -163,7 +164,7 @@ func (x *Index) Persist(path string) error {
 	if !x.heap {
 		unix.Munmap(old)
 	}
-	x.f, x.mem, x.heap = y.f, y.mem, false
+	x.f, x.mem, x.heap, x.unsynced = y.f, y.mem, false, true
 	return nil
 }
 
@@ -342,7 +343,10 @@ func (x *Index) put32(off int, v uint32) { binary.LittleEndian.PutUint32(x.heade
 func (x *Index) put64(off int, v uint64) { binary.LittleEndian.PutUint64(x.header()[off:], v) }
 
 // seal recomputes the header checksum after a header change.
-func (x *Index) seal() { x.put32(crcOffset, crc32.ChecksumIEEE(x.header()[:crcOffset])) }
+func (x *Index) seal() {
+	x.put32(crcOffset, crc32.ChecksumIEEE(x.header()[:crcOffset]))
+	x.unsynced = true
+}
 
 func (x *Index) capacity() int64 { return int64(len(x.mem)-HeaderSize) / RecordSize }
 
@@ -550,6 +554,7 @@ func (x *Index) put(i int64, r Record) {
 		panic("blockindex: a record written through a view")
 	}
 	x.note(i)
+	x.unsynced = true
 	p := x.mem[HeaderSize+i*RecordSize:][:RecordSize]
 	binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
 	binary.LittleEndian.PutUint64(p[8:], uint64(r.Logical))
@@ -775,7 +780,27 @@ func (x *Index) Sync() error {
 	if err := x.f.Sync(); err != nil {
 		return fmt.Errorf("fsync index: %w", err)
 	}
+	x.unsynced = false
 	return nil
+}
+
+// Unsynced reports whether the sidecar holds changes that no Sync made
+// durable yet (false for an index in memory and for a view).
+func (x *Index) Unsynced() bool { return x.f != nil && x.unsynced }
+
+// SameFile reports whether the sidecar at path is the file this index
+// maps: false once another process replaced or removed it. An index in
+// memory or a view maps no sidecar of its own: true.
+func (x *Index) SameFile(path string) bool {
+	if x.f == nil {
+		return true
+	}
+	mine, err := x.f.Stat()
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(path)
+	return err == nil && os.SameFile(mine, now)
 }
 
 // allocate gives f disk space for bytes [off, off+n) and makes it off+n

@@ -1,0 +1,253 @@
+package blockfile
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// readAll reads the whole of a File.
+func readAll(t *testing.T, f *File) []byte {
+	t.Helper()
+	got := make([]byte, f.Size())
+	n, err := f.ReadAt(got, 0)
+	if n != len(got) {
+		t.Fatalf("read %d of %d bytes: %v", n, len(got), err)
+	}
+	return got
+}
+
+// TestResumeSeesOthersJournal: a writer (another machine, an offline
+// command) commits a journaled batch and dies before it changed the
+// backing file (here its first write of a member fails): the file's size
+// and times are those an idle File left. That File must not resume as if
+// nothing happened: it would append and fsync, and the next open would
+// replay the old batch over the appended data (cut to the batch's size).
+// It opens anew instead, replaying the batch first.
+func TestResumeSeesOthersJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.gz")
+	opts := Options{BlockSize: MinBlockSize, Level: 6, Logger: quiet, FlushInterval: -1}
+	data := textish(rand.New(rand.NewPCG(1, 1)), 20*MinBlockSize)
+	b, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Idle(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(path)
+
+	fail := 0
+	prev := wrapFile
+	wrapFile = func(f *os.File) backingFile { return failingWrites{f, &fail} }
+	a, err := Open(path, opts)
+	wrapFile = prev
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random bytes: the block grows, and the members after it move (a
+	// journaled batch).
+	patch := make([]byte, 64)
+	r := rand.New(rand.NewPCG(3, 3))
+	for i := range patch {
+		patch[i] = byte(r.Uint32())
+	}
+	if _, err := a.WriteAt(patch, 5*MinBlockSize+100); err != nil {
+		t.Fatal(err)
+	}
+	fail = 1
+	if err := a.Flush(); err == nil {
+		t.Fatal("the injected write failure did not fail A's flush")
+	}
+	a.Close()
+	after, _ := os.Stat(path)
+	jnl, err := os.Stat(b.store.journalPath(b.fid.Ino))
+	if err != nil || jnl.Size() == 0 || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("set-up: journal %v (%v), backing %d -> %d bytes", jnl, err, before.Size(), after.Size())
+	}
+	if b.Resume() {
+		t.Fatal("an idle File resumed over a batch another writer left in the journal")
+	}
+	b.Close()
+	// The batch was committed: replayed, A's write is in.
+	copy(data[5*MinBlockSize+100:], patch)
+
+	b, err = Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := textish(rand.New(rand.NewPCG(2, 2)), 3*MinBlockSize)
+	if _, err := b.Append(more); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(data, more...)
+	c, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := readAll(t, c); !bytes.Equal(got, want) {
+		t.Fatalf("after reopen: %d bytes, want %d (first difference at %d)", len(got), len(want), firstDifference(got, want))
+	}
+}
+
+// TestResumeAfterSidecarReplaced: while a File is idle, another process
+// replaces the index sidecar without changing the backing file (fsck
+// --repair drops it, the next open rebuilds it). Resuming on its mapping
+// of the old, now unlinked, sidecar, the File would keep its later changes
+// there: the sidecar under the real name would still match the file's size
+// and tail after an in-place rewrite that moved members, and the next
+// writer would overwrite a block through its stale record.
+func TestResumeAfterSidecarReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.gz")
+	opts := Options{BlockSize: MinBlockSize, Level: 6, Logger: quiet, FlushInterval: -1}
+	data := textish(rand.New(rand.NewPCG(1, 1)), 40*MinBlockSize)
+	b, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Idle(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.DropIndex(b.fid.Ino); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(path, opts) // rebuilds the sidecar
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if b.Resume() {
+		t.Fatal("an idle File resumed on a sidecar another process replaced")
+	}
+	b.Close()
+
+	b, err = Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := make([]byte, 6)
+	r := rand.New(rand.NewPCG(5, 5))
+	for i := range patch {
+		patch[i] = byte(r.Uint32())
+	}
+	if _, err := b.WriteAt(patch, 3*MinBlockSize+100); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[3*MinBlockSize+100:], patch)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := textish(rand.New(rand.NewPCG(9, 9)), MinBlockSize)
+	if _, err := c.WriteAt(whole, 4*MinBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[4*MinBlockSize:], whole)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got := readAll(t, d); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, want %d (first difference at %d)", len(got), len(data), firstDifference(got, data))
+	}
+}
+
+// TestIndexPublishedForOtherMachines: on a file system other machines
+// share, the index is fsynced before the lock is let go (Idle, Close) when
+// it changed, and the dirty flag before the first in-place rewrite of a
+// block before the last; appends need no flag (they change the backing
+// file's size). On a local file system neither costs an fsync.
+func TestIndexPublishedForOtherMachines(t *testing.T) {
+	prev := localFS
+	defer func() { localFS = prev }()
+	data := textish(rand.New(rand.NewPCG(4, 4)), 20*MinBlockSize)
+	for _, shared := range []bool{true, false} {
+		localFS = func(int) bool { return !shared }
+		path := filepath.Join(t.TempDir(), "p.gz")
+		opts := Options{BlockSize: MinBlockSize, Level: 6, Logger: quiet, FlushInterval: -1}
+		f, err := Create(path, 0o644, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.indexSyncs = 0
+		want := func(step string, n int) {
+			t.Helper()
+			if !shared {
+				n = 0
+			}
+			if f.indexSyncs != n {
+				t.Errorf("shared %v, %s: %d fsyncs of the index for other machines, want %d", shared, step, f.indexSyncs, n)
+			}
+		}
+		if _, err := f.WriteAt([]byte("patch"), 3*MinBlockSize+10); err != nil {
+			t.Fatal(err)
+		}
+		want("first rewrite of block 3", 1)
+		if !f.idx.Dirty() {
+			t.Error("no dirty flag after a rewrite in place")
+		}
+		if _, err := f.WriteAt([]byte("patch"), 5*MinBlockSize+10); err != nil {
+			t.Fatal(err)
+		}
+		want("second rewrite", 1)
+		if err := f.Idle(); err != nil {
+			t.Fatal(err)
+		}
+		want("idle", 2)
+		if !f.Resume() {
+			t.Fatal("no resume")
+		}
+		if _, err := f.Append([]byte("more")); err != nil {
+			t.Fatal(err)
+		}
+		want("append", 2)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want("close after the append", 3)
+	}
+}
+
+// firstDifference returns the first offset where a and b differ.
+func firstDifference(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
