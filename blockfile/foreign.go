@@ -153,6 +153,10 @@ func (x *Foreign) Indexed() bool {
 	return x.idx != nil
 }
 
+// Fd returns the descriptor of the gzip file, which x owns (for fstat:
+// the attributes of the file x reads, whatever now has its name).
+func (x *Foreign) Fd() int { return int(x.f.Fd()) }
+
 // Size returns the uncompressed size and true when the index knows it;
 // otherwise the gzip trailer's ISIZE (the size modulo 4 GiB of the last
 // member only) and false.

@@ -83,7 +83,16 @@ func (fsys *FS) fillAttr(k kind, st *stat, dirfd int, bname string, out *fuse.At
 
 // fillOpen sets size and times of an open gzfs file: the engine knows the
 // size, and data written but not yet flushed counts for st_mtime.
+//
+// An engine without the lock (a reader, or idle) follows other writers
+// only once a second: it looks at the backing file first, so that the
+// engine's view is never older than the mtime the kernel is told. The
+// kernel drops its pages when that mtime changes and reads them again; read
+// from an older view, they would then stay, stale, under the new mtime.
 func (fsys *FS) fillOpen(of *openFile, out *fuse.Attr) {
+	if of.eng.Unlocked() {
+		of.eng.Refresh()
+	}
 	out.Size = uint64(of.eng.Size())
 	if lw := of.lastWrite.Load(); lw > 0 {
 		if mt := int64(out.Mtime)*1e9 + int64(out.Mtimensec); lw > mt {

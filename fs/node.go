@@ -151,6 +151,17 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrO
 		out.FromStat(statT(&st))
 		return 0
 	}
+	if fh, ok := f.(*foreignHandle); ok {
+		// The file this handle reads, not whatever now has its name.
+		st, err := statFd(fh.e.x.Fd())
+		if err != nil {
+			return toErrno(err)
+		}
+		out.FromStat(statT(&st))
+		size, _ := fh.e.x.Size()
+		out.Size = uint64(size)
+		return 0
+	}
 	dirfd, bname, done, err := n.where()
 	if err != nil {
 		return toErrno(err)

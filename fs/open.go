@@ -206,6 +206,11 @@ func (n *node) openStream(flags uint32) (fusefs.FileHandle, uint32, syscall.Errn
 	var fuseFlags uint32 = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 	if e.x.Indexed() && e.x.Stats().Damaged < 0 {
 		fuseFlags = fuse.FOPEN_NOFLUSH
+		if !e.sizeTold.Swap(true) {
+			// The kernel may still hold the ISIZE of a stat made before
+			// the index existed: it would end the reads there.
+			n.NotifyContent(-1, 0)
+		}
 	}
 	return &foreignHandle{fsys: n.fsys, e: e, direct: fuseFlags&fuse.FOPEN_DIRECT_IO != 0}, fuseFlags, 0
 }

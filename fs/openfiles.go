@@ -307,9 +307,9 @@ func (t *openTable) park(e *openFile) error {
 	t.idleNow++
 	t.mu.Unlock()
 	err := e.eng.Idle()
-	if err == nil && e.eng.InSync() {
+	if err == nil && e.eng.InSync() && e.pagesRight() {
 		t.recordClose(e, e.eng.Size())
-	} else if err == nil {
+	} else {
 		t.dropStamp(e.key) // another writer changed it: the kernel's pages are not ours
 	}
 	notIdle := errors.Is(err, blockfile.ErrNotIdle) // flushed, nothing lost: closed instead
@@ -431,6 +431,15 @@ func (t *openTable) finish(e *openFile) error {
 	return err
 }
 
+// pagesRight reports whether the kernel's pages of e's file can be those
+// of the engine's view: the engine did not load the file anew (another
+// process changed it) since the last open told the kernel so. Otherwise a
+// close must not vouch for them: the next engine would start a new count
+// and keep them.
+func (e *openFile) pagesRight() bool {
+	return e.eng.Generation() == e.pagesGen.Load()
+}
+
 func (t *openTable) closeEntry(e *openFile) error {
 	if e.err != nil || e.eng == nil {
 		return nil
@@ -440,7 +449,7 @@ func (t *openTable) closeEntry(e *openFile) error {
 	err := e.eng.Close()
 	if err != nil {
 		err = wrap("close", e.name, err)
-	} else if !e.stale.Load() && inSync {
+	} else if !e.stale.Load() && inSync && e.pagesRight() {
 		t.recordClose(e, size)
 	}
 	if e.forget.Load() {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -53,6 +54,10 @@ type foreignEntry struct {
 	ino  uint64 // of the backing file, which names its checkpoint index
 	x    *blockfile.Foreign
 	refs int // handles plus a running index build; guarded by foreignTable.mu
+	// sizeTold: an open through the page cache dropped the attributes the
+	// kernel cached before the index knew the exact size (a stat then
+	// gave the ISIZE trailer, and the kernel's reads stop at st_size).
+	sizeTold atomic.Bool
 	// forget: the file's last name is gone; the last release removes its
 	// checkpoint index (a build still running writes it). Guarded by
 	// foreignTable.mu.
