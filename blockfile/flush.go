@@ -588,12 +588,18 @@ func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64
 		var out bgzf.Member
 		switch {
 		case i < len(ks) && ks[i] == k:
+			if err := f.checkSlot(k, r); err != nil {
+				return err
+			}
 			if out, err = f.placeMember(members[k], data[k], r.End()-start, k == stored-1); err != nil {
 				return fmt.Errorf("%s: block %d: %w", f.name, k, err)
 			}
 			shift = start + int64(len(out.Bytes)) - r.End()
 			i++
 		case shift > 0 && moved > moveWindow && i == len(ks):
+			if err := f.checkSlot(k, r); err != nil {
+				return err
+			}
 			tailFrom = k
 			writes = appendMove(writes, r.Offset+shift, r.Offset, f.backing-r.Offset)
 		case shift > 0:
@@ -692,6 +698,45 @@ func (f *File) moveMember(k int64, r blockindex.Record, shift int64) (bgzf.Membe
 		}
 	}
 	return m, nil // no padding to give: it moves as it is
+}
+
+// checkSlot makes sure that the slot of block k is where its record says
+// before a batch writes over it or moves the file's tail from there
+// (moveMember checks the members it reads itself): the member there has
+// the recorded BSIZE and, in a file gzfs numbers, block k's number; or,
+// the block being damaged (a whole write repairs it), the slot ends where
+// the data ends or block k+1's member starts. An index older than the file
+// still matches its size and tail when a power loss kept the file's pages
+// of an in-place rewrite but not the index's; written through, its record
+// would put the block onto its neighbour. The write fails instead (EIO),
+// the index stays marked dirty, and the next open rebuilds it.
+func (f *File) checkSlot(k int64, r blockindex.Record) error {
+	err := f.memberAt(r.Offset, k, int(r.Size))
+	if err == nil || r.End() == f.backing || f.memberAt(r.End(), k+1, 0) == nil {
+		return nil
+	}
+	return &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
+		LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: fmt.Errorf("before a rewrite: %w", err)}
+}
+
+// memberAt reports whether a member header of block k (by its number, in
+// a file gzfs numbers) starts at off, of size bytes (0: any).
+func (f *File) memberAt(off, k int64, size int) error {
+	var b [bgzf.HeaderSize]byte
+	_, err := f.fd.ReadAt(b[:], off)
+	var h bgzf.Header
+	if err == nil {
+		h, err = bgzf.ParseHeader(b[:])
+	}
+	switch {
+	case err != nil:
+		return err
+	case size != 0 && h.Size != size:
+		return fmt.Errorf("member size %d, index says %d", h.Size, size)
+	case f.idx.Uniform() && h.MTime != 0 && h.MTime != uint32(k):
+		return fmt.Errorf("member of block %d, index says block %d", h.MTime, k)
+	}
+	return nil
 }
 
 // journal returns the File's write journal, opened on first use. One found
