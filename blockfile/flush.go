@@ -572,6 +572,11 @@ func (f *File) saveState() error {
 // through the journal, so a crash leaves either the old or the new bytes.
 func (f *File) rewrite(ks []int64, members map[int64]bgzf.Member, data map[int64][]byte) error {
 	stored := f.idx.Len()
+	if ks[0] < stored-1 {
+		if err := f.markDirtyInPlace(); err != nil {
+			return err
+		}
+	}
 	var writes []extent
 	var recs []blockindex.Record
 	var recNums []int64
@@ -702,41 +707,67 @@ func (f *File) moveMember(k int64, r blockindex.Record, shift int64) (bgzf.Membe
 
 // checkSlot makes sure that the slot of block k is where its record says
 // before a batch writes over it or moves the file's tail from there
-// (moveMember checks the members it reads itself): the member there has
-// the recorded BSIZE and, in a file gzfs numbers, block k's number; or,
-// the block being damaged (a whole write repairs it), the slot ends where
-// the data ends or block k+1's member starts. An index older than the file
-// still matches its size and tail when a power loss kept the file's pages
-// of an in-place rewrite but not the index's; written through, its record
-// would put the block onto its neighbour. The write fails instead (EIO),
-// the index stays marked dirty, and the next open rebuilds it.
+// (moveMember checks the members it reads itself). An index older than the
+// file still matches its size and tail when a power loss kept the file's
+// pages of an in-place rewrite but not the index's; written through, its
+// record would put the block onto its neighbour. So the member there must
+// have the recorded BSIZE, or, the block being damaged (a whole write
+// repairs it), the stored members before and after it must be where and
+// what the index says, right against its slot. Otherwise the write fails
+// (EIO), the index stays marked dirty, and the next open rebuilds it.
 func (f *File) checkSlot(k int64, r blockindex.Record) error {
-	err := f.memberAt(r.Offset, k, int(r.Size))
-	if err == nil || r.End() == f.backing || f.memberAt(r.End(), k+1, 0) == nil {
+	if r.Size == 0 {
+		return nil // a gap: nothing stored to check
+	}
+	err := f.memberAt(r.Offset, int(r.Size))
+	if err == nil || f.neighboursHold(k, r) {
 		return nil
 	}
 	return &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
 		LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: fmt.Errorf("before a rewrite: %w", err)}
 }
 
-// memberAt reports whether a member header of block k (by its number, in
-// a file gzfs numbers) starts at off, of size bytes (0: any).
-func (f *File) memberAt(off, k int64, size int) error {
+// neighboursHold reports whether the stored members next to block k (gaps
+// skipped) are where and what the index says, against k's slot r.
+func (f *File) neighboursHold(k int64, r blockindex.Record) bool {
+	for i := k - 1; i >= 0; i-- {
+		p, err := f.record(i)
+		if err != nil {
+			return false
+		}
+		if p.Size == 0 {
+			continue
+		}
+		if p.End() != r.Offset || f.memberAt(p.Offset, int(p.Size)) != nil {
+			return false
+		}
+		break
+	}
+	for j := k + 1; j < f.idx.Len(); j++ {
+		n, err := f.record(j)
+		if err != nil {
+			return false
+		}
+		if n.Size == 0 {
+			continue
+		}
+		return n.Offset == r.End() && f.memberAt(n.Offset, int(n.Size)) == nil
+	}
+	return r.End() == f.backing
+}
+
+// memberAt reports whether a member header of size bytes starts at off.
+func (f *File) memberAt(off int64, size int) error {
 	var b [bgzf.HeaderSize]byte
 	_, err := f.fd.ReadAt(b[:], off)
 	var h bgzf.Header
 	if err == nil {
 		h, err = bgzf.ParseHeader(b[:])
 	}
-	switch {
-	case err != nil:
-		return err
-	case size != 0 && h.Size != size:
-		return fmt.Errorf("member size %d, index says %d", h.Size, size)
-	case f.idx.Uniform() && h.MTime != 0 && h.MTime != uint32(k):
-		return fmt.Errorf("member of block %d, index says block %d", h.MTime, k)
+	if err == nil && h.Size != size {
+		err = fmt.Errorf("member size %d, index says %d", h.Size, size)
 	}
-	return nil
+	return err
 }
 
 // journal returns the File's write journal, opened on first use. One found
@@ -757,9 +788,7 @@ func (f *File) journal() (*journal, error) {
 
 // commitBatch writes a batch of in-place writes through the journal.
 func (f *File) commitBatch(finalSize int64, writes []extent) error {
-	if err := f.markDirtyInPlace(); err != nil {
-		return err
-	}
+	f.idx.SetDirty(true)
 	if _, err := f.journal(); err != nil {
 		return err
 	}

@@ -131,6 +131,18 @@ func (f *File) Refresh() {
 }
 
 func (f *File) refresh() {
+	// Most looks find nothing changed: they wait for no read in flight
+	// (readers hold f.mu for reading while they inflate).
+	f.mu.RLock()
+	if f.closed || !f.unlocked.Load() {
+		f.mu.RUnlock()
+		return
+	}
+	if st, err := f.fd.Stat(); err == nil && f.current(st) {
+		f.mu.RUnlock()
+		return
+	}
+	f.mu.RUnlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed || !f.unlocked.Load() {

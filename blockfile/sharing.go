@@ -2,7 +2,6 @@ package blockfile
 
 import (
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,20 +70,22 @@ func (f *File) publishIndex() error {
 	return nil
 }
 
-// markDirtyInPlace sets the index's dirty flag before a change that may
-// keep the backing file's size and tail (a rewrite of a block before the
-// last, a move of members): the only changes after which an old index
-// still matches the file. Where other machines read the index, the flag is
-// made durable first, so that a machine that dies before its next Sync
-// leaves an index the next writer rebuilds. Callers hold f.mu for writing.
+// markDirtyInPlace sets the index's dirty flag before a batch rewrites a
+// block before the last (moving the members after it): the only change
+// after which an old index still matches the file's size and tail. Where
+// other machines read the index, the flag is made durable first (unless a
+// Sync did since it was set: appends set it without one), so that a
+// machine that dies before its next Sync leaves an index the next writer
+// rebuilds. Callers hold f.mu for writing.
 func (f *File) markDirtyInPlace() error {
-	if f.idx.Dirty() {
+	if f.idx.InMemory() || !f.sharedIndex() {
+		f.idx.SetDirty(true)
+		return nil
+	}
+	if f.idx.DirtyDurable() {
 		return nil
 	}
 	f.idx.SetDirty(true)
-	if f.idx.InMemory() || !f.sharedIndex() {
-		return nil
-	}
 	f.indexSyncs++
 	if err := f.idx.Sync(); err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
@@ -100,12 +101,24 @@ func (f *File) markDirtyInPlace() error {
 // that resumed on either would replay nothing and keep writing an index
 // nobody reads. Callers hold f.mu.
 func (f *File) sidecarsUnchanged() bool {
-	if st, err := os.Stat(f.store.journalPath(f.fid.Ino)); err == nil && st.Size() > 0 {
+	// On a shared volume the client may answer a stat from its caches
+	// (NFS: several seconds): ask the server.
+	how := unix.AT_SYMLINK_NOFOLLOW
+	if f.sharedIndex() {
+		how |= unix.AT_STATX_FORCE_SYNC
+	}
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, f.store.journalPath(f.fid.Ino), how, unix.STATX_SIZE, &st); err == nil && st.Size > 0 {
 		return false
 	}
 	x := f.idx
 	if f.shared != nil {
 		x = f.shared
 	}
-	return x.SameFile(f.store.indexPath(f.fid.Ino))
+	dev, ino, ok := x.FileID()
+	if !ok {
+		return true // in memory: no sidecar of its own
+	}
+	err := unix.Statx(unix.AT_FDCWD, f.store.indexPath(f.fid.Ino), how, unix.STATX_INO, &st)
+	return err == nil && st.Ino == ino && unix.Mkdev(st.Dev_major, st.Dev_minor) == dev
 }

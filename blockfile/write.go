@@ -248,12 +248,6 @@ func (f *File) dirtyBlock(k int64, whole bool) ([]byte, error) {
 		buf = append(buf, data...)
 		pin.release()
 	}
-	if k < f.idx.Len()-1 {
-		if err := f.markDirtyInPlace(); err != nil {
-			putBlockBuf(buf)
-			return nil, err
-		}
-	}
 	f.idx.SetDirty(true)
 	return buf, nil
 }

@@ -108,6 +108,10 @@ type Index struct {
 	owner     *Index
 	touches   atomic.Uint64 // record reads and writes, for trim
 	unsynced  bool          // changed since the last Sync
+	// dirtySynced: the dirty flag is set and a Sync made it durable.
+	dirtySynced bool
+	// dev, ino identify the sidecar file once FileID asked (0: not yet).
+	dev, ino uint64
 }
 
 // Create makes a new empty index at path (replacing any file there) for the
@@ -415,7 +419,12 @@ func (x *Index) SetDirty(dirty bool) {
 	}
 	x.put32(20, flags)
 	x.seal()
+	x.dirtySynced = false
 }
+
+// DirtyDurable reports whether the dirty flag is set and a Sync made it
+// durable since it was set.
+func (x *Index) DirtyDurable() bool { return x.dirtySynced && x.Dirty() }
 
 // SyncedEnd returns where the data members ended at the last fsync, and
 // whether the index knows it (indexes of older gzfs versions do not).
@@ -781,6 +790,7 @@ func (x *Index) Sync() error {
 		return fmt.Errorf("fsync index: %w", err)
 	}
 	x.unsynced = false
+	x.dirtySynced = x.Dirty()
 	return nil
 }
 
@@ -788,19 +798,21 @@ func (x *Index) Sync() error {
 // durable yet (false for an index in memory and for a view).
 func (x *Index) Unsynced() bool { return x.f != nil && x.unsynced }
 
-// SameFile reports whether the sidecar at path is the file this index
-// maps: false once another process replaced or removed it. An index in
-// memory or a view maps no sidecar of its own: true.
-func (x *Index) SameFile(path string) bool {
+// FileID returns the device and inode number of the sidecar file this
+// index maps, to tell whether its path still names it; false for an index
+// in memory or a view (no sidecar of its own) or when fstat fails.
+func (x *Index) FileID() (dev, ino uint64, ok bool) {
 	if x.f == nil {
-		return true
+		return 0, 0, false
 	}
-	mine, err := x.f.Stat()
-	if err != nil {
-		return false
+	if x.ino == 0 {
+		var st unix.Stat_t
+		if unix.Fstat(int(x.f.Fd()), &st) != nil {
+			return 0, 0, false
+		}
+		x.dev, x.ino = st.Dev, st.Ino
 	}
-	now, err := os.Stat(path)
-	return err == nil && os.SameFile(mine, now)
+	return x.dev, x.ino, true
 }
 
 // allocate gives f disk space for bytes [off, off+n) and makes it off+n

@@ -107,8 +107,8 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	}
 	st, err := statFd(fd)
 	if err != nil {
+		n.fsys.undoCreate(dirfd, bname, fd, nil)
 		unix.Close(fd)
-		n.fsys.undoCreate(dirfd, bname, nil)
 		return nil, nil, 0, toErrno(err)
 	}
 	key := n.fsys.keyOf(&st)
@@ -127,8 +127,8 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	}
 	if err != nil {
 		// A create that fails (EMFILE: no descriptor for the engine even
-		// after giving back idle ones) leaves no name behind.
-		n.fsys.undoCreate(dirfd, bname, &st)
+		// after giving back idle ones) takes the name back.
+		n.fsys.undoCreate(dirfd, bname, -1, &st)
 		return nil, nil, 0, n.fsys.errno("create", bname, err)
 	}
 	out.Attr.FromStat(statT(&st))
@@ -356,12 +356,34 @@ func (fsys *FS) createGz(dirfd int, bname, name string, access int, mode uint32)
 }
 
 // undoCreate removes the name createGz made, after the create failed
-// before the kernel heard of it: only while the name is still the file
-// made (st; nil: not known, taken as made) and holds nothing but the EOF
-// marker, so that a file another process put there meanwhile stays.
-func (fsys *FS) undoCreate(dirfd int, bname string, made *stat) {
+// before the kernel heard of it: only while the name is still the file made
+// (fd, or made when the create has no descriptor left) and holds nothing
+// but the EOF marker, and no other process holds its lock (another daemon
+// over the same directory may have opened it meanwhile: a writer holds the
+// lock while its data is still in memory). Without a descriptor to lock
+// (the daemon at its limit) the name and size decide alone.
+func (fsys *FS) undoCreate(dirfd int, bname string, fd int, made *stat) {
+	if fd < 0 {
+		if fd, _ = unix.Openat(dirfd, bname, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0); fd >= 0 {
+			defer unix.Close(fd)
+		}
+	}
+	if fd >= 0 {
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return
+		}
+		defer unix.Flock(fd, unix.LOCK_UN)
+		st, err := statFd(fd)
+		if err != nil || made != nil && (st.Ino != made.Ino || st.Dev != made.Dev) {
+			return
+		}
+		made = &st
+	}
+	if made == nil {
+		return
+	}
 	now, err := statAt(dirfd, bname)
-	if err != nil || now.Size != int64(len(bgzf.EOFMember)) || made != nil && (now.Ino != made.Ino || now.Dev != made.Dev) {
+	if err != nil || now.Ino != made.Ino || now.Dev != made.Dev || now.Size != int64(len(bgzf.EOFMember)) {
 		return
 	}
 	if err := unix.Unlinkat(dirfd, bname, 0); err == nil {
