@@ -84,11 +84,12 @@ func (fsys *FS) fillAttr(k kind, st *stat, dirfd int, bname string, out *fuse.At
 // fillOpen sets size and times of an open gzfs file: the engine knows the
 // size, and data written but not yet flushed counts for st_mtime.
 //
-// An engine without the lock (a reader, or idle) follows other writers
-// only once a second: it looks at the backing file first, so that the
-// engine's view is never older than the mtime the kernel is told. The
-// kernel drops its pages when that mtime changes and reads them again; read
-// from an older view, they would then stay, stale, under the new mtime.
+// An engine without the lock (no handle of this mount writes the file)
+// follows other writers only once a second on its own: it looks at the
+// backing file first, so that its view is never older than the mtime the
+// kernel is told. The kernel drops its pages when that mtime changes and
+// reads them again; read from an older view, they would then stay, stale,
+// under the new mtime.
 func (fsys *FS) fillOpen(of *openFile, out *fuse.Attr) {
 	if of.eng.Unlocked() {
 		of.eng.Refresh()
