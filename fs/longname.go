@@ -62,10 +62,16 @@ func (fsys *FS) writeLongName(dirfd int, bname, name string) error {
 }
 
 // dropLongName removes the name file of the backing name bname, if it is in
-// the long form (after the entry itself is gone or renamed away).
+// the long form (after the entry itself is gone or renamed away), unless an
+// entry of that name is there again: another daemon over the same
+// directory (another machine on a shared volume) may have made it anew
+// meanwhile, its name file first, and would lose its name.
 func (fsys *FS) dropLongName(dirfd int, bname string) {
 	nf := longNameFile(bname)
 	if nf == "" {
+		return
+	}
+	if _, err := statAt(dirfd, bname); err == nil {
 		return
 	}
 	if err := unix.Unlinkat(dirfd, nf, 0); err != nil && err != unix.ENOENT {

@@ -81,3 +81,39 @@ func TestBackingName(t *testing.T) {
 		t.Error("short names taken for long ones")
 	}
 }
+
+// TestDropLongNameKeepsRecreated: the name file of a long name is removed
+// after its entry, unless the entry is there again (another daemon over
+// the same directory made it anew between the unlink and this removal):
+// its file would otherwise show as gzfs.longname.HASH.
+func TestDropLongNameKeepsRecreated(t *testing.T) {
+	fsys := newTestFS(t)
+	dirfd, err := unix.Open(fsys.Backing(), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	name := strings.Repeat("l", 254) // with ".gz", past NAME_MAX
+	bname := fsys.bname(name, kindGz)
+	nf := longNameFile(bname)
+	if nf == "" {
+		t.Fatalf("%d-byte name: no long form", len(name))
+	}
+	if err := fsys.writeLongName(dirfd, bname, name); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Openat(dirfd, bname, unix.O_CREAT|unix.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	fsys.dropLongName(dirfd, bname)
+	if got, ok := fsys.readLongName(dirfd, longBase(name)); !ok || got != name {
+		t.Fatalf("the name file of an entry that is there was removed (%q, %v)", got, ok)
+	}
+	unix.Unlinkat(dirfd, bname, 0)
+	fsys.dropLongName(dirfd, bname)
+	if _, ok := fsys.readLongName(dirfd, longBase(name)); ok {
+		t.Fatal("the name file of a removed entry stays")
+	}
+}
