@@ -687,10 +687,7 @@ func (f *File) moveMember(k int64, r blockindex.Record, shift int64) (bgzf.Membe
 	if _, err := f.fd.ReadAt(b, r.Offset); err != nil {
 		return bgzf.Member{}, fmt.Errorf("%s: read block %d to move it: %w", f.name, k, err)
 	}
-	if h, err := bgzf.ParseHeader(b); err != nil || h.Size != int(r.Size) {
-		if err == nil {
-			err = fmt.Errorf("member size %d, index says %d", h.Size, r.Size)
-		}
+	if err := headerOfSize(b, int(r.Size)); err != nil {
 		return bgzf.Member{}, &BlockError{File: f.name, Block: k, BackingOffset: r.Offset,
 			LogicalStart: r.Logical, LogicalEnd: r.LogicalEnd(), Err: err}
 	}
@@ -759,11 +756,16 @@ func (f *File) neighboursHold(k int64, r blockindex.Record) bool {
 // memberAt reports whether a member header of size bytes starts at off.
 func (f *File) memberAt(off int64, size int) error {
 	var b [bgzf.HeaderSize]byte
-	_, err := f.fd.ReadAt(b[:], off)
-	var h bgzf.Header
-	if err == nil {
-		h, err = bgzf.ParseHeader(b[:])
+	if _, err := f.fd.ReadAt(b[:], off); err != nil {
+		return err
 	}
+	return headerOfSize(b[:], size)
+}
+
+// headerOfSize reports whether b starts with a member header whose BSIZE
+// says size bytes, as the index records.
+func headerOfSize(b []byte, size int) error {
+	h, err := bgzf.ParseHeader(b)
 	if err == nil && h.Size != size {
 		err = fmt.Errorf("member size %d, index says %d", h.Size, size)
 	}

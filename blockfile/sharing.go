@@ -63,6 +63,12 @@ func (f *File) publishIndex() error {
 	if !f.idx.Unsynced() || !f.sharedIndex() {
 		return nil
 	}
+	return f.syncIndexForOthers()
+}
+
+// syncIndexForOthers fsyncs the index so that other machines read it as
+// it is now. Callers hold f.mu for writing.
+func (f *File) syncIndexForOthers() error {
 	f.indexSyncs++
 	if err := f.idx.Sync(); err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
@@ -86,11 +92,7 @@ func (f *File) markDirtyInPlace() error {
 		return nil
 	}
 	f.idx.SetDirty(true)
-	f.indexSyncs++
-	if err := f.idx.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", f.name, err)
-	}
-	return nil
+	return f.syncIndexForOthers()
 }
 
 // sidecarsUnchanged reports whether, as far as an idle File can tell, no

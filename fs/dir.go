@@ -364,7 +364,7 @@ func (fsys *FS) createGz(dirfd int, bname, name string, access int, mode uint32)
 // (the daemon at its limit) the name and size decide alone.
 func (fsys *FS) undoCreate(dirfd int, bname string, fd int, made *stat) {
 	if fd < 0 {
-		if fd, _ = unix.Openat(dirfd, bname, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0); fd >= 0 {
+		if fd, _ = openAt(dirfd, bname, unix.O_RDONLY|unix.O_NOATIME, 0); fd >= 0 {
 			defer unix.Close(fd)
 		}
 	}
