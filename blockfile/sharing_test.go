@@ -3,6 +3,7 @@ package blockfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,15 +12,20 @@ import (
 	"testing"
 )
 
-// readAll reads the whole of a File.
-func readAll(t *testing.T, f *File) []byte {
+// syncedFile creates path holding data, fsynced, and returns it open.
+func syncedFile(t *testing.T, path string, opts Options, data []byte) *File {
 	t.Helper()
-	got := make([]byte, f.Size())
-	n, err := f.ReadAt(got, 0)
-	if n != len(got) {
-		t.Fatalf("read %d of %d bytes: %v", n, len(got), err)
+	f, err := Create(path, 0o644, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return got
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 // TestResumeSeesOthersJournal: a writer (another machine, an offline
@@ -33,16 +39,7 @@ func TestResumeSeesOthersJournal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.gz")
 	opts := Options{BlockSize: MinBlockSize, Level: 6, Logger: quiet, FlushInterval: -1}
 	data := textish(rand.New(rand.NewPCG(1, 1)), 20*MinBlockSize)
-	b, err := Create(path, 0o644, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.WriteAt(data, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Sync(); err != nil {
-		t.Fatal(err)
-	}
+	b := syncedFile(t, path, opts, data)
 	if err := b.Idle(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +55,7 @@ func TestResumeSeesOthersJournal(t *testing.T) {
 	}
 	// Random bytes: the block grows, and the members after it move (a
 	// journaled batch).
-	patch := make([]byte, 64)
-	r := rand.New(rand.NewPCG(3, 3))
-	for i := range patch {
-		patch[i] = byte(r.Uint32())
-	}
+	patch := randomBytes(rand.New(rand.NewPCG(3, 3)), 64)
 	if _, err := a.WriteAt(patch, 5*MinBlockSize+100); err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +96,7 @@ func TestResumeSeesOthersJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if got := readAll(t, c); !bytes.Equal(got, want) {
-		t.Fatalf("after reopen: %d bytes, want %d (first difference at %d)", len(got), len(want), firstDifference(got, want))
-	}
+	checkSame(t, c, want, "after reopen")
 }
 
 // TestResumeAfterSidecarReplaced: while a File is idle, another process
@@ -119,16 +110,7 @@ func TestResumeAfterSidecarReplaced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.gz")
 	opts := Options{BlockSize: MinBlockSize, Level: 6, Logger: quiet, FlushInterval: -1}
 	data := textish(rand.New(rand.NewPCG(1, 1)), 40*MinBlockSize)
-	b, err := Create(path, 0o644, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.WriteAt(data, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Sync(); err != nil {
-		t.Fatal(err)
-	}
+	b := syncedFile(t, path, opts, data)
 	if err := b.Idle(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,11 +131,7 @@ func TestResumeAfterSidecarReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	patch := make([]byte, 6)
-	r := rand.New(rand.NewPCG(5, 5))
-	for i := range patch {
-		patch[i] = byte(r.Uint32())
-	}
+	patch := randomBytes(rand.New(rand.NewPCG(5, 5)), 6)
 	if _, err := b.WriteAt(patch, 3*MinBlockSize+100); err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +156,7 @@ func TestResumeAfterSidecarReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if got := readAll(t, d); !bytes.Equal(got, data) {
-		t.Fatalf("read back %d bytes, want %d (first difference at %d)", len(got), len(data), firstDifference(got, data))
-	}
+	checkSame(t, d, data, "read back")
 }
 
 // TestIndexPublishedForOtherMachines: on a file system other machines
@@ -197,16 +173,7 @@ func TestIndexPublishedForOtherMachines(t *testing.T) {
 		localFS = func(int) bool { return !shared }
 		path := filepath.Join(t.TempDir(), "p.gz")
 		opts := Options{BlockSize: MinBlockSize, Level: 6, Logger: quiet, FlushInterval: -1}
-		f, err := Create(path, 0o644, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteAt(data, 0); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
+		f := syncedFile(t, path, opts, data)
 		f.indexSyncs = 0
 		want := func(step string, n int) {
 			t.Helper()
@@ -253,16 +220,6 @@ func TestIndexPublishedForOtherMachines(t *testing.T) {
 	}
 }
 
-// firstDifference returns the first offset where a and b differ.
-func firstDifference(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
-}
-
 // TestStaleIndexWholeBlockWrite: an index older than its file that still
 // matches its size and tail (a power loss kept the file's pages of an
 // in-place rewrite that moved members, not the index's; or another
@@ -278,16 +235,7 @@ func TestStaleIndexWholeBlockWrite(t *testing.T) {
 	const blocks = 24
 	opts := Options{BlockSize: MinBlockSize, Level: 6, Logger: quiet, FlushInterval: -1}
 	data := textish(rand.New(rand.NewPCG(6, 6)), blocks*MinBlockSize)
-	f, err := Create(path, 0o644, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	packFile(t, path, data, opts)
 	store, err := FindStore(path)
 	if err != nil {
 		t.Fatal(err)
@@ -299,12 +247,8 @@ func TestStaleIndexWholeBlockWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Random bytes in block 3: it grows, and members after it move.
-	patch := make([]byte, 64)
-	r := rand.New(rand.NewPCG(7, 7))
-	for i := range patch {
-		patch[i] = byte(r.Uint32())
-	}
-	f, err = Open(path, opts)
+	patch := randomBytes(rand.New(rand.NewPCG(7, 7)), 64)
+	f, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,9 +296,7 @@ func TestStaleIndexWholeBlockWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := readAll(t, f); !bytes.Equal(got, want) {
-			t.Fatalf("block %d: after the write (error %v): first difference at %d", k, err, firstDifference(got, want))
-		}
+		checkSame(t, f, want, fmt.Sprintf("block %d: after the write (error %v)", k, err))
 		if err != nil { // refused: after the reopen it goes through
 			if _, err := f.WriteAt(whole, k*MinBlockSize); err != nil {
 				t.Fatal(err)
@@ -367,9 +309,7 @@ func TestStaleIndexWholeBlockWrite(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readAll(t, f); !bytes.Equal(got, want) {
-				t.Fatalf("block %d: the write again after a reopen: first difference at %d", k, firstDifference(got, want))
-			}
+			checkSame(t, f, want, fmt.Sprintf("block %d: the write again after a reopen", k))
 		}
 		f.Close()
 	}
