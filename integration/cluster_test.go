@@ -147,15 +147,7 @@ func TestClusterOneWriter(t *testing.T) {
 	fa.Close()
 	// A lets go of the lock a moment after its close returns (its engine
 	// goes idle, unlocked): B's write open succeeds then.
-	var fb *os.File
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if fb, err = os.OpenFile(b.path("f"), os.O_WRONLY|os.O_APPEND, 0); err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
-			t.Fatalf("B after A closed: %v", err)
-		}
-	}
+	fb := openWhenFree(t, b.path("f"), os.O_WRONLY|os.O_APPEND)
 	fb.Write([]byte("B writes\n"))
 	fb.Close()
 	if got := mustRead(t, a.path("f")); string(got) != "first\nA holds it\nB writes\n" {
@@ -351,12 +343,12 @@ func TestClusterReaderWhileWriting(t *testing.T) {
 	}
 }
 
-// openWhenFree opens p for writing, waiting (at most 10 s) while another
-// client's engine still holds the file (EAGAIN).
-func openWhenFree(t *testing.T, p string) *os.File {
+// openWhenFree opens p for writing (flag), waiting (at most 10 s) while
+// another client's engine still holds the file (EAGAIN).
+func openWhenFree(t *testing.T, p string, flag int) *os.File {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		f, err := os.OpenFile(p, flag, 0)
 		if err == nil {
 			return f
 		}
@@ -391,7 +383,7 @@ func TestClusterRewriteThenOtherWriter(t *testing.T) {
 	}
 	mustWrite(t, a.path("f"), data)
 	time.Sleep(4 * time.Second) // A's engine closes: the volume has its index
-	fa := openWhenFree(t, a.path("f"))
+	fa := openWhenFree(t, a.path("f"), os.O_WRONLY)
 	patch := make([]byte, 8)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range patch {
@@ -404,7 +396,7 @@ func TestClusterRewriteThenOtherWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	copy(data[3*bs+1000:], patch)
-	fb := openWhenFree(t, b.path("f"))
+	fb := openWhenFree(t, b.path("f"), os.O_WRONLY)
 	whole := block(4, 1)
 	if _, err := fb.WriteAt(whole, 4*bs); err != nil {
 		t.Fatal(err)
